@@ -1,0 +1,20 @@
+//! MikaGrad's core: strided float32/float64 tensors, their kernels, and reverse-mode
+//! autograd. No Python here; `rust/python` binds it.
+//!
+//! Layers, bottom up: `storage` (shared buffers) → `layout` (views) → `tensor` (kernels)
+//! → `var` (graph and backward) → `ops` (each op's forward and backward together).
+pub mod creation;
+pub mod dtype;
+pub mod error;
+pub mod layout;
+pub mod ops;
+pub mod storage;
+pub mod tensor;
+pub mod var;
+
+pub use dtype::DType;
+pub use error::{Error, Result};
+pub use ops::index::Index;
+pub use ops::shape::ViewStep;
+pub use tensor::{Binary, Reduce, Tensor, Unary};
+pub use var::{is_grad_enabled, set_grad_enabled, NoGradGuard, Var};

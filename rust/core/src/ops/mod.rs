@@ -1,0 +1,7 @@
+//! Every differentiable op: its forward (a kernel call on `Tensor`) and its backward
+//! (written with `Var` ops) side by side. To add an op, add it to one of these files.
+pub mod elementwise;
+pub mod index;
+pub mod matmul;
+pub mod reduce;
+pub mod shape;

@@ -1,0 +1,221 @@
+//! Reductions and the fused, numerically stable softmax family.
+use crate::error::Result;
+use crate::layout::wrap_dims;
+use crate::tensor::{Binary, Reduce, Tensor, Unary};
+use crate::var::{Ctx, Op, Var};
+
+/// The input shape with reduced dims set to 1: where a reduced gradient broadcasts back.
+fn kept_shape(shape: &[usize], dims: &[usize]) -> Vec<usize> {
+    shape
+        .iter()
+        .enumerate()
+        .map(|(i, &d)| if dims.contains(&i) { 1 } else { d })
+        .collect()
+}
+
+struct Sum {
+    dims: Vec<usize>,
+}
+
+impl Op for Sum {
+    fn name(&self) -> &'static str {
+        "sum"
+    }
+    fn backward(&self, c: &Ctx, g: &Var) -> Result<Vec<Option<Var>>> {
+        let shape = c.input(0).shape();
+        Ok(vec![Some(
+            g.reshape(&kept_shape(&shape, &self.dims))?.expand(&shape)?,
+        )])
+    }
+}
+
+struct Extreme {
+    name: &'static str,
+    dims: Vec<usize>,
+}
+
+impl Op for Extreme {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    // The gradient goes to the chosen positions, split evenly among ties.
+    fn backward(&self, c: &Ctx, g: &Var) -> Result<Vec<Option<Var>>> {
+        let x = c.input(0);
+        let kept = kept_shape(&x.shape(), &self.dims);
+        let hit = x.compare(&c.out.reshape(&kept)?, Binary::Eq)?;
+        let count = hit.sum(Some(&to_isize(&self.dims)), true)?;
+        Ok(vec![Some(g.reshape(&kept)?.mul(&hit)?.div(&count)?)])
+    }
+}
+
+fn to_isize(d: &[usize]) -> Vec<isize> {
+    d.iter().map(|&x| x as isize).collect()
+}
+
+impl Var {
+    /// Sum over `dims` (None: all), as `torch.sum(dim, keepdim)`.
+    pub fn sum(&self, dims: Option<&[isize]>, keepdim: bool) -> Result<Var> {
+        let t = self.tensor();
+        let dims = wrap_dims("sum", dims, t.ndim())?;
+        let out = t.reduce(Reduce::Sum, &dims, keepdim)?;
+        Ok(Var::from_op(out, Sum { dims }, vec![self.clone()]))
+    }
+
+    pub fn max(&self, dims: Option<&[isize]>, keepdim: bool) -> Result<Var> {
+        self.extreme(Reduce::Max, dims, keepdim)
+    }
+
+    pub fn min(&self, dims: Option<&[isize]>, keepdim: bool) -> Result<Var> {
+        self.extreme(Reduce::Min, dims, keepdim)
+    }
+
+    fn extreme(&self, op: Reduce, dims: Option<&[isize]>, keepdim: bool) -> Result<Var> {
+        let t = self.tensor();
+        let name = if op == Reduce::Max { "max" } else { "min" };
+        let dims = wrap_dims(name, dims, t.ndim())?;
+        let out = t.reduce(op, &dims, keepdim)?;
+        Ok(Var::from_op(
+            out,
+            Extreme { name, dims },
+            vec![self.clone()],
+        ))
+    }
+
+    fn count(&self, op: &'static str, dims: Option<&[isize]>) -> Result<usize> {
+        let shape = self.shape();
+        Ok(wrap_dims(op, dims, shape.len())?
+            .iter()
+            .map(|&d| shape[d])
+            .product())
+    }
+
+    pub fn mean(&self, dims: Option<&[isize]>, keepdim: bool) -> Result<Var> {
+        let n = self.count("mean", dims)?;
+        self.sum(dims, keepdim)?.mul_scalar(1.0 / n as f64)
+    }
+
+    /// Variance with `correction` subtracted from the count (1: unbiased, as PyTorch).
+    pub fn var(&self, dims: Option<&[isize]>, correction: f64, keepdim: bool) -> Result<Var> {
+        let n = self.count("var", dims)? as f64;
+        let centered = self.sub(&self.mean(dims, true)?)?;
+        let ss = centered.mul(&centered)?.sum(dims, keepdim)?;
+        ss.mul_scalar(1.0 / (n - correction).max(0.0))
+    }
+
+    pub fn std(&self, dims: Option<&[isize]>, correction: f64, keepdim: bool) -> Result<Var> {
+        self.var(dims, correction, keepdim)?.unary(Unary::Sqrt)
+    }
+}
+
+/// The max over `dims` with non-finite values replaced by 0: the shift that keeps exp finite.
+fn stable_shift(t: &Tensor, dims: &[usize]) -> Result<Tensor> {
+    let m = t.reduce(Reduce::Max, dims, true)?;
+    let finite = m
+        .unary(Unary::Abs)?
+        .binary(&Tensor::scalar(f64::INFINITY, m.dtype()), Binary::Lt)?;
+    Tensor::where_(&finite, &m, &Tensor::scalar(0.0, m.dtype()))
+}
+
+/// log(sum(exp(x - m))) + m over `dims`, with keepdim.
+fn logsumexp_kept(t: &Tensor, dims: &[usize]) -> Result<Tensor> {
+    let m = stable_shift(t, dims)?;
+    let s = t
+        .binary(&m, Binary::Sub)?
+        .unary(Unary::Exp)?
+        .reduce(Reduce::Sum, dims, true)?;
+    s.unary(Unary::Log)?.binary(&m, Binary::Add)
+}
+
+struct LogSumExp {
+    dims: Vec<usize>,
+}
+
+impl Op for LogSumExp {
+    fn name(&self) -> &'static str {
+        "logsumexp"
+    }
+    // d/dx logsumexp(x) = softmax(x)
+    fn backward(&self, c: &Ctx, g: &Var) -> Result<Vec<Option<Var>>> {
+        let x = c.input(0);
+        let kept = kept_shape(&x.shape(), &self.dims);
+        let p = x.sub(&c.out.reshape(&kept)?)?.unary(Unary::Exp)?;
+        Ok(vec![Some(g.reshape(&kept)?.mul(&p)?)])
+    }
+}
+
+struct Softmax {
+    dim: usize,
+}
+
+impl Op for Softmax {
+    fn name(&self) -> &'static str {
+        "softmax"
+    }
+    // dx = y * (g - sum(g * y))
+    fn backward(&self, c: &Ctx, g: &Var) -> Result<Vec<Option<Var>>> {
+        let y = c.out;
+        let d = [self.dim as isize];
+        Ok(vec![Some(y.mul(&g.sub(&g.mul(y)?.sum(Some(&d), true)?)?)?)])
+    }
+}
+
+struct LogSoftmax {
+    dim: usize,
+}
+
+impl Op for LogSoftmax {
+    fn name(&self) -> &'static str {
+        "log_softmax"
+    }
+    // dx = g - softmax * sum(g)
+    fn backward(&self, c: &Ctx, g: &Var) -> Result<Vec<Option<Var>>> {
+        let p = c.out.unary(Unary::Exp)?;
+        let d = [self.dim as isize];
+        Ok(vec![Some(g.sub(&p.mul(&g.sum(Some(&d), true)?)?)?)])
+    }
+}
+
+impl Var {
+    pub fn logsumexp(&self, dims: Option<&[isize]>, keepdim: bool) -> Result<Var> {
+        let t = self.tensor();
+        let dims = wrap_dims("logsumexp", dims, t.ndim())?;
+        let mut out = logsumexp_kept(&t, &dims)?;
+        if !keepdim {
+            let shape: Vec<usize> = (0..t.ndim())
+                .filter(|d| !dims.contains(d))
+                .map(|d| t.shape()[d])
+                .collect();
+            out = out.reshape(&shape)?;
+        }
+        Ok(Var::from_op(out, LogSumExp { dims }, vec![self.clone()]))
+    }
+
+    pub fn softmax(&self, dim: isize) -> Result<Var> {
+        let t = self.tensor();
+        let dims = wrap_dims("softmax", Some(&[dim]), t.ndim())?;
+        let e = t
+            .binary(&stable_shift(&t, &dims)?, Binary::Sub)?
+            .unary(Unary::Exp)?;
+        let out = e.binary(&e.reduce(Reduce::Sum, &dims, true)?, Binary::Div)?;
+        Ok(Var::from_op(
+            out,
+            Softmax {
+                dim: dims.first().copied().unwrap_or(0),
+            },
+            vec![self.clone()],
+        ))
+    }
+
+    pub fn log_softmax(&self, dim: isize) -> Result<Var> {
+        let t = self.tensor();
+        let dims = wrap_dims("log_softmax", Some(&[dim]), t.ndim())?;
+        let out = t.binary(&logsumexp_kept(&t, &dims)?, Binary::Sub)?;
+        Ok(Var::from_op(
+            out,
+            LogSoftmax {
+                dim: dims.first().copied().unwrap_or(0),
+            },
+            vec![self.clone()],
+        ))
+    }
+}

@@ -1,0 +1,411 @@
+//! Shape ops. Most are views (no copy); their backward undoes the view.
+use crate::dtype::DType;
+use crate::error::{fmt_shape, Error, Result};
+use crate::layout::{wrap_dim, Layout};
+use crate::tensor::Tensor;
+use crate::var::{Ctx, Op, Var};
+
+struct Reshape {
+    from: Vec<usize>,
+}
+
+impl Op for Reshape {
+    fn name(&self) -> &'static str {
+        "reshape"
+    }
+    fn backward(&self, _: &Ctx, g: &Var) -> Result<Vec<Option<Var>>> {
+        Ok(vec![Some(g.reshape(&self.from)?)])
+    }
+}
+
+struct Permute {
+    perm: Vec<usize>,
+}
+
+impl Op for Permute {
+    fn name(&self) -> &'static str {
+        "permute"
+    }
+    fn backward(&self, _: &Ctx, g: &Var) -> Result<Vec<Option<Var>>> {
+        let mut inv = vec![0; self.perm.len()];
+        for (i, &p) in self.perm.iter().enumerate() {
+            inv[p] = i;
+        }
+        Ok(vec![Some(g.permute(&inv)?)])
+    }
+}
+
+struct Expand;
+
+impl Op for Expand {
+    fn name(&self) -> &'static str {
+        "expand"
+    }
+    // The backward pass sums the gradient back to the input's shape in one shared place.
+    fn backward(&self, _: &Ctx, g: &Var) -> Result<Vec<Option<Var>>> {
+        Ok(vec![Some(g.clone())])
+    }
+}
+
+struct Cast {
+    from: DType,
+}
+
+impl Op for Cast {
+    fn name(&self) -> &'static str {
+        "to"
+    }
+    fn backward(&self, _: &Ctx, g: &Var) -> Result<Vec<Option<Var>>> {
+        Ok(vec![Some(g.to_dtype(self.from)?)])
+    }
+}
+
+impl Var {
+    /// `shape` may hold one -1, inferred from the element count.
+    pub fn reshape_infer(&self, shape: &[isize]) -> Result<Var> {
+        let from = self.shape();
+        let n: usize = from.iter().product();
+        let known: usize = shape
+            .iter()
+            .filter(|&&d| d >= 0)
+            .map(|&d| d as usize)
+            .product();
+        let holes = shape.iter().filter(|&&d| d == -1).count();
+        let bad = || {
+            Error::shape(
+                "reshape",
+                format!(
+                    "cannot reshape a tensor of shape {} ({n} elements) into {shape:?}",
+                    fmt_shape(&from)
+                ),
+            )
+        };
+        if holes > 1 || shape.iter().any(|&d| d < -1) {
+            return Err(bad());
+        }
+        let target: Vec<usize> = if holes == 1 {
+            if known == 0 || n % known != 0 {
+                return Err(bad());
+            }
+            shape
+                .iter()
+                .map(|&d| if d == -1 { n / known } else { d as usize })
+                .collect()
+        } else {
+            shape.iter().map(|&d| d as usize).collect()
+        };
+        self.reshape(&target)
+    }
+
+    pub fn reshape(&self, shape: &[usize]) -> Result<Var> {
+        let from = self.shape();
+        if from == shape {
+            return Ok(self.clone());
+        }
+        let t = self.tensor().reshape(shape)?;
+        Ok(Var::from_op(t, Reshape { from }, vec![self.clone()]))
+    }
+
+    pub fn permute(&self, perm: &[usize]) -> Result<Var> {
+        let t = self.tensor().permute(perm)?;
+        Ok(Var::from_op(
+            t,
+            Permute {
+                perm: perm.to_vec(),
+            },
+            vec![self.clone()],
+        ))
+    }
+
+    pub fn transpose(&self, a: isize, b: isize) -> Result<Var> {
+        let n = self.ndim();
+        let (a, b) = (wrap_dim("transpose", a, n)?, wrap_dim("transpose", b, n)?);
+        let mut perm: Vec<usize> = (0..n).collect();
+        perm.swap(a, b);
+        self.permute(&perm)
+    }
+
+    pub fn expand(&self, shape: &[usize]) -> Result<Var> {
+        if self.shape() == shape {
+            return Ok(self.clone());
+        }
+        let t = self.tensor().broadcast_to(shape)?;
+        Ok(Var::from_op(t, Expand, vec![self.clone()]))
+    }
+
+    pub fn to_dtype(&self, dtype: DType) -> Result<Var> {
+        let from = self.dtype();
+        if from == dtype {
+            return Ok(self.clone());
+        }
+        Ok(Var::from_op(
+            self.tensor().to_dtype(dtype)?,
+            Cast { from },
+            vec![self.clone()],
+        ))
+    }
+
+    pub fn unsqueeze(&self, dim: isize) -> Result<Var> {
+        let mut shape = self.shape();
+        let d = wrap_dim("unsqueeze", dim, shape.len() + 1)?;
+        shape.insert(d, 1);
+        self.reshape(&shape)
+    }
+
+    /// Drops the given size-1 dims (all size-1 dims when `dims` is None).
+    pub fn squeeze(&self, dims: Option<&[isize]>) -> Result<Var> {
+        let shape = self.shape();
+        let drop: Vec<usize> = match dims {
+            None => (0..shape.len()).filter(|&d| shape[d] == 1).collect(),
+            Some(ds) => {
+                let mut out = Vec::new();
+                for &d in ds {
+                    let w = wrap_dim("squeeze", d, shape.len().max(1))?;
+                    if shape.get(w).copied().unwrap_or(1) == 1 {
+                        out.push(w);
+                    }
+                }
+                out
+            }
+        };
+        let kept: Vec<usize> = (0..shape.len())
+            .filter(|d| !drop.contains(d))
+            .map(|d| shape[d])
+            .collect();
+        self.reshape(&kept)
+    }
+
+    pub fn flatten(&self, start: isize, end: isize) -> Result<Var> {
+        let shape = self.shape();
+        if shape.is_empty() {
+            return self.reshape(&[1]);
+        }
+        let (s, e) = (
+            wrap_dim("flatten", start, shape.len())?,
+            wrap_dim("flatten", end, shape.len())?,
+        );
+        if s > e {
+            return Err(Error::value(
+                "flatten",
+                format!("start dim {start} comes after end dim {end}"),
+            ));
+        }
+        let mut out: Vec<usize> = shape[..s].to_vec();
+        out.push(shape[s..=e].iter().product());
+        out.extend_from_slice(&shape[e + 1..]);
+        self.reshape(&out)
+    }
+}
+
+/// One step of a basic-indexing view, applied to the dims as they stand after the
+/// previous steps.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ViewStep {
+    Slice {
+        dim: usize,
+        start: usize,
+        len: usize,
+        step: isize,
+    },
+    Select {
+        dim: usize,
+        index: usize,
+    },
+    Unsqueeze {
+        dim: usize,
+    },
+}
+
+fn apply_steps(layout: &Layout, steps: &[ViewStep]) -> Layout {
+    steps.iter().fold(layout.clone(), |l, s| match *s {
+        ViewStep::Slice {
+            dim,
+            start,
+            len,
+            step,
+        } => l.slice(dim, start, len, step),
+        ViewStep::Select { dim, index } => l.select(dim, index),
+        ViewStep::Unsqueeze { dim } => l.unsqueeze(dim),
+    })
+}
+
+struct View {
+    steps: Vec<ViewStep>,
+    from: Vec<usize>,
+}
+
+impl Op for View {
+    fn name(&self) -> &'static str {
+        "getitem"
+    }
+    fn backward(&self, _: &Ctx, g: &Var) -> Result<Vec<Option<Var>>> {
+        Ok(vec![Some(g.view_scatter(&self.steps, &self.from)?)])
+    }
+}
+
+/// The adjoint of `View`: zeros of the source shape with `g` written through the view.
+struct ViewScatter {
+    steps: Vec<ViewStep>,
+}
+
+impl Op for ViewScatter {
+    fn name(&self) -> &'static str {
+        "view_scatter"
+    }
+    fn backward(&self, _: &Ctx, g: &Var) -> Result<Vec<Option<Var>>> {
+        Ok(vec![Some(g.view(&self.steps)?)])
+    }
+}
+
+impl Var {
+    /// A zero-copy view; steps were validated by the caller (`index`, `narrow`).
+    pub fn view(&self, steps: &[ViewStep]) -> Result<Var> {
+        let t = self.tensor();
+        let layout = apply_steps(t.layout(), steps);
+        let from = t.shape().to_vec();
+        Ok(Var::from_op(
+            t.with_layout(layout),
+            View {
+                steps: steps.to_vec(),
+                from,
+            },
+            vec![self.clone()],
+        ))
+    }
+
+    pub fn view_scatter(&self, steps: &[ViewStep], shape: &[usize]) -> Result<Var> {
+        let z = Tensor::zeros(shape, self.dtype())?;
+        let target = z.with_layout(apply_steps(z.layout(), steps));
+        target.add_assign(&self.tensor())?;
+        Ok(Var::from_op(
+            z,
+            ViewScatter {
+                steps: steps.to_vec(),
+            },
+            vec![self.clone()],
+        ))
+    }
+
+    /// `len` elements of `dim` from `start`, as a view.
+    pub fn narrow(&self, dim: isize, start: usize, len: usize) -> Result<Var> {
+        let shape = self.shape();
+        let d = wrap_dim("narrow", dim, shape.len())?;
+        if start + len > shape[d] {
+            return Err(Error::index(
+                "narrow",
+                format!(
+                    "{start}..{} is out of range for dim {d} of shape {}",
+                    start + len,
+                    fmt_shape(&shape)
+                ),
+            ));
+        }
+        self.view(&[ViewStep::Slice {
+            dim: d,
+            start,
+            len,
+            step: 1,
+        }])
+    }
+}
+
+struct Cat {
+    dim: usize,
+    sizes: Vec<usize>,
+}
+
+impl Op for Cat {
+    fn name(&self) -> &'static str {
+        "cat"
+    }
+    fn backward(&self, _: &Ctx, g: &Var) -> Result<Vec<Option<Var>>> {
+        let mut at = 0;
+        let mut out = Vec::with_capacity(self.sizes.len());
+        for &n in &self.sizes {
+            out.push(Some(g.narrow(self.dim as isize, at, n)?));
+            at += n;
+        }
+        Ok(out)
+    }
+}
+
+impl Var {
+    pub fn cat(parts: &[Var], dim: isize) -> Result<Var> {
+        let Some(first) = parts.first() else {
+            return Err(Error::value("cat", "expected a non-empty list of Values"));
+        };
+        let shape0 = first.shape();
+        if shape0.is_empty() {
+            return Err(Error::shape(
+                "cat",
+                "zero-dimensional Values cannot be concatenated",
+            ));
+        }
+        let d = wrap_dim("cat", dim, shape0.len())?;
+        let tensors: Vec<Tensor> = parts.iter().map(|p| p.tensor()).collect();
+        for t in &tensors {
+            let s = t.shape();
+            let same = s.len() == shape0.len() && (0..s.len()).all(|i| i == d || s[i] == shape0[i]);
+            if !same {
+                return Err(Error::shape(
+                    "cat",
+                    format!(
+                        "shapes {} and {} differ outside dim {d}",
+                        fmt_shape(&shape0),
+                        fmt_shape(s)
+                    ),
+                ));
+            }
+        }
+        let sizes = tensors.iter().map(|t| t.shape()[d]).collect();
+        let out = Tensor::cat(&tensors, d)?;
+        Ok(Var::from_op(out, Cat { dim: d, sizes }, parts.to_vec()))
+    }
+
+    pub fn stack(parts: &[Var], dim: isize) -> Result<Var> {
+        let Some(first) = parts.first() else {
+            return Err(Error::value("stack", "expected a non-empty list of Values"));
+        };
+        let shape0 = first.shape();
+        if let Some(p) = parts.iter().find(|p| p.shape() != shape0) {
+            return Err(Error::shape(
+                "stack",
+                format!(
+                    "all Values must have one shape, got {} and {}",
+                    fmt_shape(&shape0),
+                    fmt_shape(&p.shape())
+                ),
+            ));
+        }
+        let d = wrap_dim("stack", dim, shape0.len() + 1)?;
+        let parts: Vec<Var> = parts
+            .iter()
+            .map(|p| p.unsqueeze(d as isize))
+            .collect::<Result<_>>()?;
+        Var::cat(&parts, d as isize)
+    }
+
+    /// Pieces of `sizes` along `dim`, as views.
+    pub fn split_sizes(&self, sizes: &[usize], dim: isize) -> Result<Vec<Var>> {
+        let shape = self.shape();
+        let d = wrap_dim("split", dim, shape.len())?;
+        if sizes.iter().sum::<usize>() != shape[d] {
+            return Err(Error::shape(
+                "split",
+                format!(
+                    "sizes {sizes:?} do not add up to dim {d} of shape {}",
+                    fmt_shape(&shape)
+                ),
+            ));
+        }
+        let mut at = 0;
+        sizes
+            .iter()
+            .map(|&n| {
+                let v = self.narrow(d as isize, at, n);
+                at += n;
+                v
+            })
+            .collect()
+    }
+}

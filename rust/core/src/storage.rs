@@ -1,0 +1,136 @@
+//! Reference-counted element buffers. Views share one buffer; only `contiguous()` and
+//! kernels allocate.
+use std::cell::UnsafeCell;
+use std::sync::Arc;
+
+use crate::dtype::{DType, Float};
+use crate::error::{Error, Result};
+
+/// A fixed-size buffer whose elements may be written through shared handles.
+///
+/// numpy views (`Value.data`, `Value.grad`) and in-place updates (optimizer steps,
+/// gradient accumulation) write into a buffer that other handles also see, exactly as
+/// numpy and PyTorch tensors alias memory. The Vec is never resized after creation, so
+/// its pointer stays valid for the buffer's lifetime.
+pub struct Buffer<T> {
+    data: UnsafeCell<Vec<T>>,
+}
+
+// SAFETY: the Vec is never reallocated; element writes race only if the user mutates one
+// tensor from two threads at once, which the documentation rules out (as PyTorch does).
+unsafe impl<T: Send> Sync for Buffer<T> {}
+
+impl<T: Float> Buffer<T> {
+    pub fn new(v: Vec<T>) -> Self {
+        Buffer {
+            data: UnsafeCell::new(v),
+        }
+    }
+    pub fn as_slice(&self) -> &[T] {
+        // SAFETY: see the type's comment; no `&mut` to the Vec itself is ever handed out.
+        unsafe { (*self.data.get()).as_slice() }
+    }
+    /// A mutable slice for in-place kernels.
+    ///
+    /// # Safety
+    /// The caller must ensure no other slice of this buffer is alive during the write,
+    /// other than numpy views that the Python user does not touch concurrently.
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn as_mut_slice(&self) -> &mut [T] {
+        unsafe { (*self.data.get()).as_mut_slice() }
+    }
+    pub fn as_ptr(&self) -> *const T {
+        self.as_slice().as_ptr()
+    }
+    pub fn len(&self) -> usize {
+        self.as_slice().len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Allocates `n` elements, turning an impossible request into an error instead of an abort.
+pub fn try_alloc<T: Float>(op: &'static str, n: usize, fill: T) -> Result<Vec<T>> {
+    let bytes = (n as u128) * (std::mem::size_of::<T>() as u128);
+    let mut v = Vec::new();
+    v.try_reserve_exact(n)
+        .map_err(|_| Error::Alloc { op, bytes })?;
+    v.resize(n, fill);
+    Ok(v)
+}
+
+#[derive(Clone)]
+pub enum Storage {
+    F32(Arc<Buffer<f32>>),
+    F64(Arc<Buffer<f64>>),
+}
+
+impl Storage {
+    pub fn dtype(&self) -> DType {
+        match self {
+            Storage::F32(_) => DType::F32,
+            Storage::F64(_) => DType::F64,
+        }
+    }
+    pub fn len(&self) -> usize {
+        match self {
+            Storage::F32(b) => b.len(),
+            Storage::F64(b) => b.len(),
+        }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// The address of the first element; identifies the buffer for aliasing checks.
+    pub fn ptr(&self) -> usize {
+        match self {
+            Storage::F32(b) => b.as_ptr() as usize,
+            Storage::F64(b) => b.as_ptr() as usize,
+        }
+    }
+    /// True when no other tensor handle shares this buffer.
+    pub fn is_unique(&self) -> bool {
+        match self {
+            Storage::F32(b) => Arc::strong_count(b) == 1,
+            Storage::F64(b) => Arc::strong_count(b) == 1,
+        }
+    }
+    pub fn same_buffer(&self, other: &Storage) -> bool {
+        match (self, other) {
+            (Storage::F32(a), Storage::F32(b)) => Arc::ptr_eq(a, b),
+            (Storage::F64(a), Storage::F64(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+}
+
+/// Element types that live in a `Storage` variant.
+pub trait Element: Float {
+    fn wrap(b: Arc<Buffer<Self>>) -> Storage;
+    fn unwrap(s: &Storage) -> Option<&Arc<Buffer<Self>>>;
+}
+
+impl Element for f32 {
+    fn wrap(b: Arc<Buffer<f32>>) -> Storage {
+        Storage::F32(b)
+    }
+    fn unwrap(s: &Storage) -> Option<&Arc<Buffer<f32>>> {
+        match s {
+            Storage::F32(b) => Some(b),
+            _ => None,
+        }
+    }
+}
+
+impl Element for f64 {
+    fn wrap(b: Arc<Buffer<f64>>) -> Storage {
+        Storage::F64(b)
+    }
+    fn unwrap(s: &Storage) -> Option<&Arc<Buffer<f64>>> {
+        match s {
+            Storage::F64(b) => Some(b),
+            _ => None,
+        }
+    }
+}

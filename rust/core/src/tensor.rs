@@ -1,0 +1,945 @@
+//! `Tensor`: a storage plus a layout, with every kernel. No autograd here (see `var.rs`).
+use std::sync::Arc;
+
+use crate::dtype::{DType, Float};
+use crate::error::{fmt_shape, Error, Result};
+use crate::layout::{broadcast_shapes, checked_numel, wrap_dim, Layout};
+use crate::storage::{try_alloc, Buffer, Element, Storage};
+
+#[derive(Clone)]
+pub struct Tensor {
+    storage: Storage,
+    layout: Layout,
+}
+
+impl std::fmt::Debug for Tensor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Tensor({}, {})", fmt_shape(self.shape()), self.dtype())
+    }
+}
+
+/// Runs `$body` with `$T` bound to the tensor's element type and `$b` to its buffer.
+macro_rules! with_dtype {
+    ($storage:expr, $T:ident, $b:ident => $body:expr) => {
+        match $storage {
+            Storage::F32($b) => {
+                #[allow(dead_code)]
+                type $T = f32;
+                $body
+            }
+            Storage::F64($b) => {
+                #[allow(dead_code)]
+                type $T = f64;
+                $body
+            }
+        }
+    };
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Unary {
+    Neg,
+    Exp,
+    Log,
+    Sqrt,
+    Abs,
+    Sign,
+    Sin,
+    Cos,
+    Tanh,
+    Sigmoid,
+    Relu,
+    /// 1 where x > 0, else 0 (relu's derivative).
+    Step,
+    Recip,
+    Softplus,
+    Gelu,
+    /// d gelu / dx.
+    GeluGrad,
+    LeakyRelu(f64),
+    /// 1 where x > 0, else the slope.
+    LeakyReluGrad(f64),
+    PowScalar(f64),
+    AddScalar(f64),
+    MulScalar(f64),
+    Clamp(f64, f64),
+    /// 1 where lo <= x <= hi, else 0 (clamp's derivative).
+    InRange(f64, f64),
+    IsNan,
+}
+
+impl Unary {
+    #[inline(always)]
+    fn apply<T: Float>(self, x: T) -> T {
+        let b = |c: bool| if c { T::ONE } else { T::ZERO };
+        match self {
+            Unary::Neg => -x,
+            Unary::Exp => x.exp(),
+            Unary::Log => x.ln(),
+            Unary::Sqrt => x.sqrt(),
+            Unary::Abs => x.abs(),
+            Unary::Sign => {
+                if x > T::ZERO {
+                    T::ONE
+                } else if x < T::ZERO {
+                    -T::ONE
+                } else {
+                    x // keeps 0 and NaN
+                }
+            }
+            Unary::Sin => x.sin(),
+            Unary::Cos => x.cos(),
+            Unary::Tanh => x.tanh(),
+            // Split on the sign so exp never overflows.
+            Unary::Sigmoid => {
+                if x >= T::ZERO {
+                    T::ONE / (T::ONE + (-x).exp())
+                } else {
+                    let e = x.exp();
+                    e / (T::ONE + e)
+                }
+            }
+            Unary::Relu => {
+                if x > T::ZERO {
+                    x
+                } else if x.is_nan() {
+                    x
+                } else {
+                    T::ZERO
+                }
+            }
+            Unary::Step => b(x > T::ZERO),
+            Unary::Recip => T::ONE / x,
+            // max(x, 0) + log1p(exp(-|x|)): finite for any finite x.
+            Unary::Softplus => x.max_(T::ZERO) + (-x.abs()).exp().ln_1p(),
+            Unary::Gelu => {
+                let h = T::from_f64(0.5);
+                h * x * (T::ONE + (x * T::from_f64(std::f64::consts::FRAC_1_SQRT_2)).erf())
+            }
+            Unary::GeluGrad => {
+                let h = T::from_f64(0.5);
+                let cdf = h * (T::ONE + (x * T::from_f64(std::f64::consts::FRAC_1_SQRT_2)).erf());
+                let pdf = (-h * x * x).exp() * T::from_f64(0.398_942_280_401_432_7);
+                cdf + x * pdf
+            }
+            Unary::LeakyRelu(a) => {
+                if x > T::ZERO {
+                    x
+                } else {
+                    x * T::from_f64(a)
+                }
+            }
+            Unary::LeakyReluGrad(a) => {
+                if x > T::ZERO {
+                    T::ONE
+                } else {
+                    T::from_f64(a)
+                }
+            }
+            Unary::PowScalar(p) => {
+                if p == 2.0 {
+                    x * x
+                } else if p == 1.0 {
+                    x
+                } else {
+                    x.powf(T::from_f64(p))
+                }
+            }
+            Unary::AddScalar(c) => x + T::from_f64(c),
+            Unary::MulScalar(c) => x * T::from_f64(c),
+            Unary::Clamp(lo, hi) => {
+                if x.is_nan() {
+                    x
+                } else {
+                    x.max_(T::from_f64(lo)).min_(T::from_f64(hi))
+                }
+            }
+            Unary::InRange(lo, hi) => b(x >= T::from_f64(lo) && x <= T::from_f64(hi)),
+            Unary::IsNan => b(x.is_nan()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Binary {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Pow,
+    Maximum,
+    Minimum,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    Eq,
+    Ne,
+}
+
+impl Binary {
+    pub fn name(self) -> &'static str {
+        match self {
+            Binary::Add => "add",
+            Binary::Sub => "sub",
+            Binary::Mul => "mul",
+            Binary::Div => "div",
+            Binary::Pow => "pow",
+            Binary::Maximum => "maximum",
+            Binary::Minimum => "minimum",
+            Binary::Lt => "lt",
+            Binary::Le => "le",
+            Binary::Gt => "gt",
+            Binary::Ge => "ge",
+            Binary::Eq => "eq",
+            Binary::Ne => "ne",
+        }
+    }
+    #[inline(always)]
+    fn apply<T: Float>(self, x: T, y: T) -> T {
+        let b = |c: bool| if c { T::ONE } else { T::ZERO };
+        match self {
+            Binary::Add => x + y,
+            Binary::Sub => x - y,
+            Binary::Mul => x * y,
+            Binary::Div => x / y,
+            Binary::Pow => x.powf(y),
+            Binary::Maximum => x.max_(y),
+            Binary::Minimum => x.min_(y),
+            Binary::Lt => b(x < y),
+            Binary::Le => b(x <= y),
+            Binary::Gt => b(x > y),
+            Binary::Ge => b(x >= y),
+            Binary::Eq => b(x == y),
+            Binary::Ne => b(x != y),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reduce {
+    Sum,
+    Max,
+    Min,
+}
+
+impl Tensor {
+    // ---- construction -------------------------------------------------------------
+
+    pub fn from_vec<T: Element>(data: Vec<T>, shape: &[usize]) -> Result<Tensor> {
+        let n = checked_numel("tensor", shape)?;
+        if n != data.len() {
+            return Err(Error::shape(
+                "tensor",
+                format!(
+                    "{} elements cannot take the shape {}",
+                    data.len(),
+                    fmt_shape(shape)
+                ),
+            ));
+        }
+        Ok(Tensor {
+            storage: T::wrap(Arc::new(Buffer::new(data))),
+            layout: Layout::contiguous(shape),
+        })
+    }
+
+    pub fn full(shape: &[usize], value: f64, dtype: DType) -> Result<Tensor> {
+        let n = checked_numel("full", shape)?;
+        match dtype {
+            DType::F32 => Tensor::from_vec(try_alloc("full", n, value as f32)?, shape),
+            DType::F64 => Tensor::from_vec(try_alloc("full", n, value)?, shape),
+        }
+    }
+
+    pub fn zeros(shape: &[usize], dtype: DType) -> Result<Tensor> {
+        Tensor::full(shape, 0.0, dtype)
+    }
+
+    pub fn scalar(value: f64, dtype: DType) -> Tensor {
+        match dtype {
+            DType::F32 => Tensor::from_vec(vec![value as f32], &[]),
+            DType::F64 => Tensor::from_vec(vec![value], &[]),
+        }
+        .expect("a 0-d tensor always fits")
+    }
+
+    // ---- metadata -----------------------------------------------------------------
+
+    pub fn shape(&self) -> &[usize] {
+        &self.layout.shape
+    }
+    pub fn ndim(&self) -> usize {
+        self.layout.ndim()
+    }
+    pub fn numel(&self) -> usize {
+        self.layout.numel()
+    }
+    pub fn dtype(&self) -> DType {
+        self.storage.dtype()
+    }
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+    pub fn storage(&self) -> &Storage {
+        &self.storage
+    }
+    pub fn is_contiguous(&self) -> bool {
+        self.layout.is_contiguous()
+    }
+    /// A view of the same storage with another layout. The caller keeps it in bounds.
+    pub(crate) fn with_layout(&self, layout: Layout) -> Tensor {
+        Tensor {
+            storage: self.storage.clone(),
+            layout,
+        }
+    }
+
+    /// The elements in row-major order, as f64.
+    pub fn to_vec_f64(&self) -> Vec<f64> {
+        with_dtype!(&self.storage, T, b => {
+            let s = b.as_slice();
+            self.layout.offsets().into_iter().map(|o| s[o].to_f64()).collect()
+        })
+    }
+
+    /// The contiguous elements of a contiguous tensor.
+    pub fn as_slice<T: Element>(&self) -> Option<&[T]> {
+        if !self.is_contiguous() {
+            return None;
+        }
+        let b = T::unwrap(&self.storage)?;
+        Some(&b.as_slice()[self.layout.offset..self.layout.offset + self.numel()])
+    }
+
+    // ---- copies and casts ---------------------------------------------------------
+
+    /// The one copy: a row-major tensor, or `self` if it already is one.
+    pub fn contiguous(&self) -> Result<Tensor> {
+        if self.is_contiguous() {
+            return Ok(self.clone());
+        }
+        self.map_any(|x| x)
+    }
+
+    /// A fresh row-major copy that owns its buffer.
+    pub fn copy(&self) -> Result<Tensor> {
+        self.map_any(|x| x)
+    }
+
+    pub fn to_dtype(&self, dtype: DType) -> Result<Tensor> {
+        if dtype == self.dtype() {
+            return Ok(self.clone());
+        }
+        let v = self.to_vec_f64();
+        match dtype {
+            DType::F32 => Tensor::from_vec(v.into_iter().map(|x| x as f32).collect(), self.shape()),
+            DType::F64 => Tensor::from_vec(v, self.shape()),
+        }
+    }
+
+    fn map_any(&self, f: impl Fn(f64) -> f64 + Copy) -> Result<Tensor> {
+        with_dtype!(&self.storage, T, _b => self.map::<T>(|x| T::from_f64(f(x.to_f64()))))
+    }
+
+    fn map<T: Element>(&self, f: impl Fn(T) -> T) -> Result<Tensor> {
+        let n = checked_numel("map", self.shape())?;
+        let src = T::unwrap(&self.storage)
+            .expect("dtype checked by caller")
+            .as_slice();
+        let out: Vec<T> = if let Some(s) = self.as_slice::<T>() {
+            s.iter().map(|&x| f(x)).collect()
+        } else {
+            let mut out = try_alloc::<T>("map", 0, T::ZERO)?;
+            out.reserve_exact(n);
+            Layout::walk2(&self.layout, &self.layout, |o, _, len, st, _| {
+                let mut i = o as isize;
+                for _ in 0..len {
+                    out.push(f(src[i as usize]));
+                    i += st;
+                }
+            });
+            out
+        };
+        Tensor::from_vec(out, self.shape())
+    }
+
+    // ---- elementwise --------------------------------------------------------------
+
+    pub fn unary(&self, op: Unary) -> Result<Tensor> {
+        with_dtype!(&self.storage, T, _b => self.map::<T>(|x| op.apply(x)))
+    }
+
+    pub fn binary(&self, other: &Tensor, op: Binary) -> Result<Tensor> {
+        let shape = broadcast_shapes(op.name(), self.shape(), other.shape())?;
+        let dtype = self.dtype().promote(other.dtype());
+        let a = self.to_dtype(dtype)?;
+        let b = other.to_dtype(dtype)?;
+        with_dtype!(&a.storage, T, _x => zip_map::<T>(&a, &b, &shape, |x, y| op.apply(x, y)))
+    }
+
+    /// `cond ? a : b`, elementwise with broadcasting; `cond` is nonzero for true.
+    pub fn where_(cond: &Tensor, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+        let shape = broadcast_shapes("where", cond.shape(), a.shape())?;
+        let shape = broadcast_shapes("where", &shape, b.shape())?;
+        let dtype = a.dtype().promote(b.dtype());
+        let mask = cond.broadcast_to(&shape)?.to_dtype(dtype)?.contiguous()?;
+        let a = a.to_dtype(dtype)?.broadcast_to(&shape)?;
+        let b = b.to_dtype(dtype)?.broadcast_to(&shape)?;
+        with_dtype!(&mask.storage, T, _m => {
+            let m = mask.as_slice::<T>().expect("contiguous");
+            let picked = zip_map::<T>(&a, &b, &shape, |x, _| x)?;
+            let other = zip_map::<T>(&b, &a, &shape, |x, _| x)?;
+            let (p, o) = (picked.as_slice::<T>().expect("fresh"), other.as_slice::<T>().expect("fresh"));
+            let out: Vec<T> = (0..m.len()).map(|i| if m[i] != T::ZERO { p[i] } else { o[i] }).collect();
+            Tensor::from_vec(out, &shape)
+        })
+    }
+
+    /// `self += other` in place, broadcasting `other`. `self` must own a contiguous buffer.
+    pub fn add_assign(&self, other: &Tensor) -> Result<()> {
+        let other = other.to_dtype(self.dtype())?.broadcast_to(self.shape())?;
+        with_dtype!(&self.storage, T, dst => {
+            let src = T::unwrap(&other.storage).expect("cast above");
+            let s = src.as_slice();
+            // SAFETY: `self` is a gradient or parameter buffer written only here and by
+            // the user's numpy views, which do not run concurrently with this call.
+            let d = unsafe { dst.as_mut_slice() };
+            if dst.as_ptr() == src.as_ptr() {
+                // Adding a tensor to itself: read a copy first.
+                let c = other.contiguous()?.to_vec_f64();
+                let mut k = 0;
+                Layout::walk2(&self.layout, &self.layout, |o, _, n, st, _| {
+                    for i in 0..n {
+                        let j = (o as isize + i as isize * st) as usize;
+                        d[j] += T::from_f64(c[k]);
+                        k += 1;
+                    }
+                });
+                return Ok(());
+            }
+            Layout::walk2(&self.layout, &other.layout, |oa, ob, n, sa, sb| {
+                let (mut i, mut j) = (oa as isize, ob as isize);
+                for _ in 0..n {
+                    d[i as usize] += s[j as usize];
+                    i += sa;
+                    j += sb;
+                }
+            });
+            Ok(())
+        })
+    }
+
+    /// Sets every element to `value`, in place.
+    pub fn fill_(&self, value: f64) {
+        with_dtype!(&self.storage, T, dst => {
+            // SAFETY: as in `add_assign`.
+            let d = unsafe { dst.as_mut_slice() };
+            Layout::walk2(&self.layout, &self.layout, |o, _, n, st, _| {
+                for i in 0..n {
+                    d[(o as isize + i as isize * st) as usize] = T::from_f64(value);
+                }
+            });
+        })
+    }
+
+    // ---- views --------------------------------------------------------------------
+
+    pub fn broadcast_to(&self, shape: &[usize]) -> Result<Tensor> {
+        if self.shape() == shape {
+            return Ok(self.clone());
+        }
+        Ok(self.with_layout(self.layout.broadcast_to("expand", shape)?))
+    }
+
+    pub fn permute(&self, perm: &[usize]) -> Result<Tensor> {
+        Ok(self.with_layout(self.layout.permute("permute", perm)?))
+    }
+
+    pub fn transpose(&self, a: usize, b: usize) -> Tensor {
+        self.with_layout(self.layout.transpose(a, b))
+    }
+
+    /// A view when the strides allow it, else a copy, as `torch.reshape`.
+    pub fn reshape(&self, shape: &[usize]) -> Result<Tensor> {
+        let n = checked_numel("reshape", shape)?;
+        if n != self.numel() {
+            return Err(Error::shape(
+                "reshape",
+                format!(
+                    "cannot reshape a tensor of shape {} ({} elements) into {}",
+                    fmt_shape(self.shape()),
+                    self.numel(),
+                    fmt_shape(shape)
+                ),
+            ));
+        }
+        match self.layout.reshape_view(shape) {
+            Some(l) => Ok(self.with_layout(l)),
+            None => Ok(self.contiguous()?.with_layout(Layout {
+                shape: shape.to_vec(),
+                strides: crate::layout::contiguous_strides(shape),
+                offset: 0,
+            })),
+        }
+    }
+
+    /// `dim` narrowed to `start, start+step, ...` (`len` elements), as a view.
+    pub fn slice(&self, dim: usize, start: usize, len: usize, step: isize) -> Tensor {
+        self.with_layout(self.layout.slice(dim, start, len, step))
+    }
+
+    // ---- reductions ---------------------------------------------------------------
+
+    /// Reduces over `dims` (sorted, unique, in range).
+    pub fn reduce(&self, op: Reduce, dims: &[usize], keepdim: bool) -> Result<Tensor> {
+        let name = match op {
+            Reduce::Sum => "sum",
+            Reduce::Max => "max",
+            Reduce::Min => "min",
+        };
+        let nd = self.ndim();
+        let mut kept = Layout {
+            shape: vec![],
+            strides: vec![],
+            offset: self.layout.offset,
+        };
+        let mut red = Layout {
+            shape: vec![],
+            strides: vec![],
+            offset: 0,
+        };
+        let mut out_shape = Vec::with_capacity(nd);
+        for d in 0..nd {
+            if dims.contains(&d) {
+                red.shape.push(self.shape()[d]);
+                red.strides.push(self.layout.strides[d]);
+                if keepdim {
+                    out_shape.push(1);
+                }
+            } else {
+                kept.shape.push(self.shape()[d]);
+                kept.strides.push(self.layout.strides[d]);
+                out_shape.push(self.shape()[d]);
+            }
+        }
+        if red.numel() == 0 && op != Reduce::Sum && kept.numel() > 0 {
+            return Err(Error::value(
+                name,
+                format!(
+                    "cannot take the {name} over a zero-size dim of shape {}",
+                    fmt_shape(self.shape())
+                ),
+            ));
+        }
+        let roffs = red.offsets();
+        let run = roffs.iter().enumerate().all(|(i, &o)| o == i);
+        with_dtype!(&self.storage, T, buf => {
+            let s = buf.as_slice();
+            let mut out: Vec<T> = Vec::with_capacity(kept.numel());
+            Layout::walk2(&kept, &kept, |o, _, n, st, _| {
+                for i in 0..n {
+                    let base = (o as isize + i as isize * st) as usize;
+                    let v = match op {
+                        // Accumulate in f64 so float32 sums stay accurate.
+                        Reduce::Sum => {
+                            let acc: f64 = if run {
+                                s[base..base + roffs.len()].iter().map(|x| x.to_f64()).sum()
+                            } else {
+                                roffs.iter().map(|&r| s[base + r].to_f64()).sum()
+                            };
+                            T::from_f64(acc)
+                        }
+                        Reduce::Max => roffs.iter().fold(s[base + roffs[0]], |m, &r| m.max_(s[base + r])),
+                        Reduce::Min => roffs.iter().fold(s[base + roffs[0]], |m, &r| m.min_(s[base + r])),
+                    };
+                    out.push(v);
+                }
+            });
+            Tensor::from_vec(out, &out_shape)
+        })
+    }
+
+    /// Index of the largest (or smallest) element along `dim`, or over the flattened
+    /// tensor when `dim` is None. Ties pick the first, NaN wins, as numpy.
+    pub fn arg_extreme(
+        &self,
+        largest: bool,
+        dim: Option<isize>,
+        keepdim: bool,
+    ) -> Result<(Vec<f64>, Vec<usize>)> {
+        let name = if largest { "argmax" } else { "argmin" };
+        let t = match dim {
+            None => self.reshape(&[self.numel()])?,
+            Some(_) => self.clone(),
+        };
+        let d = match dim {
+            None => 0,
+            Some(d) => wrap_dim(name, d, t.ndim().max(1))?,
+        };
+        if t.ndim() == 0 {
+            return Ok((vec![0.0], vec![]));
+        }
+        if t.shape()[d] == 0 {
+            return Err(Error::value(
+                name,
+                format!(
+                    "cannot take the {name} over a zero-size dim of shape {}",
+                    fmt_shape(self.shape())
+                ),
+            ));
+        }
+        let moved: Vec<usize> = (0..t.ndim()).filter(|&i| i != d).chain([d]).collect();
+        let p = t.permute(&moved)?.contiguous()?.to_vec_f64();
+        let len = t.shape()[d];
+        let out: Vec<f64> = p
+            .chunks(len)
+            .map(|row| {
+                let mut best = 0usize;
+                for (i, &x) in row.iter().enumerate() {
+                    if row[best].is_nan() {
+                        break;
+                    }
+                    if x.is_nan() || (largest && x > row[best]) || (!largest && x < row[best]) {
+                        best = i;
+                    }
+                }
+                best as f64
+            })
+            .collect();
+        let mut shape: Vec<usize> = t.shape().to_vec();
+        match (dim, keepdim) {
+            (None, true) => shape = vec![1; self.ndim()],
+            (None, false) => shape = vec![],
+            (Some(_), true) => shape[d] = 1,
+            (Some(_), false) => {
+                shape.remove(d);
+            }
+        }
+        Ok((out, shape))
+    }
+
+    // ---- matmul -------------------------------------------------------------------
+
+    /// `(..., m, k) @ (..., k, n)` with broadcast batch dims; both operands at least 2-D.
+    pub fn matmul(&self, other: &Tensor) -> Result<Tensor> {
+        let (a, b) = (self, other);
+        if a.ndim() < 2 || b.ndim() < 2 {
+            return Err(Error::shape(
+                "matmul",
+                "the core matmul needs 2-D or batched operands",
+            ));
+        }
+        let (m, k) = (a.shape()[a.ndim() - 2], a.shape()[a.ndim() - 1]);
+        let (k2, n) = (b.shape()[b.ndim() - 2], b.shape()[b.ndim() - 1]);
+        if k != k2 {
+            return Err(Error::shape(
+                "matmul",
+                format!(
+                    "inner dims differ: {} @ {} ({k} != {k2})",
+                    fmt_shape(a.shape()),
+                    fmt_shape(b.shape())
+                ),
+            ));
+        }
+        let batch = broadcast_shapes(
+            "matmul",
+            &a.shape()[..a.ndim() - 2],
+            &b.shape()[..b.ndim() - 2],
+        )
+        .map_err(|_| {
+            Error::shape(
+                "matmul",
+                format!(
+                    "batch dims of {} and {} do not broadcast",
+                    fmt_shape(a.shape()),
+                    fmt_shape(b.shape())
+                ),
+            )
+        })?;
+        let dtype = a.dtype().promote(b.dtype());
+        let prep = |t: &Tensor, rows: usize, cols: usize| -> Result<Tensor> {
+            let mut full = batch.clone();
+            full.extend([rows, cols]);
+            let t = t.to_dtype(dtype)?.broadcast_to(&full)?;
+            // gemm wants positive strides in the matrix dims.
+            let nd = t.ndim();
+            if t.layout.strides[nd - 1] <= 0 && cols > 1
+                || t.layout.strides[nd - 2] <= 0 && rows > 1
+            {
+                let c = t.contiguous()?;
+                return Ok(c);
+            }
+            Ok(t)
+        };
+        let a = prep(a, m, k)?;
+        let b = prep(b, k, n)?;
+        let mut out_shape = batch.clone();
+        out_shape.extend([m, n]);
+        let total = checked_numel("matmul", &out_shape)?;
+        let nb: usize = batch.iter().product();
+        let batch_layout = |t: &Tensor| Layout {
+            shape: batch.clone(),
+            strides: t.layout.strides[..batch.len()].to_vec(),
+            offset: t.layout.offset,
+        };
+        let (ao, bo) = (batch_layout(&a).offsets(), batch_layout(&b).offsets());
+        let nd = a.ndim();
+        let (ars, acs) = (a.layout.strides[nd - 2], a.layout.strides[nd - 1]);
+        let (brs, bcs) = (b.layout.strides[nd - 2], b.layout.strides[nd - 1]);
+        let par = if m * n * k >= 96 * 96 * 96 {
+            gemm::Parallelism::Rayon(0)
+        } else {
+            gemm::Parallelism::None
+        };
+        with_dtype!(&a.storage, T, abuf => {
+            let bbuf = T::unwrap(&b.storage).expect("cast above");
+            let mut out = try_alloc::<T>("matmul", total, T::ZERO)?;
+            if k > 0 && m > 0 && n > 0 {
+                for i in 0..nb {
+                    // SAFETY: offsets and strides come from layouts that stay inside their
+                    // buffers; `out` holds nb*m*n elements, written in disjoint m*n blocks.
+                    unsafe {
+                        gemm::gemm::<T>(
+                            m, n, k,
+                            out.as_mut_ptr().add(i * m * n), 1, n as isize, false,
+                            abuf.as_ptr().add(ao[i]), acs, ars,
+                            bbuf.as_ptr().add(bo[i]), bcs, brs,
+                            T::ZERO, T::ONE, false, false, false, par,
+                        );
+                    }
+                }
+            }
+            Tensor::from_vec(out, &out_shape)
+        })
+    }
+
+    // ---- gathers and scatters -----------------------------------------------------
+
+    /// Picks the slices `idx` along `dim` (indices already in range).
+    pub fn index_select(&self, dim: usize, idx: &[usize]) -> Result<Tensor> {
+        let mut shape = self.shape().to_vec();
+        shape[dim] = idx.len();
+        let out = Tensor::zeros(&shape, self.dtype())?;
+        for (j, &i) in idx.iter().enumerate() {
+            out.slice(dim, j, 1, 1)
+                .add_assign(&self.slice(dim, i, 1, 1))?;
+        }
+        Ok(out)
+    }
+
+    /// Zeros of `shape`, with `src`'s slices added at `idx` along `dim`; repeats add up.
+    pub fn index_add(shape: &[usize], dim: usize, idx: &[usize], src: &Tensor) -> Result<Tensor> {
+        let out = Tensor::zeros(shape, src.dtype())?;
+        for (j, &i) in idx.iter().enumerate() {
+            out.slice(dim, i, 1, 1)
+                .add_assign(&src.slice(dim, j, 1, 1))?;
+        }
+        Ok(out)
+    }
+
+    /// `out[i][j] = self[i][index[i][j]]` along `dim`, as `torch.gather`.
+    pub fn gather(&self, dim: usize, index: &[usize], index_shape: &[usize]) -> Result<Tensor> {
+        let src = self.contiguous()?;
+        let (outer, inner) = gather_geometry(index_shape, dim);
+        let (n_src, n_idx) = (self.shape()[dim], index_shape[dim]);
+        with_dtype!(&src.storage, T, _b => {
+            let s = src.as_slice::<T>().expect("contiguous");
+            let src_inner: usize = self.shape()[dim + 1..].iter().product();
+            let mut out = Vec::with_capacity(index.len());
+            for o in 0..outer {
+                for j in 0..n_idx {
+                    for i in 0..inner {
+                        let at = index[(o * n_idx + j) * inner + i];
+                        out.push(s[(o * n_src + at) * src_inner + i]);
+                    }
+                }
+            }
+            Tensor::from_vec(out, index_shape)
+        })
+    }
+
+    /// Zeros of `shape` with `src` added at `index` along `dim`; the inverse of gather.
+    pub fn scatter_add(
+        shape: &[usize],
+        dim: usize,
+        index: &[usize],
+        src: &Tensor,
+    ) -> Result<Tensor> {
+        let src = src.contiguous()?;
+        let (outer, inner) = gather_geometry(src.shape(), dim);
+        let n_idx = src.shape()[dim];
+        let n_dst = shape[dim];
+        let dst_inner: usize = shape[dim + 1..].iter().product();
+        with_dtype!(&src.storage, T, _b => {
+            let s = src.as_slice::<T>().expect("contiguous");
+            let mut out = try_alloc::<T>("scatter_add", checked_numel("scatter_add", shape)?, T::ZERO)?;
+            for o in 0..outer {
+                for j in 0..n_idx {
+                    for i in 0..inner {
+                        let k = (o * n_idx + j) * inner + i;
+                        out[(o * n_dst + index[k]) * dst_inner + i] += s[k];
+                    }
+                }
+            }
+            Tensor::from_vec(out, shape)
+        })
+    }
+
+    /// Joins tensors of one dtype along `dim`; shapes agree elsewhere (checked by caller).
+    pub fn cat(parts: &[Tensor], dim: usize) -> Result<Tensor> {
+        let mut shape = parts[0].shape().to_vec();
+        shape[dim] = parts.iter().map(|p| p.shape()[dim]).sum();
+        let dtype = parts
+            .iter()
+            .fold(parts[0].dtype(), |d, p| d.promote(p.dtype()));
+        let out = Tensor::zeros(&shape, dtype)?;
+        let mut at = 0;
+        for p in parts {
+            let len = p.shape()[dim];
+            out.slice(dim, at, len, 1).add_assign(p)?;
+            at += len;
+        }
+        Ok(out)
+    }
+}
+
+/// Sizes before `dim` and after it, for gather and scatter on contiguous data.
+fn gather_geometry(shape: &[usize], dim: usize) -> (usize, usize) {
+    (
+        shape[..dim].iter().product(),
+        shape[dim + 1..].iter().product(),
+    )
+}
+
+/// `f` over two tensors of element type `T`, broadcast to `shape`, into a new tensor.
+fn zip_map<T: Element>(
+    a: &Tensor,
+    b: &Tensor,
+    shape: &[usize],
+    f: impl Fn(T, T) -> T,
+) -> Result<Tensor> {
+    let n = checked_numel("broadcast", shape)?;
+    let (sa, sb) = (
+        T::unwrap(&a.storage).expect("same dtype").as_slice(),
+        T::unwrap(&b.storage).expect("same dtype").as_slice(),
+    );
+    // Fast paths: same-shape contiguous, and tensor-with-scalar.
+    if a.shape() == shape && b.shape() == shape {
+        if let (Some(x), Some(y)) = (a.as_slice::<T>(), b.as_slice::<T>()) {
+            return Tensor::from_vec(x.iter().zip(y).map(|(&p, &q)| f(p, q)).collect(), shape);
+        }
+    }
+    if a.shape() == shape && b.numel() == 1 {
+        if let Some(x) = a.as_slice::<T>() {
+            let q = sb[b.layout.offset];
+            return Tensor::from_vec(x.iter().map(|&p| f(p, q)).collect(), shape);
+        }
+    }
+    if b.shape() == shape && a.numel() == 1 {
+        if let Some(y) = b.as_slice::<T>() {
+            let p = sa[a.layout.offset];
+            return Tensor::from_vec(y.iter().map(|&q| f(p, q)).collect(), shape);
+        }
+    }
+    let la = a.layout.broadcast_to("broadcast", shape)?;
+    let lb = b.layout.broadcast_to("broadcast", shape)?;
+    let mut out = try_alloc::<T>("broadcast", 0, T::ZERO)?;
+    out.try_reserve_exact(n).map_err(|_| Error::Alloc {
+        op: "broadcast",
+        bytes: (n * T::DTYPE.size()) as u128,
+    })?;
+    Layout::walk2(&la, &lb, |oa, ob, len, ia, ib| {
+        let (mut i, mut j) = (oa as isize, ob as isize);
+        for _ in 0..len {
+            out.push(f(sa[i as usize], sb[j as usize]));
+            i += ia;
+            j += ib;
+        }
+    });
+    Tensor::from_vec(out, shape)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(v: &[f64], shape: &[usize]) -> Tensor {
+        Tensor::from_vec(v.to_vec(), shape).unwrap()
+    }
+
+    #[test]
+    fn broadcast_add_over_strided_input() {
+        let a = t(&[0., 1., 2., 3., 4., 5.], &[2, 3]).transpose(0, 1); // (3,2)
+        let b = t(&[10., 20.], &[2]);
+        let c = a.binary(&b, Binary::Add).unwrap();
+        assert_eq!(c.shape(), &[3, 2]);
+        assert_eq!(c.to_vec_f64(), vec![10., 23., 11., 24., 12., 25.]);
+    }
+
+    #[test]
+    fn mixed_dtypes_promote() {
+        let a = Tensor::from_vec(vec![1.0f32, 2.0], &[2]).unwrap();
+        let b = t(&[0.5], &[]);
+        let c = a.binary(&b, Binary::Mul).unwrap();
+        assert_eq!(c.dtype(), DType::F64);
+        assert_eq!(c.to_vec_f64(), vec![0.5, 1.0]);
+    }
+
+    #[test]
+    fn reductions_over_any_axes() {
+        let a = t(&(0..24).map(|x| x as f64).collect::<Vec<_>>(), &[2, 3, 4]);
+        let s = a.reduce(Reduce::Sum, &[0, 2], false).unwrap();
+        assert_eq!(s.shape(), &[3]);
+        assert_eq!(s.to_vec_f64(), vec![60., 92., 124.]);
+        let m = a.reduce(Reduce::Max, &[1], true).unwrap();
+        assert_eq!(m.shape(), &[2, 1, 4]);
+        assert_eq!(m.to_vec_f64(), vec![8., 9., 10., 11., 20., 21., 22., 23.]);
+        assert!(t(&[], &[0]).reduce(Reduce::Max, &[0], false).is_err());
+    }
+
+    #[test]
+    fn matmul_with_transposed_operand() {
+        let a = t(&[1., 2., 3., 4., 5., 6.], &[2, 3]);
+        let b = t(&[1., 0., 0., 1., 1., 1.], &[2, 3]).transpose(0, 1); // (3,2)
+        let c = a.matmul(&b).unwrap();
+        assert_eq!(c.to_vec_f64(), vec![1., 6., 4., 15.]);
+        let e = a.matmul(&a).unwrap_err();
+        assert!(e.to_string().contains("(2, 3) @ (2, 3)"));
+    }
+
+    #[test]
+    fn reshape_copies_only_when_needed() {
+        let a = t(&[0., 1., 2., 3., 4., 5.], &[2, 3]);
+        let v = a.reshape(&[3, 2]).unwrap();
+        assert!(v.storage().same_buffer(a.storage()));
+        let tr = a.transpose(0, 1).reshape(&[6]).unwrap();
+        assert!(!tr.storage().same_buffer(a.storage()));
+        assert_eq!(tr.to_vec_f64(), vec![0., 3., 1., 4., 2., 5.]);
+        assert!(a.reshape(&[4]).is_err());
+    }
+
+    #[test]
+    fn gather_and_scatter_are_inverse() {
+        let a = t(&[1., 2., 3., 4., 5., 6.], &[2, 3]);
+        let g = a.gather(1, &[2, 0], &[2, 1]).unwrap();
+        assert_eq!(g.to_vec_f64(), vec![3., 4.]);
+        let s = Tensor::scatter_add(&[2, 3], 1, &[2, 0], &g).unwrap();
+        assert_eq!(s.to_vec_f64(), vec![0., 0., 3., 4., 0., 0.]);
+    }
+
+    #[test]
+    fn index_add_accumulates_repeats() {
+        let src = t(&[1., 2., 3.], &[3]);
+        let out = Tensor::index_add(&[2], 0, &[1, 1, 0], &src).unwrap();
+        assert_eq!(out.to_vec_f64(), vec![3., 3.]);
+    }
+
+    #[test]
+    fn huge_allocation_is_an_error() {
+        assert!(matches!(
+            Tensor::zeros(&[1 << 40], DType::F64),
+            Err(Error::Alloc { .. })
+        ));
+    }
+}

@@ -1,0 +1,422 @@
+//! `Var`: a tensor in the computation graph, and the backward pass over that graph.
+use std::cell::Cell;
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use crate::dtype::DType;
+use crate::error::{fmt_shape, Error, Result};
+use crate::tensor::Tensor;
+
+/// What an op hands its backward: its inputs, its output and which inputs want a gradient.
+pub struct Ctx<'a> {
+    pub inputs: &'a [Var],
+    pub out: &'a Var,
+    pub needs: &'a [bool],
+}
+
+impl Ctx<'_> {
+    pub fn input(&self, i: usize) -> &Var {
+        &self.inputs[i]
+    }
+    /// `Some(f())` when input `i` wants a gradient, so unneeded work is skipped.
+    pub fn grad_for(&self, i: usize, f: impl FnOnce() -> Result<Var>) -> Result<Option<Var>> {
+        if self.needs[i] {
+            f().map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+}
+
+/// One differentiable op. Its forward lives beside its `impl Op` in `ops/`.
+pub trait Op: Send + Sync {
+    fn name(&self) -> &'static str;
+    /// Gradient for each input, given the output's gradient `g`, written with `Var` ops
+    /// (recorded only when a graph of the gradient is asked for).
+    fn backward(&self, ctx: &Ctx, g: &Var) -> Result<Vec<Option<Var>>>;
+}
+
+pub struct Node {
+    data: RwLock<Tensor>,
+    grad: Mutex<Option<Tensor>>,
+    requires_grad: AtomicBool,
+    op: Option<Box<dyn Op>>,
+    parents: Vec<Var>,
+}
+
+#[derive(Clone)]
+pub struct Var(Arc<Node>);
+
+thread_local! {
+    static GRAD_ENABLED: Cell<bool> = const { Cell::new(true) };
+}
+
+pub fn is_grad_enabled() -> bool {
+    GRAD_ENABLED.with(|g| g.get())
+}
+
+/// Sets this thread's grad mode and returns the previous one.
+pub fn set_grad_enabled(on: bool) -> bool {
+    GRAD_ENABLED.with(|g| g.replace(on))
+}
+
+/// Turns recording off until dropped.
+pub struct NoGradGuard(bool);
+
+impl NoGradGuard {
+    pub fn new() -> Self {
+        NoGradGuard(set_grad_enabled(false))
+    }
+}
+
+impl Default for NoGradGuard {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for NoGradGuard {
+    fn drop(&mut self) {
+        set_grad_enabled(self.0);
+    }
+}
+
+// Dropping a long chain recursively would overflow the stack: unlink parents in a loop.
+impl Drop for Node {
+    fn drop(&mut self) {
+        let mut stack = std::mem::take(&mut self.parents);
+        while let Some(v) = stack.pop() {
+            if let Ok(mut node) = Arc::try_unwrap(v.0) {
+                stack.append(&mut node.parents);
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Var {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Var({:?}, op={:?})", self.tensor(), self.op_name())
+    }
+}
+
+impl Var {
+    pub fn leaf(t: Tensor, requires_grad: bool) -> Var {
+        Var(Arc::new(Node {
+            data: RwLock::new(t),
+            grad: Mutex::new(None),
+            requires_grad: AtomicBool::new(requires_grad),
+            op: None,
+            parents: Vec::new(),
+        }))
+    }
+
+    /// The result of `op` on `parents`; recorded only if grad mode is on and a parent
+    /// requires grad.
+    pub fn from_op(t: Tensor, op: impl Op + 'static, parents: Vec<Var>) -> Var {
+        if !is_grad_enabled() || !parents.iter().any(|p| p.requires_grad()) {
+            return Var::leaf(t, false);
+        }
+        Var(Arc::new(Node {
+            data: RwLock::new(t),
+            grad: Mutex::new(None),
+            requires_grad: AtomicBool::new(true),
+            op: Some(Box::new(op)),
+            parents,
+        }))
+    }
+
+    pub fn constant(value: f64, dtype: DType) -> Var {
+        Var::leaf(Tensor::scalar(value, dtype), false)
+    }
+
+    /// A cheap handle to the data (shares storage).
+    pub fn tensor(&self) -> Tensor {
+        self.0
+            .data
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+    pub fn set_tensor(&self, t: Tensor) {
+        *self.0.data.write().unwrap_or_else(|e| e.into_inner()) = t;
+    }
+    pub fn grad(&self) -> Option<Tensor> {
+        self.0
+            .grad
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+    pub fn set_grad(&self, g: Option<Tensor>) {
+        *self.0.grad.lock().unwrap_or_else(|e| e.into_inner()) = g;
+    }
+    pub fn shape(&self) -> Vec<usize> {
+        self.0
+            .data
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .shape()
+            .to_vec()
+    }
+    pub fn ndim(&self) -> usize {
+        self.0.data.read().unwrap_or_else(|e| e.into_inner()).ndim()
+    }
+    pub fn dtype(&self) -> DType {
+        self.0
+            .data
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .dtype()
+    }
+    pub fn requires_grad(&self) -> bool {
+        self.0.requires_grad.load(Ordering::Relaxed)
+    }
+    pub fn set_requires_grad(&self, on: bool) -> Result<()> {
+        if !self.is_leaf() && !on {
+            return Err(Error::grad(
+                "requires_grad_",
+                "only leaf Values can stop requiring grad; use .detach() on a computed Value",
+            ));
+        }
+        self.0.requires_grad.store(on, Ordering::Relaxed);
+        Ok(())
+    }
+    pub fn is_leaf(&self) -> bool {
+        self.0.op.is_none()
+    }
+    pub fn op_name(&self) -> &'static str {
+        self.0.op.as_ref().map_or("", |o| o.name())
+    }
+    pub fn parents(&self) -> &[Var] {
+        &self.0.parents
+    }
+    /// Identity of the node, stable while it lives.
+    pub fn id(&self) -> usize {
+        Arc::as_ptr(&self.0) as usize
+    }
+    pub fn ptr_eq(&self, other: &Var) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+    /// Same data, no graph, no grad.
+    pub fn detach(&self) -> Var {
+        Var::leaf(self.tensor(), false)
+    }
+
+    /// Every node behind `self` (itself included), parents before children, built with an
+    /// explicit stack so that graph depth is bounded by memory, not by the call stack.
+    pub fn topo_order(&self, only_requiring_grad: bool) -> Vec<Var> {
+        let mut order = Vec::new();
+        let mut seen = HashSet::new();
+        seen.insert(self.id());
+        let mut stack: Vec<(Var, usize)> = vec![(self.clone(), 0)];
+        while let Some(top) = stack.last_mut() {
+            let (v, i) = (top.0.clone(), top.1);
+            if let Some(p) = v.parents().get(i) {
+                top.1 += 1;
+                if (!only_requiring_grad || p.requires_grad()) && seen.insert(p.id()) {
+                    stack.push((p.clone(), 0));
+                }
+            } else {
+                stack.pop();
+                order.push(v);
+            }
+        }
+        order
+    }
+
+    /// Adds d(self)/d(node) into `.grad` of every node behind `self` that requires grad.
+    /// `seed` defaults to ones, i.e. the gradient of `self.sum()`.
+    pub fn backward(&self, seed: Option<Tensor>) -> Result<()> {
+        self.backward_with(seed, |_, _, _, _| {})
+    }
+
+    /// As `backward`, and calls `trace(node, incoming grad, input grads, summed dims)`
+    /// after each step (explain mode).
+    pub fn backward_with(
+        &self,
+        seed: Option<Tensor>,
+        mut trace: impl FnMut(&Var, &Tensor, &[Option<Tensor>], &[Vec<usize>]),
+    ) -> Result<()> {
+        if !self.requires_grad() {
+            return Err(Error::grad(
+                "backward",
+                "this Value does not require grad and has no grad_fn; \
+                 create its inputs with requires_grad=True",
+            ));
+        }
+        let shape = self.shape();
+        let seed = match seed {
+            None => Tensor::full(&shape, 1.0, self.dtype())?,
+            Some(s) if s.shape() == shape.as_slice() => s.to_dtype(self.dtype())?,
+            Some(s) => {
+                return Err(Error::shape(
+                    "backward",
+                    format!(
+                        "gradient has shape {} but the output has shape {}",
+                        fmt_shape(s.shape()),
+                        fmt_shape(&shape)
+                    ),
+                ))
+            }
+        };
+        let _guard = NoGradGuard::new();
+        let order = self.topo_order(true);
+        let mut grads: HashMap<usize, Var> = HashMap::new();
+        grads.insert(self.id(), Var::leaf(seed, false));
+        for v in order.iter().rev() {
+            let Some(g) = grads.remove(&v.id()) else {
+                continue;
+            };
+            if let Some(op) = &v.0.op {
+                let needs: Vec<bool> = v.parents().iter().map(|p| p.requires_grad()).collect();
+                let ctx = Ctx {
+                    inputs: v.parents(),
+                    out: v,
+                    needs: &needs,
+                };
+                let input_grads = op.backward(&ctx, &g)?;
+                let mut traced = Vec::new();
+                let mut summed = Vec::new();
+                for ((p, gp), need) in v.parents().iter().zip(input_grads).zip(&needs) {
+                    let gp = match gp {
+                        Some(gp) if *need => gp,
+                        _ => {
+                            traced.push(None);
+                            summed.push(Vec::new());
+                            continue;
+                        }
+                    };
+                    let (gp, dims) = unbroadcast(gp, p)?;
+                    traced.push(Some(gp.tensor()));
+                    summed.push(dims);
+                    match grads.entry(p.id()) {
+                        Entry::Occupied(mut e) => {
+                            let sum = e.get().add(&gp)?;
+                            e.insert(sum);
+                        }
+                        Entry::Vacant(e) => {
+                            e.insert(gp);
+                        }
+                    }
+                }
+                trace(v, &g.tensor(), &traced, &summed);
+            }
+            v.accumulate_grad(g.tensor())?;
+        }
+        Ok(())
+    }
+
+    fn accumulate_grad(&self, g: Tensor) -> Result<()> {
+        let mut slot = self.0.grad.lock().unwrap_or_else(|e| e.into_inner());
+        match slot.as_ref() {
+            Some(existing) if existing.shape() == g.shape() => existing.add_assign(&g)?,
+            _ => {
+                // The stored gradient is added to in place later, so it must own its buffer.
+                let owned = g.storage().is_unique()
+                    && g.is_contiguous()
+                    && g.layout().offset == 0
+                    && g.storage().len() == g.numel();
+                *slot = Some(if owned { g } else { g.copy()? });
+            }
+        }
+        Ok(())
+    }
+
+    /// Zeros, in place, the gradient of every node behind `self`.
+    pub fn zero_grad_graph(&self) {
+        for v in self.topo_order(false) {
+            if let Some(g) = v.grad() {
+                g.fill_(0.0);
+            }
+        }
+    }
+}
+
+/// Sums a gradient back to its input's shape and dtype: the one place that undoes
+/// broadcasting. Returns the dims it summed over (in the gradient's shape).
+fn unbroadcast(g: Var, input: &Var) -> Result<(Var, Vec<usize>)> {
+    let target = input.shape();
+    let gs = g.shape();
+    let mut dims = Vec::new();
+    let g = if gs != target {
+        let lead = gs.len() - target.len().min(gs.len());
+        dims = (0..gs.len())
+            .filter(|&i| i < lead || (target[i - lead] == 1 && gs[i] != 1))
+            .collect();
+        g.sum(
+            Some(&dims.iter().map(|&d| d as isize).collect::<Vec<_>>()),
+            true,
+        )?
+        .reshape(&target)?
+    } else {
+        g
+    };
+    let g = if g.dtype() != input.dtype() {
+        g.to_dtype(input.dtype())?
+    } else {
+        g
+    };
+    Ok((g, dims))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(x: &[f64], shape: &[usize]) -> Var {
+        Var::leaf(Tensor::from_vec(x.to_vec(), shape).unwrap(), true)
+    }
+
+    #[test]
+    fn broadcast_gradient_is_summed_back() {
+        let a = v(&[1., 2., 3., 4., 5., 6.], &[2, 3]);
+        let b = v(&[10., 20., 30.], &[3]);
+        let c = a.mul(&b).unwrap();
+        c.backward(None).unwrap();
+        assert_eq!(b.grad().unwrap().to_vec_f64(), vec![5., 7., 9.]);
+        assert_eq!(
+            a.grad().unwrap().to_vec_f64(),
+            vec![10., 20., 30., 10., 20., 30.]
+        );
+    }
+
+    #[test]
+    fn reused_node_accumulates() {
+        let x = v(&[3.], &[]);
+        let y = x.mul(&x).unwrap();
+        y.backward(None).unwrap();
+        assert_eq!(x.grad().unwrap().to_vec_f64(), vec![6.]);
+        y.backward(None).unwrap();
+        assert_eq!(x.grad().unwrap().to_vec_f64(), vec![12.]);
+    }
+
+    #[test]
+    fn deep_chain_backward_and_drop() {
+        let x = v(&[1.], &[]);
+        let mut y = x.clone();
+        for _ in 0..200_000 {
+            y = y.add(&Var::constant(1.0, DType::F64)).unwrap();
+        }
+        y.backward(None).unwrap();
+        assert_eq!(x.grad().unwrap().to_vec_f64(), vec![1.]);
+        drop(y);
+    }
+
+    #[test]
+    fn backward_without_grad_is_an_error() {
+        let x = Var::leaf(Tensor::scalar(1.0, DType::F64), false);
+        assert!(matches!(x.backward(None), Err(Error::Grad { .. })));
+    }
+
+    #[test]
+    fn seed_of_wrong_shape_is_an_error() {
+        let x = v(&[1., 2.], &[2]);
+        let y = x.mul(&x).unwrap();
+        let e = y
+            .backward(Some(Tensor::scalar(1.0, DType::F64)))
+            .unwrap_err();
+        assert!(e.to_string().contains("(2,)"));
+    }
+}
