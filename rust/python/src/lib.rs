@@ -1,1 +1,625 @@
+//! `mikagrad._core`: converts between Python and the core, and nothing else.
+use mikagrad_core::creation;
+use mikagrad_core::storage::Storage;
+use mikagrad_core::{Binary, DType, Error, Index, Tensor, Unary, Var};
+use numpy::npyffi::{self, npy_intp, NPY_ARRAY_WRITEABLE, PY_ARRAY_API};
+use numpy::{Element, PyArrayDescrMethods, PyReadonlyArrayDyn, PyUntypedArray, PyUntypedArrayMethods};
+use pyo3::create_exception;
+use pyo3::exceptions::{PyIndexError, PyMemoryError, PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyEllipsis, PyFloat, PyInt, PyList, PySlice, PyTuple};
 
+create_exception!(_core, ShapeError, PyValueError, "Shapes that do not fit an op.");
+create_exception!(_core, GradError, PyRuntimeError, "Autograd misuse, such as backward on a Value without grad.");
+
+/// Maps each core error to its Python class; the message already names op and shapes.
+fn to_py(e: Error) -> PyErr {
+    let msg = e.to_string();
+    match e {
+        Error::Shape { .. } => ShapeError::new_err(msg),
+        Error::Index { .. } => PyIndexError::new_err(msg),
+        Error::Value { .. } => PyValueError::new_err(msg),
+        Error::Type { .. } => PyTypeError::new_err(msg),
+        Error::Alloc { .. } => PyMemoryError::new_err(msg),
+        Error::Grad { .. } => GradError::new_err(msg),
+    }
+}
+
+trait OrPy<T> {
+    fn py(self) -> PyResult<T>;
+}
+
+impl<T> OrPy<T> for mikagrad_core::Result<T> {
+    fn py(self) -> PyResult<T> {
+        self.map_err(to_py)
+    }
+}
+
+fn parse_dtype(name: &str) -> PyResult<DType> {
+    match name {
+        "float32" => Ok(DType::F32),
+        "float64" => Ok(DType::F64),
+        _ => Err(PyTypeError::new_err(format!("dtype must be float32 or float64, got {name}"))),
+    }
+}
+
+/// Keeps a buffer alive for the numpy arrays that view it.
+#[pyclass(frozen, module = "mikagrad._core")]
+struct BufferOwner {
+    _storage: Storage,
+}
+
+/// A numpy array over the tensor's own memory (no copy).
+fn numpy_view<'py>(py: Python<'py>, t: &Tensor) -> PyResult<Bound<'py, PyAny>> {
+    fn build<'py, T: Element>(
+        py: Python<'py>,
+        t: &Tensor,
+        ptr: *const T,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let l = t.layout();
+        let size = std::mem::size_of::<T>() as isize;
+        let mut dims: Vec<npy_intp> = l.shape.iter().map(|&d| d as npy_intp).collect();
+        let mut strides: Vec<npy_intp> = l.strides.iter().map(|&s| (s * size) as npy_intp).collect();
+        let owner = Bound::new(py, BufferOwner { _storage: t.storage().clone() })?;
+        // SAFETY: `ptr + offset` and the strides stay inside the buffer (the layout's
+        // invariant); the owner set as base keeps the buffer alive as long as the array.
+        unsafe {
+            let data = ptr.add(if t.numel() == 0 { 0 } else { l.offset });
+            let arr = PY_ARRAY_API.PyArray_NewFromDescr(
+                py,
+                npyffi::get_type_object(py, npyffi::NpyTypes::PyArray_Type),
+                T::get_dtype(py).into_dtype_ptr(),
+                dims.len() as i32,
+                dims.as_mut_ptr(),
+                strides.as_mut_ptr(),
+                data as *mut std::ffi::c_void,
+                NPY_ARRAY_WRITEABLE,
+                std::ptr::null_mut(),
+            );
+            if arr.is_null() {
+                return Err(PyErr::fetch(py));
+            }
+            let arr = Bound::from_owned_ptr(py, arr);
+            if PY_ARRAY_API.PyArray_SetBaseObject(py, arr.as_ptr() as *mut npyffi::PyArrayObject, owner.into_ptr()) != 0 {
+                return Err(PyErr::fetch(py));
+            }
+            Ok(arr)
+        }
+    }
+    match t.storage() {
+        Storage::F32(b) => build::<f32>(py, t, b.as_ptr()),
+        Storage::F64(b) => build::<f64>(py, t, b.as_ptr()),
+    }
+}
+
+/// Copies a float32 or float64 numpy array into a new tensor.
+fn tensor_from_numpy(obj: &Bound<'_, PyAny>) -> PyResult<Tensor> {
+    if let Ok(a) = obj.extract::<PyReadonlyArrayDyn<f64>>() {
+        let v: Vec<f64> = match a.as_slice() {
+            Ok(s) => s.to_vec(),
+            Err(_) => a.as_array().iter().copied().collect(),
+        };
+        return Tensor::from_vec(v, a.shape()).py();
+    }
+    if let Ok(a) = obj.extract::<PyReadonlyArrayDyn<f32>>() {
+        let v: Vec<f32> = match a.as_slice() {
+            Ok(s) => s.to_vec(),
+            Err(_) => a.as_array().iter().copied().collect(),
+        };
+        return Tensor::from_vec(v, a.shape()).py();
+    }
+    Err(PyTypeError::new_err(format!(
+        "expected a float32 or float64 numpy array, got {}",
+        obj.get_type().name()?
+    )))
+}
+
+#[pyclass(frozen, module = "mikagrad._core")]
+struct Node {
+    v: Var,
+}
+
+fn node(v: Var) -> Node {
+    Node { v }
+}
+
+/// A Node, or a Python number taken as a constant of `like`'s dtype.
+fn operand(obj: &Bound<'_, PyAny>, like: &Var) -> PyResult<Var> {
+    if let Ok(n) = obj.cast::<Node>() {
+        return Ok(n.get().v.clone());
+    }
+    if obj.is_instance_of::<PyFloat>() || obj.is_instance_of::<PyInt>() {
+        return Ok(Var::constant(obj.extract::<f64>()?, like.dtype()));
+    }
+    if let Ok(n) = obj.getattr("_n") {
+        if let Ok(n) = n.cast::<Node>() {
+            return Ok(n.get().v.clone());
+        }
+    }
+    Err(PyTypeError::new_err(format!(
+        "unsupported operand type {} for a Value",
+        obj.get_type().name()?
+    )))
+}
+
+const BINARY: [Binary; 13] = [
+    Binary::Add,
+    Binary::Sub,
+    Binary::Mul,
+    Binary::Div,
+    Binary::Pow,
+    Binary::Maximum,
+    Binary::Minimum,
+    Binary::Lt,
+    Binary::Le,
+    Binary::Gt,
+    Binary::Ge,
+    Binary::Eq,
+    Binary::Ne,
+];
+
+/// Decodes a Python index (int, slice, None, Ellipsis, bool, integer or bool arrays).
+fn parse_index(key: &Bound<'_, PyAny>, shape: &[usize]) -> PyResult<Vec<Index>> {
+    let items: Vec<Bound<'_, PyAny>> = match key.cast::<PyTuple>() {
+        Ok(t) => t.iter().collect(),
+        Err(_) => vec![key.clone()],
+    };
+    let py = key.py();
+    let np = py.import("numpy")?;
+    let mut raw = Vec::with_capacity(items.len());
+    for it in &items {
+        let idx = if it.is_none() {
+            Index::NewAxis
+        } else if it.is_instance_of::<PyEllipsis>() {
+            Index::Ellipsis
+        } else if it.is_instance_of::<PyBool>() {
+            Index::Mask { mask: vec![it.extract::<bool>()?], shape: vec![] }
+        } else if it.is_instance_of::<PyInt>() {
+            Index::Int(it.extract::<i64>().map_err(|_| PyIndexError::new_err("index: integer index too large"))?)
+        } else if it.is_instance_of::<PySlice>() {
+            // Resolved below, once the dim it applies to is known.
+            Index::Slice { start: 0, len: 0, step: 0 }
+        } else if it.is_instance_of::<PyList>() || it.is_instance_of::<PyUntypedArray>() {
+            let arr = np.getattr("asarray")?.call1((it,))?;
+            let kind: String = arr.getattr("dtype")?.getattr("kind")?.extract()?;
+            let ashape: Vec<usize> = arr.getattr("shape")?.extract()?;
+            match kind.as_str() {
+                "b" => {
+                    let a = arr.extract::<PyReadonlyArrayDyn<bool>>()?;
+                    Index::Mask { mask: a.as_array().iter().copied().collect(), shape: ashape }
+                }
+                "i" | "u" => {
+                    let a = arr.call_method1("astype", ("int64",))?;
+                    let a = a.extract::<PyReadonlyArrayDyn<i64>>()?;
+                    Index::Array { idx: a.as_array().iter().copied().collect(), shape: ashape }
+                }
+                // An empty list has float dtype in numpy; it selects nothing.
+                "f" if ashape == [0] => Index::Array { idx: vec![], shape: vec![0] },
+                _ => {
+                    return Err(PyIndexError::new_err(format!(
+                        "index: arrays used as indices must be integers or booleans, got dtype kind '{kind}'"
+                    )))
+                }
+            }
+        } else {
+            return Err(PyTypeError::new_err(format!(
+                "index: unsupported index type {}",
+                it.get_type().name()?
+            )));
+        };
+        raw.push(idx);
+    }
+    // Resolve slices against the dims they land on.
+    let consumed: usize = raw
+        .iter()
+        .map(|i| match i {
+            Index::Int(_) | Index::Slice { .. } | Index::Array { .. } => 1,
+            Index::Mask { shape, .. } => shape.len(),
+            _ => 0,
+        })
+        .sum();
+    let mut src = 0usize;
+    for (it, idx) in items.iter().zip(raw.iter_mut()) {
+        match idx {
+            Index::Slice { .. } => {
+                let Some(&size) = shape.get(src) else {
+                    break; // too many indices: reported by the core
+                };
+                let s = it.cast::<PySlice>()?.indices(size as isize)?;
+                *idx = Index::Slice { start: s.start.max(0) as usize, len: s.slicelength, step: s.step };
+                src += 1;
+            }
+            Index::Ellipsis => src += shape.len().saturating_sub(consumed),
+            Index::Int(_) | Index::Array { .. } => src += 1,
+            Index::Mask { shape, .. } => src += shape.len(),
+            Index::NewAxis => {}
+        }
+    }
+    Ok(raw)
+}
+
+/// Unary ops by code, in the order `engine.py` lists them.
+const UNARY: [Unary; 13] = [
+    Unary::Neg,
+    Unary::Exp,
+    Unary::Log,
+    Unary::Sqrt,
+    Unary::Abs,
+    Unary::Sin,
+    Unary::Cos,
+    Unary::Tanh,
+    Unary::Sigmoid,
+    Unary::Relu,
+    Unary::Gelu,
+    Unary::Softplus,
+    Unary::IsNan,
+];
+
+#[pymethods]
+impl Node {
+    #[staticmethod]
+    #[pyo3(signature = (array, requires_grad=false))]
+    fn from_numpy(array: &Bound<'_, PyAny>, requires_grad: bool) -> PyResult<Node> {
+        Ok(node(Var::leaf(tensor_from_numpy(array)?, requires_grad)))
+    }
+
+    #[staticmethod]
+    #[pyo3(signature = (value, dtype, requires_grad=false))]
+    fn scalar(value: f64, dtype: &str, requires_grad: bool) -> PyResult<Node> {
+        Ok(node(Var::leaf(Tensor::scalar(value, parse_dtype(dtype)?), requires_grad)))
+    }
+
+    // ---- metadata -----------------------------------------------------------------
+
+    #[getter]
+    fn shape<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        PyTuple::new(py, self.v.shape())
+    }
+    #[getter]
+    fn dtype(&self) -> &'static str {
+        self.v.dtype().name()
+    }
+    #[getter]
+    fn requires_grad(&self) -> bool {
+        self.v.requires_grad()
+    }
+    fn set_requires_grad(&self, on: bool) -> PyResult<()> {
+        self.v.set_requires_grad(on).py()
+    }
+    #[getter]
+    fn is_leaf(&self) -> bool {
+        self.v.is_leaf()
+    }
+    #[getter]
+    fn op(&self) -> &'static str {
+        self.v.op_name()
+    }
+    #[getter]
+    fn parents(&self) -> Vec<Node> {
+        self.v.parents().iter().cloned().map(node).collect()
+    }
+    #[getter]
+    fn id(&self) -> usize {
+        self.v.id()
+    }
+
+    // ---- data and grad as numpy views ---------------------------------------------
+
+    fn data<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        numpy_view(py, &self.v.tensor())
+    }
+
+    /// Replaces the data, unless `array` already is a view of it (`p.data -= ...`).
+    fn set_data(&self, array: &Bound<'_, PyAny>) -> PyResult<()> {
+        let t = self.v.tensor();
+        if let Ok(a) = array.cast::<PyUntypedArray>() {
+            let current = numpy_view(array.py(), &t)?;
+            let cur = current.cast::<PyUntypedArray>()?;
+            let same_ptr = a.getattr("__array_interface__")?.get_item("data")?.get_item(0)?.extract::<usize>()?
+                == cur.getattr("__array_interface__")?.get_item("data")?.get_item(0)?.extract::<usize>()?;
+            if same_ptr && a.shape() == cur.shape() && a.strides() == cur.strides() && a.dtype().is_equiv_to(&cur.dtype()) {
+                return Ok(());
+            }
+        }
+        let new = tensor_from_numpy(array)?.to_dtype(t.dtype()).py()?;
+        self.v.set_tensor(new);
+        Ok(())
+    }
+
+    fn grad<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        self.v.grad().map(|g| numpy_view(py, &g)).transpose()
+    }
+
+    #[pyo3(signature = (array=None))]
+    fn set_grad(&self, array: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+        let g = match array {
+            None => None,
+            Some(a) => {
+                let g = tensor_from_numpy(a)?.to_dtype(self.v.dtype()).py()?;
+                if g.shape() != self.v.shape().as_slice() {
+                    return Err(ShapeError::new_err(format!(
+                        "grad: assigned gradient has shape {:?} but the Value has shape {:?}",
+                        g.shape(),
+                        self.v.shape()
+                    )));
+                }
+                Some(g)
+            }
+        };
+        self.v.set_grad(g);
+        Ok(())
+    }
+
+    fn item(&self) -> PyResult<f64> {
+        let t = self.v.tensor();
+        if t.numel() != 1 {
+            return Err(PyValueError::new_err(format!(
+                "item: only one-element Values convert to a Python number, this one has shape {:?}",
+                t.shape()
+            )));
+        }
+        Ok(t.to_vec_f64()[0])
+    }
+
+    // ---- autograd -----------------------------------------------------------------
+
+    #[pyo3(signature = (gradient=None))]
+    fn backward(&self, py: Python<'_>, gradient: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+        let seed = match gradient {
+            None => None,
+            Some(g) => Some(match g.cast::<Node>() {
+                Ok(n) => n.get().v.tensor(),
+                Err(_) => tensor_from_numpy(g)?,
+            }),
+        };
+        let v = self.v.clone();
+        // Long passes run without the GIL so other Python threads can go on.
+        py.detach(move || v.backward(seed)).py()
+    }
+
+    fn zero_grad(&self) {
+        self.v.zero_grad_graph();
+    }
+
+    fn detach(&self) -> Node {
+        node(self.v.detach())
+    }
+
+    // ---- elementwise --------------------------------------------------------------
+
+    /// `op` indexes `BINARY`; `reflected` swaps the operands (`2 - x`).
+    fn binary(&self, other: &Bound<'_, PyAny>, op: usize, reflected: bool) -> PyResult<Node> {
+        let o = operand(other, &self.v)?;
+        let op = *BINARY.get(op).ok_or_else(|| PyValueError::new_err("binary: unknown op"))?;
+        let (a, b) = if reflected { (&o, &self.v) } else { (&self.v, &o) };
+        Ok(node(a.binary(b, op).py()?))
+    }
+
+    fn unary(&self, op: usize) -> PyResult<Node> {
+        let op = *UNARY.get(op).ok_or_else(|| PyValueError::new_err("unary: unknown op"))?;
+        Ok(node(self.v.unary(op).py()?))
+    }
+
+    fn pow_scalar(&self, p: f64) -> PyResult<Node> {
+        Ok(node(self.v.unary(Unary::PowScalar(p)).py()?))
+    }
+
+    fn leaky_relu(&self, slope: f64) -> PyResult<Node> {
+        Ok(node(self.v.unary(Unary::LeakyRelu(slope)).py()?))
+    }
+
+    fn clamp(&self, lo: f64, hi: f64) -> PyResult<Node> {
+        Ok(node(self.v.unary(Unary::Clamp(lo, hi)).py()?))
+    }
+
+    #[staticmethod]
+    fn where_(cond: &Node, a: &Node, b: &Node) -> PyResult<Node> {
+        Ok(node(Var::where_(&cond.v.tensor(), &a.v, &b.v).py()?))
+    }
+
+    fn to_dtype(&self, dtype: &str) -> PyResult<Node> {
+        Ok(node(self.v.to_dtype(parse_dtype(dtype)?).py()?))
+    }
+
+    // ---- reductions ---------------------------------------------------------------
+
+    #[pyo3(signature = (dims=None, keepdim=false))]
+    fn sum(&self, dims: Option<Vec<isize>>, keepdim: bool) -> PyResult<Node> {
+        Ok(node(self.v.sum(dims.as_deref(), keepdim).py()?))
+    }
+    #[pyo3(signature = (dims=None, keepdim=false))]
+    fn mean(&self, dims: Option<Vec<isize>>, keepdim: bool) -> PyResult<Node> {
+        Ok(node(self.v.mean(dims.as_deref(), keepdim).py()?))
+    }
+    #[pyo3(signature = (dims=None, keepdim=false))]
+    fn max(&self, dims: Option<Vec<isize>>, keepdim: bool) -> PyResult<Node> {
+        Ok(node(self.v.max(dims.as_deref(), keepdim).py()?))
+    }
+    #[pyo3(signature = (dims=None, keepdim=false))]
+    fn min(&self, dims: Option<Vec<isize>>, keepdim: bool) -> PyResult<Node> {
+        Ok(node(self.v.min(dims.as_deref(), keepdim).py()?))
+    }
+    #[pyo3(signature = (dims=None, correction=1.0, keepdim=false))]
+    fn var(&self, dims: Option<Vec<isize>>, correction: f64, keepdim: bool) -> PyResult<Node> {
+        Ok(node(self.v.var(dims.as_deref(), correction, keepdim).py()?))
+    }
+    #[pyo3(signature = (dims=None, correction=1.0, keepdim=false))]
+    fn std(&self, dims: Option<Vec<isize>>, correction: f64, keepdim: bool) -> PyResult<Node> {
+        Ok(node(self.v.std(dims.as_deref(), correction, keepdim).py()?))
+    }
+    #[pyo3(signature = (dims=None, keepdim=false))]
+    fn logsumexp(&self, dims: Option<Vec<isize>>, keepdim: bool) -> PyResult<Node> {
+        Ok(node(self.v.logsumexp(dims.as_deref(), keepdim).py()?))
+    }
+    /// Indices as a float tensor of the default index dtype (float64: exact below 2^53).
+    #[pyo3(signature = (largest, dim=None, keepdim=false))]
+    fn arg_extreme(&self, largest: bool, dim: Option<isize>, keepdim: bool) -> PyResult<Node> {
+        let (v, shape) = self.v.tensor().arg_extreme(largest, dim, keepdim).py()?;
+        Ok(node(Var::leaf(Tensor::from_vec(v, &shape).py()?, false)))
+    }
+    fn softmax(&self, dim: isize) -> PyResult<Node> {
+        Ok(node(self.v.softmax(dim).py()?))
+    }
+    fn log_softmax(&self, dim: isize) -> PyResult<Node> {
+        Ok(node(self.v.log_softmax(dim).py()?))
+    }
+
+    // ---- shape --------------------------------------------------------------------
+
+    fn reshape(&self, shape: Vec<isize>) -> PyResult<Node> {
+        Ok(node(self.v.reshape_infer(&shape).py()?))
+    }
+    fn permute(&self, perm: Vec<isize>) -> PyResult<Node> {
+        let n = self.v.ndim();
+        let perm = perm
+            .iter()
+            .map(|&p| mikagrad_core::layout::wrap_dim("permute", p, n))
+            .collect::<mikagrad_core::Result<Vec<_>>>()
+            .py()?;
+        Ok(node(self.v.permute(&perm).py()?))
+    }
+    fn transpose(&self, a: isize, b: isize) -> PyResult<Node> {
+        Ok(node(self.v.transpose(a, b).py()?))
+    }
+    /// -1 keeps a dim's size, as `torch.expand`.
+    fn expand(&self, shape: Vec<isize>) -> PyResult<Node> {
+        let cur = self.v.shape();
+        let lead = shape.len() as isize - cur.len() as isize;
+        let mut target = Vec::with_capacity(shape.len());
+        for (i, &d) in shape.iter().enumerate() {
+            let j = i as isize - lead;
+            target.push(if d == -1 && j >= 0 {
+                cur[j as usize]
+            } else if d < 0 {
+                return Err(ShapeError::new_err(format!("expand: bad target size {d} in {shape:?}")));
+            } else {
+                d as usize
+            });
+        }
+        Ok(node(self.v.expand(&target).py()?))
+    }
+    #[pyo3(signature = (dims=None))]
+    fn squeeze(&self, dims: Option<Vec<isize>>) -> PyResult<Node> {
+        Ok(node(self.v.squeeze(dims.as_deref()).py()?))
+    }
+    fn unsqueeze(&self, dim: isize) -> PyResult<Node> {
+        Ok(node(self.v.unsqueeze(dim).py()?))
+    }
+    fn flatten(&self, start: isize, end: isize) -> PyResult<Node> {
+        Ok(node(self.v.flatten(start, end).py()?))
+    }
+    fn split_sizes(&self, sizes: Vec<usize>, dim: isize) -> PyResult<Vec<Node>> {
+        Ok(self.v.split_sizes(&sizes, dim).py()?.into_iter().map(node).collect())
+    }
+    #[staticmethod]
+    fn cat(parts: Vec<PyRef<'_, Node>>, dim: isize) -> PyResult<Node> {
+        let vs: Vec<Var> = parts.iter().map(|p| p.v.clone()).collect();
+        Ok(node(Var::cat(&vs, dim).py()?))
+    }
+    #[staticmethod]
+    fn stack(parts: Vec<PyRef<'_, Node>>, dim: isize) -> PyResult<Node> {
+        let vs: Vec<Var> = parts.iter().map(|p| p.v.clone()).collect();
+        Ok(node(Var::stack(&vs, dim).py()?))
+    }
+    fn getitem(&self, key: &Bound<'_, PyAny>) -> PyResult<Node> {
+        let items = parse_index(key, &self.v.shape())?;
+        Ok(node(self.v.index(&items).py()?))
+    }
+    fn gather(&self, dim: isize, index: Vec<i64>, index_shape: Vec<usize>) -> PyResult<Node> {
+        Ok(node(self.v.gather(dim, &index, &index_shape).py()?))
+    }
+
+    // ---- products -----------------------------------------------------------------
+
+    fn matmul(&self, other: &Bound<'_, PyAny>, reflected: bool) -> PyResult<Node> {
+        let o = operand(other, &self.v)?;
+        let (a, b) = if reflected { (&o, &self.v) } else { (&self.v, &o) };
+        let (a, b) = (a.clone(), b.clone());
+        // Large products release the GIL; tiny ones keep it (detaching costs more).
+        let big = a.shape().iter().product::<usize>() * b.shape().last().copied().unwrap_or(1) > 1 << 18;
+        if big {
+            Ok(node(other.py().detach(move || a.matmul(&b)).py()?))
+        } else {
+            Ok(node(a.matmul(&b).py()?))
+        }
+    }
+    fn dot(&self, other: &Node) -> PyResult<Node> {
+        Ok(node(self.v.dot(&other.v).py()?))
+    }
+}
+
+// ---- creation -----------------------------------------------------------------------
+
+fn leaf(t: mikagrad_core::Result<Tensor>, requires_grad: bool) -> PyResult<Node> {
+    Ok(node(Var::leaf(t.py()?, requires_grad)))
+}
+
+#[pyfunction]
+fn full(shape: Vec<usize>, value: f64, dtype: &str, requires_grad: bool) -> PyResult<Node> {
+    leaf(Tensor::full(&shape, value, parse_dtype(dtype)?), requires_grad)
+}
+
+#[pyfunction]
+fn rand(shape: Vec<usize>, low: f64, high: f64, dtype: &str, requires_grad: bool) -> PyResult<Node> {
+    leaf(creation::rand(&shape, low, high, parse_dtype(dtype)?), requires_grad)
+}
+
+#[pyfunction]
+fn randn(shape: Vec<usize>, mean: f64, std: f64, dtype: &str, requires_grad: bool) -> PyResult<Node> {
+    leaf(creation::randn(&shape, mean, std, parse_dtype(dtype)?), requires_grad)
+}
+
+#[pyfunction]
+fn arange(start: f64, end: f64, step: f64, dtype: &str, requires_grad: bool) -> PyResult<Node> {
+    leaf(creation::arange(start, end, step, parse_dtype(dtype)?), requires_grad)
+}
+
+#[pyfunction]
+fn linspace(start: f64, end: f64, steps: usize, dtype: &str, requires_grad: bool) -> PyResult<Node> {
+    leaf(creation::linspace(start, end, steps, parse_dtype(dtype)?), requires_grad)
+}
+
+#[pyfunction]
+fn eye(n: usize, m: usize, dtype: &str, requires_grad: bool) -> PyResult<Node> {
+    leaf(creation::eye(n, m, parse_dtype(dtype)?), requires_grad)
+}
+
+#[pyfunction]
+fn randperm(n: usize) -> Vec<usize> {
+    creation::randperm(n)
+}
+
+#[pyfunction]
+fn manual_seed(seed: u64) {
+    creation::manual_seed(seed);
+}
+
+#[pyfunction]
+fn set_grad_enabled(on: bool) -> bool {
+    mikagrad_core::set_grad_enabled(on)
+}
+
+#[pyfunction]
+fn is_grad_enabled() -> bool {
+    mikagrad_core::is_grad_enabled()
+}
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("ShapeError", m.py().get_type::<ShapeError>())?;
+    m.add("GradError", m.py().get_type::<GradError>())?;
+    m.add_class::<Node>()?;
+    m.add_class::<BufferOwner>()?;
+    m.add_function(wrap_pyfunction!(full, m)?)?;
+    m.add_function(wrap_pyfunction!(rand, m)?)?;
+    m.add_function(wrap_pyfunction!(randn, m)?)?;
+    m.add_function(wrap_pyfunction!(arange, m)?)?;
+    m.add_function(wrap_pyfunction!(linspace, m)?)?;
+    m.add_function(wrap_pyfunction!(eye, m)?)?;
+    m.add_function(wrap_pyfunction!(randperm, m)?)?;
+    m.add_function(wrap_pyfunction!(manual_seed, m)?)?;
+    m.add_function(wrap_pyfunction!(set_grad_enabled, m)?)?;
+    m.add_function(wrap_pyfunction!(is_grad_enabled, m)?)?;
+    Ok(())
+}

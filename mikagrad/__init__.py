@@ -1,0 +1,55 @@
+"""MikaGrad: a tensor autograd engine with a Rust core and micrograd's spirit.
+
+>>> import mikagrad as mg
+>>> x = mg.Value([[1.0, 2.0], [3.0, 4.0]])
+>>> (x @ x).sum().backward()
+>>> x.grad
+array([[ 7., 11.],
+       [ 9., 13.]])
+"""
+
+from . import functional
+from ._core import __version__
+from .creation import (
+    arange,
+    eye,
+    full,
+    full_like,
+    linspace,
+    manual_seed,
+    ones,
+    ones_like,
+    rand,
+    rand_like,
+    randn,
+    randn_like,
+    randperm,
+    zeros,
+    zeros_like,
+)
+from .engine import (
+    GradError,
+    ShapeError,
+    Tensor,
+    Value,
+    enable_grad,
+    float32,
+    float64,
+    get_default_dtype,
+    is_grad_enabled,
+    no_grad,
+    set_default_dtype,
+    tensor,
+)
+from .gradcheck import GradcheckError, gradcheck
+from .ops import cat, chunk, dot, matmul, maximum, minimum, split, stack, where
+
+__all__ = [
+    "__version__",
+    "Value", "Tensor", "tensor", "float32", "float64", "set_default_dtype",
+    "get_default_dtype", "no_grad", "enable_grad", "is_grad_enabled", "manual_seed",
+    "zeros", "ones", "full", "eye", "arange", "linspace", "rand", "randn", "randperm",
+    "zeros_like", "ones_like", "full_like", "rand_like", "randn_like",
+    "cat", "stack", "split", "chunk", "where", "maximum", "minimum", "matmul", "dot",
+    "gradcheck", "GradcheckError", "ShapeError", "GradError", "functional",
+]

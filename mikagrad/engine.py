@@ -1,0 +1,651 @@
+"""The Value API: a thin Python shell around one Rust graph node (``_core.Node``).
+
+Every method coerces its arguments, calls the core and wraps the result; the kernels,
+the graph and the backward pass all live in Rust (see ARCHITECTURE.md).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from . import _core
+from ._core import GradError, ShapeError
+
+__all__ = [
+    "Value",
+    "Tensor",
+    "tensor",
+    "float32",
+    "float64",
+    "set_default_dtype",
+    "get_default_dtype",
+    "no_grad",
+    "enable_grad",
+    "is_grad_enabled",
+    "ShapeError",
+    "GradError",
+]
+
+float32 = np.dtype(np.float32)
+float64 = np.dtype(np.float64)
+_DEFAULT = threading.local()
+
+# Op codes, in the order of the tables in rust/python/src/lib.rs.
+_BINARY = {n: i for i, n in enumerate(
+    ("add", "sub", "mul", "div", "pow", "maximum", "minimum", "lt", "le", "gt", "ge", "eq", "ne")
+)}
+_UNARY = {n: i for i, n in enumerate(
+    ("neg", "exp", "log", "sqrt", "abs", "sin", "cos", "tanh", "sigmoid", "relu", "gelu",
+     "softplus", "isnan")
+)}
+_new = object.__new__
+
+
+def _dtype(d: Any) -> np.dtype:
+    """Normalizes a dtype argument (numpy dtype, type or name) to float32 or float64."""
+    if isinstance(d, Value):
+        return d.dtype
+    try:
+        dt = np.dtype(d)
+    except TypeError:
+        raise TypeError(f"dtype must be float32 or float64, got {d!r}") from None
+    if dt not in (float32, float64):
+        raise TypeError(f"dtype must be float32 or float64, got {dt}")
+    return dt
+
+
+def set_default_dtype(dtype: Any) -> None:
+    """Sets the dtype of Values made from Python numbers and lists (float64 to start)."""
+    _DEFAULT.dtype = _dtype(dtype)
+
+
+def get_default_dtype() -> np.dtype:
+    return getattr(_DEFAULT, "dtype", float64)
+
+
+def _as_array(x: Any, dtype: Any = None) -> np.ndarray:
+    """Any accepted input as a float32/float64 array; numpy floats keep their dtype."""
+    if isinstance(x, Value):
+        arr = x.numpy()
+    elif isinstance(x, (str, bytes)) or x is None:
+        raise TypeError(f"Value: cannot make a Value from {type(x).__name__}")
+    elif isinstance(x, np.ndarray):
+        arr = x
+    else:
+        try:
+            arr = np.asarray(x)
+        except ValueError as e:
+            raise ValueError(f"Value: ragged or inhomogeneous nested list ({e})") from None
+        if arr.dtype.kind == "f":
+            arr = arr.astype(get_default_dtype(), copy=False)
+    kind = arr.dtype.kind
+    if kind in "biu":
+        arr = arr.astype(get_default_dtype())
+    elif kind == "f":
+        if arr.dtype not in (float32, float64):
+            arr = arr.astype(get_default_dtype())
+    elif kind == "c":
+        raise TypeError(f"Value: complex numbers are not supported (dtype {arr.dtype})")
+    else:
+        raise TypeError(f"Value: cannot make a Value from an array of dtype {arr.dtype}")
+    if dtype is not None:
+        arr = arr.astype(_dtype(dtype), copy=False)
+    return arr
+
+
+def _wrap(n: _core.Node) -> Value:
+    v = _new(Value)
+    v._n = n
+    return v
+
+
+def _arg(x: Any, like: Value) -> Any:
+    """An operand for the core: a Node, or a Python number (a constant of like's dtype)."""
+    if type(x) is Value:
+        return x._n
+    if isinstance(x, (int, float)):
+        return x
+    if isinstance(x, Value):
+        return x._n
+    if isinstance(x, np.ndarray) and x.dtype.kind != "f":
+        x = x.astype(like.dtype) if x.dtype.kind in "biu" else x
+    return _core.Node.from_numpy(_as_array(x))
+
+
+def _dims(dim: Any, axis: Any) -> list[int] | None:
+    d = dim if dim is not None else axis
+    if d is None:
+        return None
+    if isinstance(d, (int, np.integer)):
+        return [int(d)]
+    return [int(i) for i in d]
+
+
+def _keep(keepdim: bool | None, keepdims: bool | None) -> bool:
+    return bool(keepdims if keepdims is not None else keepdim)
+
+
+def _shape_args(shape: tuple) -> list[int]:
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = tuple(shape[0])
+    return [int(s) for s in shape]
+
+
+class Value:
+    """An n-dimensional tensor that records the ops applied to it, as in micrograd.
+
+    ``Value(x)`` takes a number, a nested list, a numpy array or a Value, and requires
+    grad by default (micrograd's meaning; ``mikagrad.tensor`` defaults to False as torch).
+
+    >>> a = Value([1.0, 2.0]); b = (a * a).sum(); b.backward(); a.grad
+    array([2., 4.])
+    """
+
+    __slots__ = ("_n", "_mask", "__weakref__")
+    # numpy defers to our reflected operators instead of swallowing the Value.
+    __array_ufunc__ = None
+    __array_priority__ = 1000
+
+    def __init__(self, data: Any, _children: tuple = (), _op: str = "", *, dtype: Any = None,
+                 requires_grad: bool = True) -> None:
+        if type(data) in (float, int) and dtype is None:
+            self._n = _core.Node.scalar(float(data), get_default_dtype().name, requires_grad)
+        else:
+            arr = _as_array(data, dtype)
+            self._n = _core.Node.from_numpy(arr, requires_grad)
+
+    # ---- data, grad and metadata ---------------------------------------------------
+
+    @property
+    def data(self) -> np.ndarray:
+        """A numpy array sharing memory with this Value: ``p.data -= lr * p.grad`` works."""
+        return self._n.data()
+
+    @data.setter
+    def data(self, x: Any) -> None:
+        self._n.set_data(np.asarray(x, dtype=self.dtype))
+
+    @property
+    def grad(self) -> np.ndarray | None:
+        """The accumulated gradient (a numpy view), or None before any has flowed."""
+        return self._n.grad()
+
+    @grad.setter
+    def grad(self, g: Any) -> None:
+        self._n.set_grad(None if g is None else np.asarray(g, dtype=self.dtype))
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self._n.shape
+
+    @property
+    def ndim(self) -> int:
+        return len(self._n.shape)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return float32 if self._n.dtype == "float32" else float64
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self._n.shape, dtype=np.int64))
+
+    def numel(self) -> int:
+        return self.size
+
+    def dim(self) -> int:
+        return self.ndim
+
+    @property
+    def requires_grad(self) -> bool:
+        return self._n.requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, on: bool) -> None:
+        self._n.set_requires_grad(bool(on))
+
+    def requires_grad_(self, requires_grad: bool = True) -> Value:
+        self._n.set_requires_grad(bool(requires_grad))
+        return self
+
+    @property
+    def is_leaf(self) -> bool:
+        return self._n.is_leaf
+
+    @property
+    def op(self) -> str:
+        """The label of the op that made this Value ('' for a leaf)."""
+        return self._n.op
+
+    _op = op
+
+    @property
+    def parents(self) -> tuple[Value, ...]:
+        """The inputs of the op that made this Value, in order (read-only)."""
+        return tuple(_wrap(p) for p in self._n.parents)
+
+    _prev = parents
+
+    @property
+    def grad_fn(self) -> str | None:
+        return self._n.op or None
+
+    def item(self) -> float:
+        return self._n.item()
+
+    def tolist(self) -> Any:
+        return self.numpy().tolist()
+
+    def numpy(self) -> np.ndarray:
+        """The data as a numpy array, without a copy."""
+        return self._n.data()
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        a = self._n.data()
+        if dtype is not None:
+            a = a.astype(dtype, copy=False)
+        return a.copy() if copy else a
+
+    def __len__(self) -> int:
+        if not self.shape:
+            raise TypeError("len() of a 0-d Value")
+        return self.shape[0]
+
+    def __iter__(self) -> Iterator[Value]:
+        for i in range(len(self)):
+            yield self[i]
+
+    def __bool__(self) -> bool:
+        if self.size != 1:
+            raise ValueError(
+                f"the truth value of a Value of shape {self.shape} is ambiguous; "
+                "use .any() or .all()"
+            )
+        return bool(self.item())
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
+
+    def __hash__(self) -> int:
+        return hash(self._n.id)
+
+    def __repr__(self) -> str:
+        g = self.grad
+        if self.size == 1 and self.ndim <= 1:
+            grad = "None" if g is None else f"{float(g.reshape(-1)[0]):.4f}"
+            return f"Value(data={self.item():.4f}, grad={grad})"
+        body = np.array2string(self.numpy(), separator=", ", prefix="Value(")
+        extra = "" if self.dtype == float64 else f", dtype={self.dtype}"
+        extra += f", op={self.op!r}" if self.op else ""
+        extra += ", requires_grad=True" if self.requires_grad and self.is_leaf else ""
+        return f"Value({body}{extra})"
+
+    # ---- arithmetic ----------------------------------------------------------------
+
+    def _bin(self, other: Any, op: str, reflected: bool = False) -> Value:
+        return _wrap(self._n.binary(_arg(other, self), _BINARY[op], reflected))
+
+    def __add__(self, o: Any) -> Value:
+        return _wrap(self._n.binary(_arg(o, self), 0, False))
+
+    def __radd__(self, o: Any) -> Value:
+        return _wrap(self._n.binary(_arg(o, self), 0, True))
+
+    def __sub__(self, o: Any) -> Value:
+        return _wrap(self._n.binary(_arg(o, self), 1, False))
+
+    def __rsub__(self, o: Any) -> Value:
+        return _wrap(self._n.binary(_arg(o, self), 1, True))
+
+    def __mul__(self, o: Any) -> Value:
+        return _wrap(self._n.binary(_arg(o, self), 2, False))
+
+    def __rmul__(self, o: Any) -> Value:
+        return _wrap(self._n.binary(_arg(o, self), 2, True))
+
+    def __truediv__(self, o: Any) -> Value:
+        return _wrap(self._n.binary(_arg(o, self), 3, False))
+
+    def __rtruediv__(self, o: Any) -> Value:
+        return _wrap(self._n.binary(_arg(o, self), 3, True))
+
+    def __pow__(self, o: Any) -> Value:
+        if isinstance(o, (int, float)):
+            return _wrap(self._n.pow_scalar(float(o)))
+        return self._bin(o, "pow")
+
+    def __rpow__(self, o: Any) -> Value:
+        return self._bin(o, "pow", True)
+
+    def __matmul__(self, o: Any) -> Value:
+        return _wrap(self._n.matmul(_arg(o, self), False))
+
+    def __rmatmul__(self, o: Any) -> Value:
+        return _wrap(self._n.matmul(_arg(o, self), True))
+
+    def __neg__(self) -> Value:
+        return _wrap(self._n.unary(0))
+
+    def __pos__(self) -> Value:
+        return self
+
+    def __abs__(self) -> Value:
+        return self.abs()
+
+    # Comparisons are elementwise (1.0 / 0.0, no grad); the result indexes as a mask.
+    def _cmp(self, o: Any, op: str) -> Value:
+        v = self._bin(o, op)
+        v._mask = True
+        return v
+
+    def __lt__(self, o: Any) -> Value:
+        return self._cmp(o, "lt")
+
+    def __le__(self, o: Any) -> Value:
+        return self._cmp(o, "le")
+
+    def __gt__(self, o: Any) -> Value:
+        return self._cmp(o, "gt")
+
+    def __ge__(self, o: Any) -> Value:
+        return self._cmp(o, "ge")
+
+    def __eq__(self, o: Any) -> Value:  # type: ignore[override]
+        return self._cmp(o, "eq")
+
+    def __ne__(self, o: Any) -> Value:  # type: ignore[override]
+        return self._cmp(o, "ne")
+
+    # ---- unary math ----------------------------------------------------------------
+
+    def exp(self) -> Value:
+        return _wrap(self._n.unary(1))
+
+    def log(self) -> Value:
+        return _wrap(self._n.unary(2))
+
+    def sqrt(self) -> Value:
+        return _wrap(self._n.unary(3))
+
+    def abs(self) -> Value:
+        return _wrap(self._n.unary(4))
+
+    def sin(self) -> Value:
+        return _wrap(self._n.unary(5))
+
+    def cos(self) -> Value:
+        return _wrap(self._n.unary(6))
+
+    def tanh(self) -> Value:
+        return _wrap(self._n.unary(7))
+
+    def sigmoid(self) -> Value:
+        return _wrap(self._n.unary(8))
+
+    def relu(self) -> Value:
+        return _wrap(self._n.unary(9))
+
+    def gelu(self) -> Value:
+        """GELU with the exact erf form (PyTorch's default)."""
+        return _wrap(self._n.unary(10))
+
+    def softplus(self) -> Value:
+        return _wrap(self._n.unary(11))
+
+    def isnan(self) -> Value:
+        v = _wrap(self._n.unary(12))
+        v._mask = True
+        return v
+
+    def leaky_relu(self, negative_slope: float = 0.01) -> Value:
+        return _wrap(self._n.leaky_relu(float(negative_slope)))
+
+    def clamp(self, min: float | None = None, max: float | None = None) -> Value:
+        lo = -np.inf if min is None else float(min)
+        hi = np.inf if max is None else float(max)
+        return _wrap(self._n.clamp(lo, hi))
+
+    clip = clamp
+
+    def square(self) -> Value:
+        return self ** 2
+
+    # ---- reductions ----------------------------------------------------------------
+
+    def sum(self, dim: Any = None, keepdim: bool = False, *, axis: Any = None,
+            keepdims: bool | None = None) -> Value:
+        """Sum over ``dim``/``axis`` (int, tuple or None for all)."""
+        return _wrap(self._n.sum(_dims(dim, axis), _keep(keepdim, keepdims)))
+
+    def mean(self, dim: Any = None, keepdim: bool = False, *, axis: Any = None,
+             keepdims: bool | None = None) -> Value:
+        return _wrap(self._n.mean(_dims(dim, axis), _keep(keepdim, keepdims)))
+
+    def max(self, dim: Any = None, keepdim: bool = False, *, axis: Any = None,
+            keepdims: bool | None = None) -> Value:
+        """The largest values (numpy's ``amax``; the gradient goes to the chosen positions)."""
+        return _wrap(self._n.max(_dims(dim, axis), _keep(keepdim, keepdims)))
+
+    def min(self, dim: Any = None, keepdim: bool = False, *, axis: Any = None,
+            keepdims: bool | None = None) -> Value:
+        return _wrap(self._n.min(_dims(dim, axis), _keep(keepdim, keepdims)))
+
+    def var(self, dim: Any = None, keepdim: bool = False, *, axis: Any = None,
+            keepdims: bool | None = None, correction: float | None = None,
+            unbiased: bool | None = None, ddof: float | None = None) -> Value:
+        """Variance; ``correction`` defaults to 1 (unbiased), as in PyTorch."""
+        c = _correction(correction, unbiased, ddof)
+        return _wrap(self._n.var(_dims(dim, axis), c, _keep(keepdim, keepdims)))
+
+    def std(self, dim: Any = None, keepdim: bool = False, *, axis: Any = None,
+            keepdims: bool | None = None, correction: float | None = None,
+            unbiased: bool | None = None, ddof: float | None = None) -> Value:
+        c = _correction(correction, unbiased, ddof)
+        return _wrap(self._n.std(_dims(dim, axis), c, _keep(keepdim, keepdims)))
+
+    def logsumexp(self, dim: Any = None, keepdim: bool = False, *, axis: Any = None,
+                  keepdims: bool | None = None) -> Value:
+        return _wrap(self._n.logsumexp(_dims(dim, axis), _keep(keepdim, keepdims)))
+
+    def argmax(self, dim: int | None = None, keepdim: bool = False, *, axis: int | None = None,
+               keepdims: bool | None = None) -> Value:
+        """Indices (as float values, no grad) of the largest elements."""
+        d = dim if dim is not None else axis
+        return _wrap(self._n.arg_extreme(True, d, _keep(keepdim, keepdims)))
+
+    def argmin(self, dim: int | None = None, keepdim: bool = False, *, axis: int | None = None,
+               keepdims: bool | None = None) -> Value:
+        d = dim if dim is not None else axis
+        return _wrap(self._n.arg_extreme(False, d, _keep(keepdim, keepdims)))
+
+    def any(self) -> bool:
+        return bool(np.any(self.numpy()))
+
+    def all(self) -> bool:
+        return bool(np.all(self.numpy()))
+
+    def softmax(self, dim: int = -1) -> Value:
+        return _wrap(self._n.softmax(int(dim)))
+
+    def log_softmax(self, dim: int = -1) -> Value:
+        return _wrap(self._n.log_softmax(int(dim)))
+
+    # ---- shape ---------------------------------------------------------------------
+
+    def reshape(self, *shape: Any) -> Value:
+        return _wrap(self._n.reshape(_shape_args(shape)))
+
+    view = reshape
+
+    def flatten(self, start_dim: int = 0, end_dim: int = -1) -> Value:
+        return _wrap(self._n.flatten(start_dim, end_dim))
+
+    def squeeze(self, dim: Any = None) -> Value:
+        return _wrap(self._n.squeeze(_dims(dim, None)))
+
+    def unsqueeze(self, dim: int) -> Value:
+        return _wrap(self._n.unsqueeze(int(dim)))
+
+    def transpose(self, dim0: int = -2, dim1: int = -1) -> Value:
+        return _wrap(self._n.transpose(int(dim0), int(dim1)))
+
+    def permute(self, *dims: Any) -> Value:
+        return _wrap(self._n.permute(_shape_args(dims)))
+
+    @property
+    def T(self) -> Value:
+        """All dims reversed, as numpy's ``.T``."""
+        return _wrap(self._n.permute(list(range(self.ndim - 1, -1, -1))))
+
+    @property
+    def mT(self) -> Value:
+        return self.transpose(-2, -1)
+
+    def expand(self, *shape: Any) -> Value:
+        return _wrap(self._n.expand(_shape_args(shape)))
+
+    def broadcast_to(self, shape: Sequence[int]) -> Value:
+        return _wrap(self._n.expand([int(s) for s in shape]))
+
+    def split(self, split_size_or_sections: int | Sequence[int], dim: int = 0) -> list[Value]:
+        n = self.shape[dim] if self.ndim else 0
+        if isinstance(split_size_or_sections, (int, np.integer)):
+            k = int(split_size_or_sections)
+            if k <= 0:
+                raise ValueError(f"split: split size must be positive, got {k}")
+            sizes = [min(k, n - i) for i in range(0, n, k)]
+        else:
+            sizes = [int(s) for s in split_size_or_sections]
+        return [_wrap(p) for p in self._n.split_sizes(sizes, int(dim))]
+
+    def chunk(self, chunks: int, dim: int = 0) -> list[Value]:
+        if chunks <= 0:
+            raise ValueError(f"chunk: number of chunks must be positive, got {chunks}")
+        n = self.shape[dim]
+        return self.split(max(1, -(-n // chunks)), dim)
+
+    def __getitem__(self, key: Any) -> Value:
+        if isinstance(key, Value) or (
+            isinstance(key, tuple) and any(isinstance(k, Value) for k in key)
+        ):
+            key = _value_key(key)
+        return _wrap(self._n.getitem(key))
+
+    def gather(self, dim: int, index: Any) -> Value:
+        idx = np.asarray(index)
+        if idx.dtype.kind == "f" and np.all(idx == np.round(idx)):
+            idx = idx.astype(np.int64)
+        if idx.dtype.kind not in "iu":
+            raise TypeError(f"gather: index must hold integers, got dtype {idx.dtype}")
+        return _wrap(self._n.gather(int(dim), idx.astype(np.int64).ravel().tolist(),
+                                    list(idx.shape)))
+
+    def to(self, dtype: Any) -> Value:
+        return _wrap(self._n.to_dtype(_dtype(dtype).name))
+
+    def astype(self, dtype: Any) -> Value:
+        return self.to(dtype)
+
+    def float(self) -> Value:
+        return self.to(float32)
+
+    def double(self) -> Value:
+        return self.to(float64)
+
+    # ---- products ------------------------------------------------------------------
+
+    def matmul(self, other: Any) -> Value:
+        return self @ other
+
+    def dot(self, other: Any) -> Value:
+        o = other if isinstance(other, Value) else Value(other, requires_grad=False)
+        return _wrap(self._n.dot(o._n))
+
+    # ---- autograd ------------------------------------------------------------------
+
+    def backward(self, gradient: Any = None) -> None:
+        """Adds d(self)/d(x) into ``x.grad`` for every x behind self.
+
+        A one-element output seeds 1. A larger output seeds ones, i.e. the gradient of
+        ``self.sum()`` (as the original MikaGrad); ``gradient=`` gives an explicit seed.
+        """
+        if gradient is not None and not isinstance(gradient, Value):
+            gradient = np.asarray(gradient, dtype=self.dtype)
+        self._n.backward(gradient._n if isinstance(gradient, Value) else gradient)
+
+    def zero_grad(self) -> None:
+        """Zeros the gradient of every Value in the graph behind this one."""
+        self._n.zero_grad()
+
+    def detach(self) -> Value:
+        """The same data (shared memory), cut from the graph."""
+        return _wrap(self._n.detach())
+
+
+def _correction(correction: float | None, unbiased: bool | None, ddof: float | None) -> float:
+    if correction is not None:
+        return float(correction)
+    if ddof is not None:
+        return float(ddof)
+    if unbiased is not None:
+        return 1.0 if unbiased else 0.0
+    return 1.0
+
+
+def _value_key(key: Any) -> Any:
+    """Values inside an index become numpy arrays: masks as bool, others as integers."""
+    def conv(k: Any) -> Any:
+        if not isinstance(k, Value):
+            return k
+        a = k.numpy()
+        if getattr(k, "_mask", False):
+            return a != 0
+        if not np.all(a == np.round(a)):
+            raise IndexError("index: a Value used as an index must hold integers")
+        return a.astype(np.int64)
+    return tuple(conv(k) for k in key) if isinstance(key, tuple) else conv(key)
+
+
+Tensor = Value
+
+
+def tensor(data: Any, dtype: Any = None, requires_grad: bool = False) -> Value:
+    """Like ``torch.tensor``: a new leaf Value, not requiring grad unless asked."""
+    return Value(data, dtype=dtype, requires_grad=requires_grad)
+
+
+def is_grad_enabled() -> bool:
+    return _core.is_grad_enabled()
+
+
+class _GradMode(contextlib.ContextDecorator):
+    _on = True
+
+    def __init__(self) -> None:
+        self._saved: list[bool] = []  # a stack, so one instance can nest (recursion)
+
+    def __enter__(self) -> None:
+        self._saved.append(_core.set_grad_enabled(self._on))
+
+    def __exit__(self, *exc: object) -> None:
+        _core.set_grad_enabled(self._saved.pop())
+
+
+class no_grad(_GradMode):
+    """Records no graph inside the block (or the decorated function). Per thread."""
+
+    _on = False
+
+
+class enable_grad(_GradMode):
+    """Turns recording back on inside a ``no_grad`` block."""
+
+    _on = True

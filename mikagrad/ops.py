@@ -1,0 +1,68 @@
+"""Module-level ops over several Values (``mikagrad.cat``, ``mikagrad.where``, ...)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from . import _core
+from .engine import Value, _wrap
+
+__all__ = ["cat", "stack", "split", "chunk", "where", "maximum", "minimum", "matmul", "dot"]
+
+
+def _val(x: Any, like: Value | None = None) -> Value:
+    if isinstance(x, Value):
+        return x
+    return Value(x, dtype=None if like is None else like.dtype, requires_grad=False)
+
+
+def _vals(op: str, parts: Sequence[Any]) -> list[Any]:
+    if isinstance(parts, Value) or not isinstance(parts, (list, tuple)):
+        raise TypeError(f"{op}: expected a list or tuple of Values")
+    return [_val(p)._n for p in parts]
+
+
+def cat(values: Sequence[Any], dim: int = 0) -> Value:
+    """Joins Values along an existing dim; the gradient is split back."""
+    return _wrap(_core.Node.cat(_vals("cat", values), int(dim)))
+
+
+concatenate = cat
+
+
+def stack(values: Sequence[Any], dim: int = 0) -> Value:
+    return _wrap(_core.Node.stack(_vals("stack", values), int(dim)))
+
+
+def split(v: Value, split_size_or_sections: Any, dim: int = 0) -> list[Value]:
+    return v.split(split_size_or_sections, dim)
+
+
+def chunk(v: Value, chunks: int, dim: int = 0) -> list[Value]:
+    return v.chunk(chunks, dim)
+
+
+def where(cond: Any, a: Any, b: Any) -> Value:
+    """``a`` where ``cond`` is nonzero, else ``b``; gradients follow the branch taken."""
+    av = _val(a, b if isinstance(b, Value) else None)
+    bv = _val(b, av)
+    return _wrap(_core.Node.where_(_val(cond)._n, av._n, bv._n))
+
+
+def maximum(a: Any, b: Any) -> Value:
+    av = _val(a, b if isinstance(b, Value) else None)
+    return av._bin(b, "maximum")
+
+
+def minimum(a: Any, b: Any) -> Value:
+    av = _val(a, b if isinstance(b, Value) else None)
+    return av._bin(b, "minimum")
+
+
+def matmul(a: Any, b: Any) -> Value:
+    return _val(a) @ b
+
+
+def dot(a: Any, b: Any) -> Value:
+    return _val(a).dot(b)
