@@ -42,7 +42,7 @@ def avoid(x, points=(0.0,), margin=0.1):
 def distinct(shape, seed=0, spacing=0.1, offset=0.0):
     """Values on a grid `spacing` apart, shuffled: no two elements tie (safe for max/min)."""
     n = int(np.prod(shape, dtype=np.int64))
-    grid = (np.arange(n) - n / 2.0) * spacing + offset
+    grid = (np.arange(n) - n // 2) * spacing + offset  # integer centring keeps grids disjoint
     return rng(seed).permutation(grid).reshape(shape).astype(np.float64)
 
 

@@ -1,5 +1,5 @@
 //! `mikagrad._core`: converts between Python and the core, and nothing else.
-use mikagrad_core::creation;
+use mikagrad_core::{creation, optim};
 use mikagrad_core::storage::Storage;
 use mikagrad_core::{Binary, DType, Error, Index, Tensor, Unary, Var};
 use numpy::npyffi::{self, npy_intp, NPY_ARRAY_WRITEABLE, PY_ARRAY_API};
@@ -589,6 +589,53 @@ fn randperm(n: usize) -> Vec<usize> {
     creation::randperm(n)
 }
 
+// ---- optimizer kernels ---------------------------------------------------------------
+
+/// One fused SGD update of `param` in place; returns False if it has no gradient.
+#[pyfunction]
+#[pyo3(signature = (param, buf, first, lr, momentum, dampening, nesterov, weight_decay, maximize))]
+#[allow(clippy::too_many_arguments)]
+fn sgd_step(
+    param: &Node,
+    buf: Option<&Node>,
+    first: bool,
+    lr: f64,
+    momentum: f64,
+    dampening: f64,
+    nesterov: bool,
+    weight_decay: f64,
+    maximize: bool,
+) -> PyResult<bool> {
+    let Some(g) = param.v.grad() else { return Ok(false) };
+    let h = optim::Sgd { lr, momentum, dampening, nesterov, weight_decay, maximize };
+    let buf = buf.map(|b| b.v.tensor());
+    optim::sgd_step(&param.v.tensor(), &g, buf.as_ref(), first, &h).py()?;
+    Ok(true)
+}
+
+/// One fused Adam (or AdamW, `decoupled`) update in place; False if no gradient.
+#[pyfunction]
+#[pyo3(signature = (param, m, v, step, lr, beta1, beta2, eps, weight_decay, decoupled, maximize))]
+#[allow(clippy::too_many_arguments)]
+fn adam_step(
+    param: &Node,
+    m: &Node,
+    v: &Node,
+    step: u64,
+    lr: f64,
+    beta1: f64,
+    beta2: f64,
+    eps: f64,
+    weight_decay: f64,
+    decoupled: bool,
+    maximize: bool,
+) -> PyResult<bool> {
+    let Some(g) = param.v.grad() else { return Ok(false) };
+    let h = optim::Adam { lr, beta1, beta2, eps, weight_decay, decoupled, maximize };
+    optim::adam_step(&param.v.tensor(), &g, &m.v.tensor(), &v.v.tensor(), step, &h).py()?;
+    Ok(true)
+}
+
 #[pyfunction]
 fn manual_seed(seed: u64) {
     creation::manual_seed(seed);
@@ -619,6 +666,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(eye, m)?)?;
     m.add_function(wrap_pyfunction!(randperm, m)?)?;
     m.add_function(wrap_pyfunction!(manual_seed, m)?)?;
+    m.add_function(wrap_pyfunction!(sgd_step, m)?)?;
+    m.add_function(wrap_pyfunction!(adam_step, m)?)?;
     m.add_function(wrap_pyfunction!(set_grad_enabled, m)?)?;
     m.add_function(wrap_pyfunction!(is_grad_enabled, m)?)?;
     Ok(())
