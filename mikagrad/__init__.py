@@ -8,7 +8,7 @@ array([[ 7., 11.],
        [ 9., 13.]])
 """
 
-from . import functional
+from . import data, functional, nn, optim
 from ._core import __version__
 from .creation import (
     arange,
@@ -43,6 +43,7 @@ from .engine import (
 )
 from .gradcheck import GradcheckError, gradcheck
 from .ops import cat, chunk, dot, matmul, maximum, minimum, split, stack, where
+from .serialization import SerializationError, load, save
 
 __all__ = [
     "__version__",
@@ -51,5 +52,6 @@ __all__ = [
     "zeros", "ones", "full", "eye", "arange", "linspace", "rand", "randn", "randperm",
     "zeros_like", "ones_like", "full_like", "rand_like", "randn_like",
     "cat", "stack", "split", "chunk", "where", "maximum", "minimum", "matmul", "dot",
-    "gradcheck", "GradcheckError", "ShapeError", "GradError", "functional",
+    "gradcheck", "GradcheckError", "ShapeError", "GradError", "SerializationError",
+    "save", "load", "functional", "nn", "optim", "data",
 ]

@@ -74,8 +74,8 @@ def _as_array(x: Any, dtype: Any = None) -> np.ndarray:
         arr = x.numpy()
     elif isinstance(x, (str, bytes)) or x is None:
         raise TypeError(f"Value: cannot make a Value from {type(x).__name__}")
-    elif isinstance(x, np.ndarray):
-        arr = x
+    elif isinstance(x, (np.ndarray, np.generic)):
+        arr = np.asarray(x)
     else:
         try:
             arr = np.asarray(x)
@@ -98,9 +98,11 @@ def _as_array(x: Any, dtype: Any = None) -> np.ndarray:
     return arr
 
 
-def _wrap(n: _core.Node) -> Value:
+def _wrap(n: _core.Node, *src: Any) -> Value:
+    """A Value around node ``n``; ``src`` are the operands, so ``_prev`` gives them back."""
     v = _new(Value)
     v._n = n
+    v._src = src
     return v
 
 
@@ -146,7 +148,7 @@ class Value:
     array([2., 4.])
     """
 
-    __slots__ = ("_n", "_mask", "__weakref__")
+    __slots__ = ("_n", "_src", "_mask", "__weakref__")
     # numpy defers to our reflected operators instead of swallowing the Value.
     __array_ufunc__ = None
     __array_priority__ = 1000
@@ -226,8 +228,17 @@ class Value:
 
     @property
     def parents(self) -> tuple[Value, ...]:
-        """The inputs of the op that made this Value, in order (read-only)."""
-        return tuple(_wrap(p) for p in self._n.parents)
+        """The inputs of the op that made this Value, in order (read-only).
+
+        Operands the user passed come back as the same objects, so micrograd-style graph
+        walks (``v in visited``) work; inner nodes get a wrapper made once and kept.
+        """
+        nodes = self._n.parents
+        src = getattr(self, "_src", ())
+        known = {s._n.id: s for s in src if isinstance(s, Value)}
+        out = tuple(known[p.id] if p.id in known else _wrap(p) for p in nodes)
+        self._src = out
+        return out
 
     _prev = parents
 
@@ -291,48 +302,48 @@ class Value:
     # ---- arithmetic ----------------------------------------------------------------
 
     def _bin(self, other: Any, op: str, reflected: bool = False) -> Value:
-        return _wrap(self._n.binary(_arg(other, self), _BINARY[op], reflected))
+        return _wrap(self._n.binary(_arg(other, self), _BINARY[op], reflected), self, other)
 
     def __add__(self, o: Any) -> Value:
-        return _wrap(self._n.binary(_arg(o, self), 0, False))
+        return _wrap(self._n.binary(_arg(o, self), 0, False), self, o)
 
     def __radd__(self, o: Any) -> Value:
-        return _wrap(self._n.binary(_arg(o, self), 0, True))
+        return _wrap(self._n.binary(_arg(o, self), 0, True), self, o)
 
     def __sub__(self, o: Any) -> Value:
-        return _wrap(self._n.binary(_arg(o, self), 1, False))
+        return _wrap(self._n.binary(_arg(o, self), 1, False), self, o)
 
     def __rsub__(self, o: Any) -> Value:
-        return _wrap(self._n.binary(_arg(o, self), 1, True))
+        return _wrap(self._n.binary(_arg(o, self), 1, True), self, o)
 
     def __mul__(self, o: Any) -> Value:
-        return _wrap(self._n.binary(_arg(o, self), 2, False))
+        return _wrap(self._n.binary(_arg(o, self), 2, False), self, o)
 
     def __rmul__(self, o: Any) -> Value:
-        return _wrap(self._n.binary(_arg(o, self), 2, True))
+        return _wrap(self._n.binary(_arg(o, self), 2, True), self, o)
 
     def __truediv__(self, o: Any) -> Value:
-        return _wrap(self._n.binary(_arg(o, self), 3, False))
+        return _wrap(self._n.binary(_arg(o, self), 3, False), self, o)
 
     def __rtruediv__(self, o: Any) -> Value:
-        return _wrap(self._n.binary(_arg(o, self), 3, True))
+        return _wrap(self._n.binary(_arg(o, self), 3, True), self, o)
 
     def __pow__(self, o: Any) -> Value:
         if isinstance(o, (int, float)):
-            return _wrap(self._n.pow_scalar(float(o)))
+            return _wrap(self._n.pow_scalar(float(o)), self)
         return self._bin(o, "pow")
 
     def __rpow__(self, o: Any) -> Value:
         return self._bin(o, "pow", True)
 
     def __matmul__(self, o: Any) -> Value:
-        return _wrap(self._n.matmul(_arg(o, self), False))
+        return _wrap(self._n.matmul(_arg(o, self), False), self, o)
 
     def __rmatmul__(self, o: Any) -> Value:
-        return _wrap(self._n.matmul(_arg(o, self), True))
+        return _wrap(self._n.matmul(_arg(o, self), True), self, o)
 
     def __neg__(self) -> Value:
-        return _wrap(self._n.unary(0))
+        return _wrap(self._n.unary(0), self)
 
     def __pos__(self) -> Value:
         return self
@@ -367,38 +378,38 @@ class Value:
     # ---- unary math ----------------------------------------------------------------
 
     def exp(self) -> Value:
-        return _wrap(self._n.unary(1))
+        return _wrap(self._n.unary(1), self)
 
     def log(self) -> Value:
-        return _wrap(self._n.unary(2))
+        return _wrap(self._n.unary(2), self)
 
     def sqrt(self) -> Value:
-        return _wrap(self._n.unary(3))
+        return _wrap(self._n.unary(3), self)
 
     def abs(self) -> Value:
-        return _wrap(self._n.unary(4))
+        return _wrap(self._n.unary(4), self)
 
     def sin(self) -> Value:
-        return _wrap(self._n.unary(5))
+        return _wrap(self._n.unary(5), self)
 
     def cos(self) -> Value:
-        return _wrap(self._n.unary(6))
+        return _wrap(self._n.unary(6), self)
 
     def tanh(self) -> Value:
-        return _wrap(self._n.unary(7))
+        return _wrap(self._n.unary(7), self)
 
     def sigmoid(self) -> Value:
-        return _wrap(self._n.unary(8))
+        return _wrap(self._n.unary(8), self)
 
     def relu(self) -> Value:
-        return _wrap(self._n.unary(9))
+        return _wrap(self._n.unary(9), self)
 
     def gelu(self) -> Value:
         """GELU with the exact erf form (PyTorch's default)."""
-        return _wrap(self._n.unary(10))
+        return _wrap(self._n.unary(10), self)
 
     def softplus(self) -> Value:
-        return _wrap(self._n.unary(11))
+        return _wrap(self._n.unary(11), self)
 
     def isnan(self) -> Value:
         v = _wrap(self._n.unary(12))
@@ -406,12 +417,12 @@ class Value:
         return v
 
     def leaky_relu(self, negative_slope: float = 0.01) -> Value:
-        return _wrap(self._n.leaky_relu(float(negative_slope)))
+        return _wrap(self._n.leaky_relu(float(negative_slope)), self)
 
     def clamp(self, min: float | None = None, max: float | None = None) -> Value:
         lo = -np.inf if min is None else float(min)
         hi = np.inf if max is None else float(max)
-        return _wrap(self._n.clamp(lo, hi))
+        return _wrap(self._n.clamp(lo, hi), self)
 
     clip = clamp
 
@@ -423,48 +434,48 @@ class Value:
     def sum(self, dim: Any = None, keepdim: bool = False, *, axis: Any = None,
             keepdims: bool | None = None) -> Value:
         """Sum over ``dim``/``axis`` (int, tuple or None for all)."""
-        return _wrap(self._n.sum(_dims(dim, axis), _keep(keepdim, keepdims)))
+        return _wrap(self._n.sum(_dims(dim, axis), _keep(keepdim, keepdims)), self)
 
     def mean(self, dim: Any = None, keepdim: bool = False, *, axis: Any = None,
              keepdims: bool | None = None) -> Value:
-        return _wrap(self._n.mean(_dims(dim, axis), _keep(keepdim, keepdims)))
+        return _wrap(self._n.mean(_dims(dim, axis), _keep(keepdim, keepdims)), self)
 
     def max(self, dim: Any = None, keepdim: bool = False, *, axis: Any = None,
             keepdims: bool | None = None) -> Value:
         """The largest values (numpy's ``amax``; the gradient goes to the chosen positions)."""
-        return _wrap(self._n.max(_dims(dim, axis), _keep(keepdim, keepdims)))
+        return _wrap(self._n.max(_dims(dim, axis), _keep(keepdim, keepdims)), self)
 
     def min(self, dim: Any = None, keepdim: bool = False, *, axis: Any = None,
             keepdims: bool | None = None) -> Value:
-        return _wrap(self._n.min(_dims(dim, axis), _keep(keepdim, keepdims)))
+        return _wrap(self._n.min(_dims(dim, axis), _keep(keepdim, keepdims)), self)
 
     def var(self, dim: Any = None, keepdim: bool = False, *, axis: Any = None,
             keepdims: bool | None = None, correction: float | None = None,
             unbiased: bool | None = None, ddof: float | None = None) -> Value:
         """Variance; ``correction`` defaults to 1 (unbiased), as in PyTorch."""
         c = _correction(correction, unbiased, ddof)
-        return _wrap(self._n.var(_dims(dim, axis), c, _keep(keepdim, keepdims)))
+        return _wrap(self._n.var(_dims(dim, axis), c, _keep(keepdim, keepdims)), self)
 
     def std(self, dim: Any = None, keepdim: bool = False, *, axis: Any = None,
             keepdims: bool | None = None, correction: float | None = None,
             unbiased: bool | None = None, ddof: float | None = None) -> Value:
         c = _correction(correction, unbiased, ddof)
-        return _wrap(self._n.std(_dims(dim, axis), c, _keep(keepdim, keepdims)))
+        return _wrap(self._n.std(_dims(dim, axis), c, _keep(keepdim, keepdims)), self)
 
     def logsumexp(self, dim: Any = None, keepdim: bool = False, *, axis: Any = None,
                   keepdims: bool | None = None) -> Value:
-        return _wrap(self._n.logsumexp(_dims(dim, axis), _keep(keepdim, keepdims)))
+        return _wrap(self._n.logsumexp(_dims(dim, axis), _keep(keepdim, keepdims)), self)
 
     def argmax(self, dim: int | None = None, keepdim: bool = False, *, axis: int | None = None,
                keepdims: bool | None = None) -> Value:
         """Indices (as float values, no grad) of the largest elements."""
         d = dim if dim is not None else axis
-        return _wrap(self._n.arg_extreme(True, d, _keep(keepdim, keepdims)))
+        return _wrap(self._n.arg_extreme(True, d, _keep(keepdim, keepdims)), self)
 
     def argmin(self, dim: int | None = None, keepdim: bool = False, *, axis: int | None = None,
                keepdims: bool | None = None) -> Value:
         d = dim if dim is not None else axis
-        return _wrap(self._n.arg_extreme(False, d, _keep(keepdim, keepdims)))
+        return _wrap(self._n.arg_extreme(False, d, _keep(keepdim, keepdims)), self)
 
     def any(self) -> bool:
         return bool(np.any(self.numpy()))
@@ -473,47 +484,47 @@ class Value:
         return bool(np.all(self.numpy()))
 
     def softmax(self, dim: int = -1) -> Value:
-        return _wrap(self._n.softmax(int(dim)))
+        return _wrap(self._n.softmax(int(dim)), self)
 
     def log_softmax(self, dim: int = -1) -> Value:
-        return _wrap(self._n.log_softmax(int(dim)))
+        return _wrap(self._n.log_softmax(int(dim)), self)
 
     # ---- shape ---------------------------------------------------------------------
 
     def reshape(self, *shape: Any) -> Value:
-        return _wrap(self._n.reshape(_shape_args(shape)))
+        return _wrap(self._n.reshape(_shape_args(shape)), self)
 
     view = reshape
 
     def flatten(self, start_dim: int = 0, end_dim: int = -1) -> Value:
-        return _wrap(self._n.flatten(start_dim, end_dim))
+        return _wrap(self._n.flatten(start_dim, end_dim), self)
 
     def squeeze(self, dim: Any = None) -> Value:
-        return _wrap(self._n.squeeze(_dims(dim, None)))
+        return _wrap(self._n.squeeze(_dims(dim, None)), self)
 
     def unsqueeze(self, dim: int) -> Value:
-        return _wrap(self._n.unsqueeze(int(dim)))
+        return _wrap(self._n.unsqueeze(int(dim)), self)
 
     def transpose(self, dim0: int = -2, dim1: int = -1) -> Value:
-        return _wrap(self._n.transpose(int(dim0), int(dim1)))
+        return _wrap(self._n.transpose(int(dim0), int(dim1)), self)
 
     def permute(self, *dims: Any) -> Value:
-        return _wrap(self._n.permute(_shape_args(dims)))
+        return _wrap(self._n.permute(_shape_args(dims)), self)
 
     @property
     def T(self) -> Value:
         """All dims reversed, as numpy's ``.T``."""
-        return _wrap(self._n.permute(list(range(self.ndim - 1, -1, -1))))
+        return _wrap(self._n.permute(list(range(self.ndim - 1, -1, -1))), self)
 
     @property
     def mT(self) -> Value:
         return self.transpose(-2, -1)
 
     def expand(self, *shape: Any) -> Value:
-        return _wrap(self._n.expand(_shape_args(shape)))
+        return _wrap(self._n.expand(_shape_args(shape)), self)
 
     def broadcast_to(self, shape: Sequence[int]) -> Value:
-        return _wrap(self._n.expand([int(s) for s in shape]))
+        return _wrap(self._n.expand([int(s) for s in shape]), self)
 
     def split(self, split_size_or_sections: int | Sequence[int], dim: int = 0) -> list[Value]:
         n = self.shape[dim] if self.ndim else 0
@@ -524,7 +535,7 @@ class Value:
             sizes = [min(k, n - i) for i in range(0, n, k)]
         else:
             sizes = [int(s) for s in split_size_or_sections]
-        return [_wrap(p) for p in self._n.split_sizes(sizes, int(dim))]
+        return [_wrap(p, self) for p in self._n.split_sizes(sizes, int(dim))]
 
     def chunk(self, chunks: int, dim: int = 0) -> list[Value]:
         if chunks <= 0:
@@ -537,7 +548,7 @@ class Value:
             isinstance(key, tuple) and any(isinstance(k, Value) for k in key)
         ):
             key = _value_key(key)
-        return _wrap(self._n.getitem(key))
+        return _wrap(self._n.getitem(key), self)
 
     def gather(self, dim: int, index: Any) -> Value:
         idx = np.asarray(index)
@@ -546,10 +557,10 @@ class Value:
         if idx.dtype.kind not in "iu":
             raise TypeError(f"gather: index must hold integers, got dtype {idx.dtype}")
         return _wrap(self._n.gather(int(dim), idx.astype(np.int64).ravel().tolist(),
-                                    list(idx.shape)))
+                                    list(idx.shape)), self)
 
     def to(self, dtype: Any) -> Value:
-        return _wrap(self._n.to_dtype(_dtype(dtype).name))
+        return _wrap(self._n.to_dtype(_dtype(dtype).name), self)
 
     def astype(self, dtype: Any) -> Value:
         return self.to(dtype)
@@ -567,7 +578,7 @@ class Value:
 
     def dot(self, other: Any) -> Value:
         o = other if isinstance(other, Value) else Value(other, requires_grad=False)
-        return _wrap(self._n.dot(o._n))
+        return _wrap(self._n.dot(o._n), self)
 
     # ---- autograd ------------------------------------------------------------------
 

@@ -1,21 +1,62 @@
-"""Neural-network modules. ``Module``, ``Layer`` and ``MLP`` keep the original MikaGrad's API."""
+"""Neural-network modules: the original MikaGrad's ``Module``, ``Layer`` and ``MLP``, and
+PyTorch's vocabulary (``Linear``, ``Sequential``, activations, losses, ``init``, ``utils``).
+
+Every forward pass is built from Value ops, so no gradient code lives here. A module's
+parameters are the leaf Values that require grad found in its attributes, or in lists,
+tuples and dicts held there, or in its sub-modules (searched the same way):
+
+>>> model = MLP(2, [16, 16, 1])
+>>> [name for name, _ in model.named_parameters()][:2]
+['layers.0.w', 'layers.0.b']
+"""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Iterable, Iterator
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from .creation import rand
-from .engine import Value, get_default_dtype
+from . import functional as F
+from .creation import rand, randn
+from .engine import ShapeError, Value, get_default_dtype
 
-__all__ = ["Module", "Layer", "MLP"]
+__all__ = [  # noqa: RUF022  (grouped as the sections below)
+    "Module", "Layer", "MLP",
+    "Linear", "Sequential", "Flatten", "Dropout", "LayerNorm", "Embedding",
+    "ReLU", "Tanh", "Sigmoid", "GELU", "LeakyReLU", "Softmax", "LogSoftmax",
+    "MSELoss", "L1Loss", "CrossEntropyLoss", "NLLLoss", "BCELoss", "BCEWithLogitsLoss",
+    "StateDictKeyError", "IncompatibleKeys", "init", "utils",
+]
+
+
+# ---- Module ------------------------------------------------------------------------------
+
+
+class StateDictKeyError(KeyError):
+    """``load_state_dict`` found a missing or unexpected key; the message names each one."""
+
+    def __str__(self) -> str:  # KeyError would show the message in quotes
+        return str(self.args[0])
+
+
+class IncompatibleKeys(NamedTuple):
+    missing_keys: list[str]
+    unexpected_keys: list[str]
 
 
 class Module:
-    """Base class: finds parameters (Values) and sub-modules held in attributes."""
+    """Base class: finds parameters (Values) and sub-modules held in attributes.
+
+    Subclasses set attributes in ``__init__`` (calling ``super().__init__()`` is optional)
+    and define ``forward``; ``module(x)`` calls ``forward(x)``.
+    """
+
+    training: bool = True
+
+    def __init__(self) -> None:
+        self.training = True
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.forward(*args, **kwargs)
@@ -23,65 +64,316 @@ class Module:
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__} does not define forward()")
 
-    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Value]]:
+    def _members(self) -> Iterable[tuple[str, Any]]:
+        """The (name, object) pairs searched for Values and sub-modules: the attributes."""
+        return ((k, v) for k, v in vars(self).items() if k != "training")
+
+    # ---- discovery ---------------------------------------------------------------------
+
+    def named_children(self) -> Iterator[tuple[str, Module]]:
+        """The sub-modules held directly (a module in ``self.layers[0]`` is 'layers.0')."""
         seen: set[int] = set()
-        for name, p in _walk(self, prefix):
-            if id(p) not in seen:
-                seen.add(id(p))
-                yield name, p
+        for name, obj in _held(self._members(), ""):
+            if isinstance(obj, Module) and id(obj) not in seen:
+                seen.add(id(obj))
+                yield name, obj
+
+    def children(self) -> Iterator[Module]:
+        return (m for _, m in self.named_children())
+
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
+        """This module and every module below it, depth first; a shared module once."""
+        seen: set[int] = set()
+
+        def walk(module: Module, name: str) -> Iterator[tuple[str, Module]]:
+            seen.add(id(module))
+            yield name, module
+            for child_name, child in module.named_children():
+                if id(child) not in seen:
+                    yield from walk(child, f"{name}.{child_name}" if name else child_name)
+
+        return walk(self, prefix)
+
+    def modules(self) -> Iterator[Module]:
+        return (m for _, m in self.named_modules())
+
+    def _named_leaves(self) -> Iterator[tuple[str, Value]]:
+        """Every leaf Value held here or below, depth first in attribute order, each once."""
+        seen_modules: set[int] = set()
+        seen_values: set[int] = set()
+
+        def walk(module: Module, prefix: str) -> Iterator[tuple[str, Value]]:
+            seen_modules.add(id(module))
+            for name, obj in _held(module._members(), prefix):
+                if isinstance(obj, Module):
+                    if id(obj) not in seen_modules:
+                        yield from walk(obj, name + ".")
+                elif obj.is_leaf and obj._n.id not in seen_values:
+                    seen_values.add(obj._n.id)
+                    yield name, obj
+
+        return walk(self, "")
+
+    def named_parameters(self) -> Iterator[tuple[str, Value]]:
+        """(name, Value) for each parameter: a leaf Value that requires grad."""
+        return ((n, v) for n, v in self._named_leaves() if v.requires_grad)
 
     def parameters(self) -> list[Value]:
         return [p for _, p in self.named_parameters()]
 
-    def zero_grad(self) -> None:
+    def num_parameters(self) -> int:
+        """The number of scalars in ``parameters()``."""
+        return sum(p.size for p in self.parameters())
+
+    # ---- training ----------------------------------------------------------------------
+
+    def zero_grad(self, set_to_none: bool = False) -> None:
+        """Zeros each parameter's gradient in place (micrograd's ``p.grad = 0``).
+
+        Zeroing in place keeps ``p.grad`` an array after the next ``backward()`` even for a
+        parameter that the loss does not reach; ``set_to_none=True`` drops it instead.
+        """
         for p in self.parameters():
-            if p.grad is not None:
+            if set_to_none:
+                p.grad = None
+            elif p.grad is not None:
                 p.grad[...] = 0
 
+    def train(self, mode: bool = True) -> Module:
+        """Sets ``training`` on this module and every module below it (Dropout reads it)."""
+        for m in self.modules():
+            m.training = bool(mode)
+        return self
 
-def _walk(obj: Any, prefix: str) -> Iterator[tuple[str, Value]]:
-    items: Any
-    if isinstance(obj, Module):
-        items = vars(obj).items()
-    elif isinstance(obj, dict):
-        items = obj.items()
-    elif isinstance(obj, (list, tuple)):
-        items = enumerate(obj)
-    else:
-        return
-    for k, v in items:
-        name = f"{prefix}.{k}" if prefix else str(k)
-        if isinstance(v, Value):
-            if v.requires_grad:
-                yield name, v
-        elif isinstance(v, (Module, dict, list, tuple)):
-            yield from _walk(v, name)
+    def eval(self) -> Module:
+        return self.train(False)
+
+    # ---- state -------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """A copy of every leaf Value held (parameters and frozen Values), by dotted name."""
+        return {name: v.numpy().copy() for name, v in self._named_leaves()}
+
+    def load_state_dict(self, state_dict: dict[str, Any], strict: bool = True) -> IncompatibleKeys:
+        """Copies arrays into the module's Values in place, all or nothing.
+
+        A key the module lacks or misses (with ``strict``) raises ``StateDictKeyError``; an
+        array of the wrong shape raises ``ShapeError``. Both name the key.
+        """
+        own = dict(self._named_leaves())
+        missing = [k for k in own if k not in state_dict]
+        unexpected = [k for k in state_dict if k not in own]
+        if strict and (missing or unexpected):
+            parts = []
+            if missing:
+                parts.append("missing keys " + ", ".join(map(repr, missing)))
+            if unexpected:
+                parts.append("unexpected keys " + ", ".join(map(repr, unexpected)))
+            raise StateDictKeyError(
+                f"load_state_dict for {type(self).__name__}: {'; '.join(parts)}")
+        arrays = {}
+        for key, v in own.items():
+            if key in state_dict:
+                arrays[key] = _state_array(key, state_dict[key], v)
+        for key, arr in arrays.items():
+            own[key].data[...] = arr
+        return IncompatibleKeys(missing, unexpected)
+
+    # ---- repr --------------------------------------------------------------------------
+
+    def extra_repr(self) -> str:
+        """The text inside the parentheses of this module's repr (its settings)."""
+        return ""
+
+    def __repr__(self) -> str:
+        extra = self.extra_repr()
+        lines = extra.split("\n") if extra else []
+        children = [
+            f"({name}): " + repr(child).replace("\n", "\n  ")
+            for name, child in self.named_children()
+        ]
+        if len(lines) <= 1 and not children:
+            return f"{type(self).__name__}({extra})"
+        body = "".join(f"\n  {line}" for line in lines + children)
+        return f"{type(self).__name__}({body}\n)"
+
+
+def _held(items: Iterable[tuple[Any, Any]], prefix: str) -> Iterator[tuple[str, Any]]:
+    """Values and Modules among ``items``, looking inside lists, tuples and dicts."""
+    for key, obj in items:
+        name = f"{prefix}{key}"
+        if isinstance(obj, (Value, Module)):
+            yield name, obj
+        elif isinstance(obj, dict):
+            yield from _held(obj.items(), name + ".")
+        elif isinstance(obj, (list, tuple)):
+            yield from _held(enumerate(obj), name + ".")
+
+
+def _state_array(key: str, x: Any, like: Value) -> np.ndarray:
+    """``x`` as an array ready to copy into ``like``, or an error naming ``key``."""
+    if isinstance(x, Value):
+        x = x.numpy()
+    try:
+        arr = np.asarray(x)
+    except ValueError as e:
+        raise TypeError(f"load_state_dict: {key!r} is not an array ({e})") from None
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"load_state_dict: {key!r} holds dtype {arr.dtype}, not numbers")
+    if arr.shape != like.shape:
+        raise ShapeError(
+            f"load_state_dict: {key!r} has shape {arr.shape} in the state dict "
+            f"but {like.shape} in the module")
+    return arr.astype(like.dtype, copy=False)
+
+
+def _parameter(array: np.ndarray) -> Value:
+    """A new parameter of the default dtype."""
+    return Value(array, dtype=get_default_dtype(), requires_grad=True)
+
+
+def _empty(*shape: int) -> Value:
+    return _parameter(np.zeros(shape))
+
+
+# ---- init --------------------------------------------------------------------------------
+
+
+def _fans(tensor: Value) -> tuple[int, int]:
+    """PyTorch's fans of a weight shaped (out, in, *kernel)."""
+    if tensor.ndim < 2:
+        raise ValueError(f"init: fans need a tensor with 2 or more dims, got shape {tensor.shape}")
+    receptive = int(np.prod(tensor.shape[2:], dtype=np.int64))
+    return tensor.shape[1] * receptive, tensor.shape[0] * receptive
+
+
+class init:  # a namespace, spelled as PyTorch's module
+    """In-place initialisers (``nn.init.uniform_(w, -1, 1)``) drawing from ``manual_seed``.
+
+    Each writes into ``tensor.data``, records no graph and returns ``tensor``.
+    """
+
+    @staticmethod
+    def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
+        if nonlinearity in ("linear", "sigmoid", "identity") or nonlinearity.startswith("conv"):
+            return 1.0
+        if nonlinearity == "tanh":
+            return 5.0 / 3
+        if nonlinearity == "relu":
+            return math.sqrt(2.0)
+        if nonlinearity == "leaky_relu":
+            slope = 0.01 if param is None else float(param)
+            return math.sqrt(2.0 / (1 + slope ** 2))
+        if nonlinearity == "selu":
+            return 3.0 / 4
+        raise ValueError(f"calculate_gain: unsupported nonlinearity {nonlinearity!r}")
+
+    @staticmethod
+    def uniform_(tensor: Value, a: float = 0.0, b: float = 1.0) -> Value:
+        tensor.data[...] = rand(tensor.shape, dtype=tensor.dtype).numpy() * (b - a) + a
+        return tensor
+
+    @staticmethod
+    def normal_(tensor: Value, mean: float = 0.0, std: float = 1.0) -> Value:
+        tensor.data[...] = randn(tensor.shape, dtype=tensor.dtype).numpy() * std + mean
+        return tensor
+
+    @staticmethod
+    def constant_(tensor: Value, val: float) -> Value:
+        tensor.data[...] = val
+        return tensor
+
+    @staticmethod
+    def zeros_(tensor: Value) -> Value:
+        return init.constant_(tensor, 0.0)
+
+    @staticmethod
+    def ones_(tensor: Value) -> Value:
+        return init.constant_(tensor, 1.0)
+
+    @staticmethod
+    def kaiming_uniform_(tensor: Value, a: float = 0.0, mode: str = "fan_in",
+                         nonlinearity: str = "leaky_relu") -> Value:
+        """U(-bound, bound) with ``bound = gain * sqrt(3 / fan)`` (He et al.)."""
+        if mode not in ("fan_in", "fan_out"):
+            raise ValueError(f"kaiming_uniform_: mode must be 'fan_in' or 'fan_out', got {mode!r}")
+        fan_in, fan_out = _fans(tensor)
+        fan = fan_in if mode == "fan_in" else fan_out
+        if fan == 0:
+            return tensor
+        bound = init.calculate_gain(nonlinearity, a) * math.sqrt(3.0 / fan)
+        return init.uniform_(tensor, -bound, bound)
+
+    @staticmethod
+    def xavier_uniform_(tensor: Value, gain: float = 1.0) -> Value:
+        """U(-bound, bound) with ``bound = gain * sqrt(6 / (fan_in + fan_out))`` (Glorot)."""
+        fan_in, fan_out = _fans(tensor)
+        if fan_in + fan_out == 0:
+            return tensor
+        bound = gain * math.sqrt(6.0 / (fan_in + fan_out))
+        return init.uniform_(tensor, -bound, bound)
+
+
+# ---- utils -------------------------------------------------------------------------------
+
+
+class utils:  # a namespace, spelled as PyTorch's module
+    """Helpers used inside a training loop."""
+
+    @staticmethod
+    def clip_grad_norm_(parameters: Value | Iterable[Value], max_norm: float,
+                        norm_type: float = 2.0) -> float:
+        """Scales all gradients in place so that their joint norm is at most ``max_norm``.
+
+        Returns the norm before clipping, over every gradient as one vector (PyTorch's rule,
+        scale ``max_norm / (norm + 1e-6)`` applied only when below 1).
+        """
+        params = [parameters] if isinstance(parameters, Value) else list(parameters)
+        grads = [p.grad for p in params if p.grad is not None]
+        if not grads:
+            return 0.0
+        norm_type = float(norm_type)
+        if norm_type == math.inf:
+            total = max(float(np.max(np.abs(g), initial=0.0)) for g in grads)
+        else:
+            total = float(sum(np.sum(np.abs(g.astype(np.float64)) ** norm_type) for g in grads))
+            total **= 1.0 / norm_type
+        scale = float(max_norm) / (total + 1e-6)
+        if scale < 1.0:
+            for g in grads:
+                g *= scale
+        return total
+
+
+# ---- the original MikaGrad's layers ----------------------------------------------------------
 
 
 class Layer(Module):
-    """A dense layer ``x @ W + b``, ReLU'd when ``nonlin`` (the original MikaGrad's Layer)."""
+    """A dense layer ``x @ w + b`` with ``w`` of shape (num_in, num_out), ReLU'd when ``nonlin``.
+
+    ``w`` is drawn from U(-1/sqrt(num_in), 1/sqrt(num_in)) and ``b`` starts at zero.
+    """
 
     def __init__(self, num_in: int, num_out: int, nonlin: bool = True) -> None:
-        bound = 1.0 / math.sqrt(num_in)
-        dt = get_default_dtype()
-        self.w = rand(num_in, num_out, dtype=dt) * (2 * bound) - bound
-        self.w = Value(self.w.numpy(), requires_grad=True)
-        self.b = Value(np.zeros(num_out, dtype=dt), requires_grad=True)
+        super().__init__()
+        bound = 1.0 / math.sqrt(num_in) if num_in > 0 else 0.0
+        self.w = init.uniform_(_empty(num_in, num_out), -bound, bound)
+        self.b = _empty(num_out)
         self.nonlin = nonlin
 
     def forward(self, x: Value) -> Value:
         out = x @ self.w + self.b
         return out.relu() if self.nonlin else out
 
-    def __repr__(self) -> str:
-        kind = "ReLU" if self.nonlin else "Linear"
-        return f"Layer({self.w.shape[0]}, {self.w.shape[1]}, {kind})"
+    def extra_repr(self) -> str:
+        return f"num_in={self.w.shape[0]}, num_out={self.w.shape[1]}, nonlin={self.nonlin}"
 
 
 class MLP(Module):
     """ReLU hidden layers and a linear last layer: ``MLP(2, [16, 16, 1])``."""
 
     def __init__(self, num_in: int, num_outs: list[int]) -> None:
+        super().__init__()
         sizes = [num_in] + list(num_outs)
         self.layers = [
             Layer(sizes[i], sizes[i + 1], nonlin=i != len(num_outs) - 1)
@@ -93,5 +385,269 @@ class MLP(Module):
             x = layer(x)
         return x
 
-    def __repr__(self) -> str:
-        return f"MLP of [{', '.join(str(layer) for layer in self.layers)}]"
+
+# ---- PyTorch's vocabulary ----------------------------------------------------------------------
+
+
+class Linear(Module):
+    """``x @ weight.T + bias`` with ``weight`` of shape (out_features, in_features), as torch.
+
+    Both are drawn from U(-1/sqrt(in_features), 1/sqrt(in_features)), PyTorch's default
+    (``kaiming_uniform_`` with ``a=sqrt(5)``).
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True) -> None:
+        super().__init__()
+        self.in_features = in_features
+        self.out_features = out_features
+        self.weight = init.kaiming_uniform_(_empty(out_features, in_features), a=math.sqrt(5))
+        self.bias = None
+        if bias:
+            bound = 1.0 / math.sqrt(in_features) if in_features > 0 else 0.0
+            self.bias = init.uniform_(_empty(out_features), -bound, bound)
+
+    def forward(self, x: Value) -> Value:
+        out = x @ self.weight.T
+        return out if self.bias is None else out + self.bias
+
+    def extra_repr(self) -> str:
+        return (f"in_features={self.in_features}, out_features={self.out_features}, "
+                f"bias={self.bias is not None}")
+
+
+class Sequential(Module):
+    """Calls its modules in order. ``Sequential(a, b)`` or ``Sequential({'name': a, ...})``.
+
+    Indexable (an int gives a module, a slice a Sequential), iterable, with ``len``.
+    """
+
+    def __init__(self, *modules: Module | dict[str, Module]) -> None:
+        super().__init__()
+        if len(modules) == 1 and isinstance(modules[0], dict):
+            items = list(modules[0].items())
+        else:
+            items = [(str(i), m) for i, m in enumerate(modules)]
+        for name, m in items:
+            if not isinstance(m, Module):
+                raise TypeError(f"Sequential: {name} is a {type(m).__name__}, not a Module")
+        self._modules = dict(items)
+
+    def _members(self) -> Iterable[tuple[str, Any]]:
+        yield from self._modules.items()
+        yield from ((k, v) for k, v in super()._members() if k != "_modules")
+
+    def __getitem__(self, index: int | slice) -> Any:
+        mods = list(self._modules.values())
+        if isinstance(index, slice):
+            return Sequential(*mods[index])
+        return mods[index]
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter(list(self._modules.values()))
+
+    def append(self, module: Module) -> Sequential:
+        self._modules[str(len(self._modules))] = module
+        return self
+
+    def forward(self, x: Any) -> Any:
+        for m in self._modules.values():
+            x = m(x)
+        return x
+
+
+class ReLU(Module):
+    def forward(self, x: Value) -> Value:
+        return x.relu()
+
+
+class Tanh(Module):
+    def forward(self, x: Value) -> Value:
+        return x.tanh()
+
+
+class Sigmoid(Module):
+    def forward(self, x: Value) -> Value:
+        return x.sigmoid()
+
+
+class GELU(Module):
+    """GELU in its exact erf form (PyTorch's default)."""
+
+    def forward(self, x: Value) -> Value:
+        return x.gelu()
+
+
+class LeakyReLU(Module):
+    def __init__(self, negative_slope: float = 0.01) -> None:
+        super().__init__()
+        self.negative_slope = negative_slope
+
+    def forward(self, x: Value) -> Value:
+        return x.leaky_relu(self.negative_slope)
+
+    def extra_repr(self) -> str:
+        return f"negative_slope={self.negative_slope}"
+
+
+class Softmax(Module):
+    def __init__(self, dim: int = -1) -> None:
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, x: Value) -> Value:
+        return x.softmax(self.dim)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}"
+
+
+class LogSoftmax(Softmax):
+    def forward(self, x: Value) -> Value:
+        return x.log_softmax(self.dim)
+
+
+class Flatten(Module):
+    """Merges dims ``start_dim`` to ``end_dim``; by default all but the batch dim."""
+
+    def __init__(self, start_dim: int = 1, end_dim: int = -1) -> None:
+        super().__init__()
+        self.start_dim = start_dim
+        self.end_dim = end_dim
+
+    def forward(self, x: Value) -> Value:
+        return x.flatten(self.start_dim, self.end_dim)
+
+    def extra_repr(self) -> str:
+        return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
+
+
+class Dropout(Module):
+    """In training mode, zeros each element with probability ``p`` and scales the rest by
+    ``1 / (1 - p)``; in eval mode, the identity. The mask draws from ``manual_seed``."""
+
+    def __init__(self, p: float = 0.5) -> None:
+        super().__init__()
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"Dropout: p must be between 0 and 1, got {p}")
+        self.p = p
+
+    def forward(self, x: Value) -> Value:
+        if not self.training or self.p == 0.0:
+            return x
+        if self.p == 1.0:
+            return x * 0.0
+        keep = (rand(x.shape, dtype=x.dtype) >= self.p) * (1.0 / (1.0 - self.p))
+        return x * keep
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+class LayerNorm(Module):
+    """Normalizes over the trailing ``normalized_shape`` dims, then ``* weight + bias``."""
+
+    def __init__(self, normalized_shape: int | tuple[int, ...], eps: float = 1e-5,
+                 elementwise_affine: bool = True) -> None:
+        super().__init__()
+        shape = (normalized_shape,) if isinstance(normalized_shape, int) else normalized_shape
+        self.normalized_shape = tuple(int(s) for s in shape)
+        self.eps = eps
+        self.elementwise_affine = elementwise_affine
+        self.weight = _parameter(np.ones(self.normalized_shape)) if elementwise_affine else None
+        self.bias = _empty(*self.normalized_shape) if elementwise_affine else None
+
+    def forward(self, x: Value) -> Value:
+        n = len(self.normalized_shape)
+        if x.ndim < n or tuple(x.shape[x.ndim - n:]) != self.normalized_shape:
+            raise ShapeError(
+                f"LayerNorm: input of shape {x.shape} does not end in {self.normalized_shape}")
+        dims = tuple(range(-n, 0))
+        centred = x - x.mean(dims, keepdim=True)
+        out = centred / (x.var(dims, keepdim=True, correction=0) + self.eps).sqrt()
+        if self.weight is not None:
+            out = out * self.weight + self.bias
+        return out
+
+    def extra_repr(self) -> str:
+        return (f"{self.normalized_shape}, eps={self.eps}, "
+                f"elementwise_affine={self.elementwise_affine}")
+
+
+class Embedding(Module):
+    """A lookup table: ``forward(indices)`` is ``weight[indices]``, weight drawn from N(0, 1).
+
+    Indices may be ints, nested lists, integer numpy arrays or Values holding integers.
+    """
+
+    def __init__(self, num_embeddings: int, embedding_dim: int) -> None:
+        super().__init__()
+        self.num_embeddings = num_embeddings
+        self.embedding_dim = embedding_dim
+        self.weight = init.normal_(_empty(num_embeddings, embedding_dim))
+
+    def forward(self, indices: Any) -> Value:
+        idx = np.asarray(indices.numpy() if isinstance(indices, Value) else indices)
+        if idx.dtype.kind == "f" and np.all(idx == np.round(idx)):
+            idx = idx.astype(np.int64)
+        if idx.dtype.kind not in "iu":
+            raise TypeError(f"Embedding: indices must be integers, got dtype {idx.dtype}")
+        if idx.size and (idx.min() < 0 or idx.max() >= self.num_embeddings):
+            bad = idx[(idx < 0) | (idx >= self.num_embeddings)].flat[0]
+            raise IndexError(
+                f"Embedding: index {bad} is out of range for {self.num_embeddings} embeddings")
+        return self.weight[idx.astype(np.int64)]
+
+    def extra_repr(self) -> str:
+        return f"{self.num_embeddings}, {self.embedding_dim}"
+
+
+# ---- losses --------------------------------------------------------------------------------
+
+
+class _Loss(Module):
+    _fn: Any = None
+
+    def __init__(self, reduction: str = "mean") -> None:
+        super().__init__()
+        if reduction not in ("mean", "sum", "none"):
+            raise ValueError(
+                f"{type(self).__name__}: reduction must be 'mean', 'sum' or 'none', "
+                f"got {reduction!r}")
+        self.reduction = reduction
+
+    def forward(self, input: Value, target: Any) -> Value:
+        return self._fn(input, target, reduction=self.reduction)
+
+    def extra_repr(self) -> str:
+        return "" if self.reduction == "mean" else f"reduction={self.reduction!r}"
+
+
+class MSELoss(_Loss):
+    _fn = staticmethod(F.mse_loss)
+
+
+class L1Loss(_Loss):
+    _fn = staticmethod(F.l1_loss)
+
+
+class CrossEntropyLoss(_Loss):
+    """Logits (N, C) against class indices (N,) or class probabilities (N, C)."""
+
+    _fn = staticmethod(F.cross_entropy)
+
+
+class NLLLoss(_Loss):
+    """Log-probabilities (N, C) against class indices (N,)."""
+
+    _fn = staticmethod(F.nll_loss)
+
+
+class BCELoss(_Loss):
+    _fn = staticmethod(F.binary_cross_entropy)
+
+
+class BCEWithLogitsLoss(_Loss):
+    _fn = staticmethod(F.binary_cross_entropy_with_logits)

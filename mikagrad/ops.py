@@ -17,22 +17,24 @@ def _val(x: Any, like: Value | None = None) -> Value:
     return Value(x, dtype=None if like is None else like.dtype, requires_grad=False)
 
 
-def _vals(op: str, parts: Sequence[Any]) -> list[Any]:
+def _vals(op: str, parts: Sequence[Any]) -> list[Value]:
     if isinstance(parts, Value) or not isinstance(parts, (list, tuple)):
         raise TypeError(f"{op}: expected a list or tuple of Values")
-    return [_val(p)._n for p in parts]
+    return [_val(p) for p in parts]
 
 
 def cat(values: Sequence[Any], dim: int = 0) -> Value:
     """Joins Values along an existing dim; the gradient is split back."""
-    return _wrap(_core.Node.cat(_vals("cat", values), int(dim)))
+    vs = _vals("cat", values)
+    return _wrap(_core.Node.cat([v._n for v in vs], int(dim)), *vs)
 
 
 concatenate = cat
 
 
 def stack(values: Sequence[Any], dim: int = 0) -> Value:
-    return _wrap(_core.Node.stack(_vals("stack", values), int(dim)))
+    vs = _vals("stack", values)
+    return _wrap(_core.Node.stack([v._n for v in vs], int(dim)), *vs)
 
 
 def split(v: Value, split_size_or_sections: Any, dim: int = 0) -> list[Value]:
@@ -47,7 +49,7 @@ def where(cond: Any, a: Any, b: Any) -> Value:
     """``a`` where ``cond`` is nonzero, else ``b``; gradients follow the branch taken."""
     av = _val(a, b if isinstance(b, Value) else None)
     bv = _val(b, av)
-    return _wrap(_core.Node.where_(_val(cond)._n, av._n, bv._n))
+    return _wrap(_core.Node.where_(_val(cond)._n, av._n, bv._n), av, bv)
 
 
 def maximum(a: Any, b: Any) -> Value:

@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 import pytest
+from helpers import avoid, check_f32, check_op, distinct, randn, sum_to, uniform
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -16,15 +17,13 @@ import mikagrad as mg
 import mikagrad.functional as F
 from mikagrad.engine import Value
 
-from helpers import avoid, check_f32, check_op, distinct, randn, sum_to, uniform
-
 # ---- numpy references ---------------------------------------------------------------------
 
 _erf = np.vectorize(math.erf, otypes=[np.float64])
 
 
 def np_sigmoid(a):
-    return 1.0 / (1.0 + np.exp(-a))
+    return np.exp(-np.logaddexp(0.0, -a))
 
 
 def np_gelu(a):
@@ -239,9 +238,7 @@ DIMS = [None, 0, 1, -1, (0, 2), (1, -1), (0, 1, 2)]
 def test_reduce(name, dim, keepdim):
     fn, ref = REDUCE[name]
     x = distinct((2, 3, 4), seed=7, spacing=0.15)
-    check_op(
-        lambda v: fn(v, dim, keepdim), x, ref=lambda a: ref(a, axis=dim, keepdims=keepdim)
-    )
+    check_op(lambda v: fn(v, dim, keepdim), x, ref=lambda a: ref(a, axis=dim, keepdims=keepdim))
 
 
 @pytest.mark.parametrize("name", list(REDUCE))
@@ -318,7 +315,7 @@ def test_max_min_ties_split_the_gradient_evenly():
     np.testing.assert_allclose(x.grad, [0.0, 0.5, 0.5])
     y = Value(np.array([[2.0, 2.0, 2.0], [0.0, -1.0, 0.0]]))
     y.min(dim=1).sum().backward()
-    np.testing.assert_allclose(y.grad, [[1 / 3, 1 / 3, 1 / 3], [0.0, 0.0, 0.0]])
+    np.testing.assert_allclose(y.grad, [[1 / 3, 1 / 3, 1 / 3], [0.0, 1.0, 0.0]])
     z = Value(np.array([[2.0, 2.0, 2.0], [0.0, -1.0, 0.0]]))
     z.max(dim=1).sum().backward()
     np.testing.assert_allclose(z.grad, [[1 / 3, 1 / 3, 1 / 3], [0.5, 0.0, 0.5]])
@@ -332,9 +329,11 @@ def test_argmax_argmin(name, dim, keepdim):
     a = distinct((3, 5), seed=12)
     kwargs = {} if dim is None else {"dim": dim, "keepdim": keepdim}
     got = np.asarray(getattr(Value(a), name)(**kwargs))
-    want = getattr(np, name)(a, axis=dim, keepdims=keepdim) if dim is not None else getattr(
-        np, name
-    )(a)
+    want = (
+        getattr(np, name)(a, axis=dim, keepdims=keepdim)
+        if dim is not None
+        else getattr(np, name)(a)
+    )
     assert got.shape == np.shape(want)
     np.testing.assert_array_equal(got.astype(np.int64), want)
     # the numpy spelling gives the same answer
@@ -450,6 +449,12 @@ SHAPE_OPS = {
         lambda x: x.T * x[::-1] + x.permute(1, 0)[1:].sum(0),
         lambda a: a.T * a[::-1] + a.T[1:].sum(0),
     ),
+    "overlapping_views": ((6,), lambda x: x[:-1] * x[1:], lambda a: a[:-1] * a[1:]),
+    "view_of_expand": (
+        (3, 1),
+        lambda x: x.expand(3, 4)[:, 1:] * x.T.expand(2, 3).T[:, :1],
+        lambda a: np.broadcast_to(a, (3, 4))[:, 1:] * a,
+    ),
     "permute_index_reshape": (
         (2, 3, 4),
         lambda x: x.permute(2, 0, 1)[1].reshape(-1),
@@ -526,7 +531,7 @@ def test_split_chunk(name):
         np.testing.assert_array_equal(p.data, w)
     # every part carries its own slice of the gradient back
     for k in range(len(want)):
-        check_op(lambda v: fn(v)[k], a, ref=lambda arr: ref(arr)[k])
+        check_op(lambda v, k=k: fn(v)[k], a, ref=lambda arr, k=k: ref(arr)[k])
     dim = 1 if "dim" in name else 0
     check_op(
         lambda v: mg.cat([p * (k + 1.0) for k, p in enumerate(fn(v))], dim=dim),
@@ -900,7 +905,12 @@ def broadcast_pair(draw):
 # (op, numpy forward, d out / d a, d out / d b)
 ANALYTIC = {
     "add": (lambda x, y: x + y, np.add, lambda a, b: np.ones_like(a + b), lambda a, b: 1.0 + 0 * b),
-    "sub": (lambda x, y: x - y, np.subtract, lambda a, b: 1.0 + 0 * (a + b), lambda a, b: -1.0 + 0 * (a + b)),
+    "sub": (
+        lambda x, y: x - y,
+        np.subtract,
+        lambda a, b: 1.0 + 0 * (a + b),
+        lambda a, b: -1.0 + 0 * (a + b),
+    ),
     "mul": (lambda x, y: x * y, np.multiply, lambda a, b: b + 0 * a, lambda a, b: a + 0 * b),
     "div": (
         lambda x, y: x / y,
@@ -929,9 +939,24 @@ def test_broadcasting_property(name, pair, seed):
     np.testing.assert_allclose(y.grad, sum_to(w * db(a, b), b.shape), rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.parametrize("name", list(BINARY))
+@given(
+    shapes=hnp.mutually_broadcastable_shapes(num_shapes=2, max_dims=3, max_side=3),
+    seed=st.integers(0, 999),
+)
+def test_binary_finite_difference_property(name, shapes, seed):
+    fn, ref, da, db = BINARY[name]
+    sa, sb = shapes.input_shapes
+    check_op(fn, make(da, sa, seed), make(db, sb, seed + 1), ref=ref)
+
+
 @st.composite
 def array_and_axes(draw):
-    a = draw(hnp.arrays(np.float64, hnp.array_shapes(min_dims=1, max_dims=4, max_side=4), elements=finite))
+    a = draw(
+        hnp.arrays(
+            np.float64, hnp.array_shapes(min_dims=1, max_dims=4, max_side=4), elements=finite
+        )
+    )
     axes = draw(st.none() | st.lists(st.integers(-a.ndim, a.ndim - 1), min_size=1, max_size=a.ndim))
     if axes is not None:
         axes = tuple(sorted({d % a.ndim for d in axes}))
@@ -991,7 +1016,9 @@ def test_basic_indexing_property(a, data):
     data=st.data(),
 )
 def test_integer_array_indexing_property(a, data):
-    idx = data.draw(hnp.integer_array_indices(a.shape, result_shape=hnp.array_shapes(max_dims=2, max_side=4)))
+    idx = data.draw(
+        hnp.integer_array_indices(a.shape, result_shape=hnp.array_shapes(max_dims=2, max_side=4))
+    )
     x = Value(a)
     out = x[idx]
     want = a[idx]
@@ -1025,3 +1052,64 @@ def test_matmul_property(batch, mkn, data):
     gb = sum_to(np.matmul(np.swapaxes(a, -1, -2), w), sb)
     np.testing.assert_allclose(x.grad, ga, rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(y.grad, gb, rtol=1e-10, atol=1e-10)
+
+
+# ---- larger and strided inputs: the kernels' fast paths and their strided fallbacks ----------
+
+
+def big(shape, seed):
+    return np.random.default_rng(seed).standard_normal(shape)
+
+
+# (stored shape of a, view of a, stored shape of b, view of b): the same code views numpy
+# arrays and Values, so the expected gradient is the view's gradient written back in place.
+MATMUL_LAYOUTS = {
+    "contiguous": ((130, 70), lambda a: a, (70, 129), lambda b: b),
+    "transposed": ((70, 130), lambda a: a.T, (129, 70), lambda b: b.T),
+    "stepped": ((260, 70), lambda a: a[::2, ::-1], (70, 129), lambda b: b[::-1]),
+    "batched": ((3, 40, 70), lambda a: a[:, ::-1], (2, 1, 70, 33), lambda b: b),
+}
+
+
+@pytest.mark.parametrize("layout", list(MATMUL_LAYOUTS))
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_large_matmul(layout, dtype):
+    sa, view_a, sb, view_b = MATMUL_LAYOUTS[layout]
+    a_np, b_np = big(sa, 1), big(sb, 2)
+    x, y = Value(a_np.astype(dtype)), Value(b_np.astype(dtype))
+    out = view_a(x) @ view_b(y)
+    want = view_a(a_np) @ view_b(b_np)
+    tol = 1e-10 if dtype == np.float64 else 1e-4
+    assert out.dtype == dtype
+    np.testing.assert_allclose(out.data, want, rtol=tol, atol=tol * 10)
+    w = big(want.shape, 3)
+    (out * Value(w.astype(dtype), requires_grad=False)).sum().backward()
+    ga, gb = np.zeros_like(a_np), np.zeros_like(b_np)
+    view_a(ga)[...] = sum_to(w @ np.swapaxes(view_b(b_np), -1, -2), view_a(a_np).shape)
+    view_b(gb)[...] = sum_to(np.swapaxes(view_a(a_np), -1, -2) @ w, view_b(b_np).shape)
+    np.testing.assert_allclose(x.grad, ga, rtol=tol, atol=tol * 10)
+    np.testing.assert_allclose(y.grad, gb, rtol=tol, atol=tol * 10)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_large_elementwise_and_reductions_on_views(dtype):
+    a_np = big((17, 33, 9), 4)
+    b_np = big((9, 33), 5)
+    x, y = Value(a_np.astype(dtype)), Value(b_np.astype(dtype))
+    xv = x.permute(2, 1, 0)[:, ::-1]  # (9, 33, 17), non-contiguous
+    yv = y.unsqueeze(-1)  # (9, 33, 1), broadcast along the last dim
+    out = ((xv * yv).exp() - xv / (yv.abs() + 1.0)).sum(dim=(0, 2)) + xv.max(dim=1).sum()
+    av = a_np.transpose(2, 1, 0)[:, ::-1]
+    bv = b_np[..., None]
+    want = (np.exp(av * bv) - av / (np.abs(bv) + 1.0)).sum(axis=(0, 2)) + av.max(axis=1).sum()
+    tol = 1e-10 if dtype == np.float64 else 2e-4
+    np.testing.assert_allclose(out.data, want, rtol=tol)
+    for op, ref in (
+        (lambda v: v.sum(dim=1), lambda a: a.sum(1)),
+        (lambda v: v.mean(dim=(0, 2)), lambda a: a.mean((0, 2))),
+        (lambda v: v.var(dim=0), lambda a: a.var(0, ddof=1)),
+        (lambda v: v.logsumexp(dim=2), lambda a: np_logsumexp(a, axis=2)),
+        (lambda v: v.softmax(1), lambda a: np_softmax(a, 1)),
+        (lambda v: v.min(), lambda a: a.min()),
+    ):
+        np.testing.assert_allclose(op(xv).data, ref(av), rtol=tol, atol=tol)

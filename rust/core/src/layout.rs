@@ -68,7 +68,7 @@ pub fn broadcast_shapes(op: &'static str, a: &[usize], b: &[usize]) -> Result<Ve
 pub fn wrap_dim(op: &'static str, dim: isize, ndim: usize) -> Result<usize> {
     let n = ndim as isize;
     let d = if dim < 0 { dim + n } else { dim };
-    if d < 0 || d >= n.max(1) || (ndim == 0 && d != 0) {
+    if d < 0 || d >= n {
         return Err(Error::index(
             op,
             format!("dim {dim} is out of range for a tensor with {ndim} dims"),
@@ -113,8 +113,11 @@ impl Layout {
     pub fn numel(&self) -> usize {
         self.shape.iter().product()
     }
-    /// Row-major with no gaps, starting anywhere.
+    /// Row-major with no gaps, starting anywhere. Empty tensors count as contiguous.
     pub fn is_contiguous(&self) -> bool {
+        if self.shape.contains(&0) {
+            return true;
+        }
         let mut acc = 1isize;
         for i in (0..self.shape.len()).rev() {
             if self.shape[i] != 1 && self.strides[i] != acc {

@@ -309,6 +309,9 @@ impl Tensor {
             return None;
         }
         let b = T::unwrap(&self.storage)?;
+        if self.numel() == 0 {
+            return Some(&[]);
+        }
         Some(&b.as_slice()[self.layout.offset..self.layout.offset + self.numel()])
     }
 
@@ -542,6 +545,7 @@ impl Tensor {
                     let base = (o as isize + i as isize * st) as usize;
                     let v = match op {
                         // Accumulate in f64 so float32 sums stay accurate.
+                        Reduce::Sum if roffs.is_empty() => T::ZERO,
                         Reduce::Sum => {
                             let acc: f64 = if run {
                                 s[base..base + roffs.len()].iter().map(|x| x.to_f64()).sum()
@@ -740,6 +744,9 @@ impl Tensor {
 
     /// `out[i][j] = self[i][index[i][j]]` along `dim`, as `torch.gather`.
     pub fn gather(&self, dim: usize, index: &[usize], index_shape: &[usize]) -> Result<Tensor> {
+        if index.is_empty() {
+            return Tensor::zeros(index_shape, self.dtype());
+        }
         let src = self.contiguous()?;
         let (outer, inner) = gather_geometry(index_shape, dim);
         let (n_src, n_idx) = (self.shape()[dim], index_shape[dim]);

@@ -95,16 +95,18 @@ fn numpy_view<'py>(py: Python<'py>, t: &Tensor) -> PyResult<Bound<'py, PyAny>> {
 /// Copies a float32 or float64 numpy array into a new tensor.
 fn tensor_from_numpy(obj: &Bound<'_, PyAny>) -> PyResult<Tensor> {
     if let Ok(a) = obj.extract::<PyReadonlyArrayDyn<f64>>() {
+        // as_slice also accepts Fortran order, so check for C order first.
         let v: Vec<f64> = match a.as_slice() {
-            Ok(s) => s.to_vec(),
-            Err(_) => a.as_array().iter().copied().collect(),
+            Ok(s) if a.is_c_contiguous() => s.to_vec(),
+            _ => a.as_array().iter().copied().collect(),
         };
         return Tensor::from_vec(v, a.shape()).py();
     }
     if let Ok(a) = obj.extract::<PyReadonlyArrayDyn<f32>>() {
+        // as_slice also accepts Fortran order, so check for C order first.
         let v: Vec<f32> = match a.as_slice() {
-            Ok(s) => s.to_vec(),
-            Err(_) => a.as_array().iter().copied().collect(),
+            Ok(s) if a.is_c_contiguous() => s.to_vec(),
+            _ => a.as_array().iter().copied().collect(),
         };
         return Tensor::from_vec(v, a.shape()).py();
     }
@@ -179,7 +181,11 @@ fn parse_index(key: &Bound<'_, PyAny>, shape: &[usize]) -> PyResult<Vec<Index>> 
         } else if it.is_instance_of::<PySlice>() {
             // Resolved below, once the dim it applies to is known.
             Index::Slice { start: 0, len: 0, step: 0 }
-        } else if it.is_instance_of::<PyList>() || it.is_instance_of::<PyUntypedArray>() {
+        } else if it.is_instance_of::<PyList>()
+            || it.is_instance_of::<PyUntypedArray>()
+            || it.hasattr("dtype")?
+        {
+            // Lists, arrays and numpy scalars (np.int64(2), np.bool_(True)).
             let arr = np.getattr("asarray")?.call1((it,))?;
             let kind: String = arr.getattr("dtype")?.getattr("kind")?.extract()?;
             let ashape: Vec<usize> = arr.getattr("shape")?.extract()?;

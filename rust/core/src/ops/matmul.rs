@@ -66,17 +66,16 @@ impl Var {
         Ok(out)
     }
 
-    /// The inner product of two 1-D Values.
+    /// `numpy.dot` for up to 2-D operands: a product with a 0-d operand, else `matmul`.
     pub fn dot(&self, other: &Var) -> Result<Var> {
         let (sa, sb) = (self.shape(), other.shape());
-        if sa.len() != 1 || sb.len() != 1 || sa != sb {
+        if sa.is_empty() || sb.is_empty() {
+            return self.mul(other);
+        }
+        if sa.len() > 2 || sb.len() > 2 {
             return Err(Error::shape(
                 "dot",
-                format!(
-                    "expected two 1-D Values of one length, got {} and {}",
-                    fmt_shape(&sa),
-                    fmt_shape(&sb)
-                ),
+                format!("dot takes operands of at most 2 dims, got {} and {}; use matmul", fmt_shape(&sa), fmt_shape(&sb)),
             ));
         }
         self.matmul(other)

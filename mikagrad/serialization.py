@@ -1,0 +1,241 @@
+"""``save`` and ``load`` for state dicts, as ``.npz`` archives that hold no pickles.
+
+An archive is what ``np.savez`` writes: one ``.npy`` entry per array, named after its key
+path (``state/0/exp_avg``), plus ``__mikagrad__``, a uint8 array of UTF-8 JSON that records
+the nesting (dicts keyed by str or int, lists, tuples) and the Python scalars. ``load`` reads
+it with ``np.load(allow_pickle=False)``, so loading never runs code; a file that is not such
+an archive raises ``SerializationError``, which names the file and what is wrong.
+
+>>> import io, numpy as np
+>>> f = io.BytesIO(); save({"w": np.eye(2, dtype=np.float32), "step": 3}, f); _ = f.seek(0)
+>>> load(f)
+{'w': array([[1., 0.],
+       [0., 1.]], dtype=float32), 'step': 3}
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import zipfile
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from .engine import Value
+
+__all__ = ["MissingFileError", "SerializationError", "load", "save"]
+
+FORMAT = "mikagrad.state"
+VERSION = 1
+_META = "__mikagrad__"
+# Names np.savez cannot take as keywords, besides our own metadata entry.
+_RESERVED = {_META, "file", "allow_pickle"}
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
+_TAGS = ("dict", "list", "tuple", "array", "scalar")
+
+
+class SerializationError(ValueError):
+    """The file is not a readable mikagrad archive: truncated, corrupt or foreign."""
+
+
+class MissingFileError(SerializationError, FileNotFoundError):
+    """The file to load does not exist (both a SerializationError and a FileNotFoundError)."""
+
+
+# ---- save --------------------------------------------------------------------------------
+
+
+def _where(path: tuple) -> str:
+    return "/".join(map(str, path)) if path else "(top level)"
+
+
+def _entry_name(path: tuple, taken: dict) -> str:
+    """A readable, unique zip entry name for the array at ``path``."""
+    parts = (re.sub(r"[^A-Za-z0-9_.\-]", "_", str(p)) for p in path)
+    base = "/".join("_" if p in ("", ".", "..") else p for p in parts) or "_"
+    name, n = base, 0
+    while name in taken or name in _RESERVED:
+        n += 1
+        name = f"{base}~{n}"
+    return name
+
+
+def _encode(obj: Any, path: tuple, arrays: dict) -> Any:
+    """The JSON tree of ``obj``; arrays go into ``arrays`` and are referenced by name."""
+    if isinstance(obj, Value):
+        obj = obj.numpy()
+    if isinstance(obj, (np.ndarray, np.generic)):
+        if obj.dtype.hasobject:
+            raise TypeError(
+                f"save: the array at key {_where(path)!r} holds Python objects "
+                f"(dtype {obj.dtype}); only plain numeric, bool and string arrays can be saved"
+            )
+        name = _entry_name(path, arrays)
+        arrays[name] = np.asarray(obj)
+        return {"array" if isinstance(obj, np.ndarray) else "scalar": name}
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    if isinstance(obj, Mapping):
+        items = []
+        for k, v in obj.items():
+            if not isinstance(k, (str, int)):
+                raise TypeError(
+                    f"save: dict keys must be str or int, got {type(k).__name__} {k!r} "
+                    f"at key {_where(path)!r}"
+                )
+            items.append([k, _encode(v, path + (k,), arrays)])
+        return {"dict": items}
+    if isinstance(obj, (list, tuple)):
+        tag = "list" if isinstance(obj, list) else "tuple"
+        return {tag: [_encode(v, path + (i,), arrays) for i, v in enumerate(obj)]}
+    raise TypeError(
+        f"save: cannot save an object of type {type(obj).__name__} at key {_where(path)!r}; "
+        "a state dict holds arrays, Values, numbers, str, None, and dicts/lists/tuples of them"
+    )
+
+
+def save(obj: Any, path: Any) -> None:
+    """Writes a state dict (nested dicts, lists and tuples of arrays, Values and Python
+    scalars) to ``path``: a str, a ``pathlib.Path`` or a file opened in binary mode.
+
+    Values are stored as arrays (``load`` gives numpy arrays back). Another type raises
+    TypeError naming its key, before the file is touched. The name is used as given: no
+    ``.npz`` is appended.
+    """
+    arrays: dict[str, np.ndarray] = {}
+    tree = _encode(obj, (), arrays)
+    meta = json.dumps({"format": FORMAT, "version": VERSION, "tree": tree})
+    arrays[_META] = np.frombuffer(meta.encode("utf-8"), dtype=np.uint8)
+    if hasattr(path, "write"):
+        if isinstance(path, io.TextIOBase):
+            raise TypeError("save: the file must be opened in binary mode ('wb')")
+        np.savez(path, **arrays)
+        return
+    with open(os.fspath(path), "wb") as f:
+        np.savez(f, **arrays)
+
+
+# ---- load --------------------------------------------------------------------------------
+
+
+def _describe(head: bytes) -> str:
+    """Why a file whose first bytes are ``head`` is not an .npz archive."""
+    if not head:
+        return "the file is empty"
+    if head.startswith(b"\x93NUMPY"[: len(head)]):
+        return "it is a single .npy array, not an .npz archive"
+    if head[:1] == b"\x80":
+        return "it looks like a Python pickle, which mikagrad never loads"
+    return f"it does not start with the zip signature of an .npz archive (starts with {head!r})"
+
+
+def _decode(node: Any, npz: Any, name: str) -> Any:
+    if node is None or isinstance(node, (bool, int, float, str)):
+        return node
+
+    def bad(why: str) -> SerializationError:
+        return SerializationError(f"load: {name} has corrupt mikagrad metadata: {why}")
+
+    if not isinstance(node, dict) or len(node) != 1 or next(iter(node)) not in _TAGS:
+        raise bad(f"unexpected node {str(node)[:80]}")
+    (tag, body), = node.items()
+    if tag in ("array", "scalar"):
+        if not isinstance(body, str) or body == _META or body not in npz.files:
+            raise bad(f"it refers to an array entry {body!r} that the archive lacks")
+        arr = _read_entry(npz, body, name)
+        if tag == "scalar":
+            if arr.ndim != 0:
+                raise bad(f"the scalar entry {body!r} has shape {arr.shape}")
+            return arr[()]
+        return arr
+    if not isinstance(body, list):
+        raise bad(f"a {tag} node holds {type(body).__name__}, not a list")
+    if tag == "dict":
+        out = {}
+        for item in body:
+            if not (isinstance(item, list) and len(item) == 2 and isinstance(item[0], (str, int))):
+                raise bad(f"malformed dict item {str(item)[:80]}")
+            out[item[0]] = _decode(item[1], npz, name)
+        return out
+    items = [_decode(v, npz, name) for v in body]
+    return items if tag == "list" else tuple(items)
+
+
+def _read_entry(npz: Any, entry: str, name: str) -> np.ndarray:
+    try:
+        return npz[entry]
+    except ValueError as e:
+        if "allow_pickle" in str(e):
+            raise SerializationError(
+                f"load: {name}: entry {entry!r} holds pickled Python objects, "
+                "which mikagrad never loads"
+            ) from None
+        raise SerializationError(f"load: {name}: cannot read entry {entry!r}: {e}") from None
+    except (zipfile.BadZipFile, OSError, EOFError, MemoryError, KeyError) as e:
+        raise SerializationError(
+            f"load: {name} is truncated or corrupt: cannot read entry {entry!r} "
+            f"({type(e).__name__}: {e})"
+        ) from None
+
+
+def _load_npz(f: Any, name: str) -> Any:
+    if isinstance(f, io.TextIOBase):
+        raise TypeError(f"load: {name} must be opened in binary mode ('rb')")
+    head = f.read(len(_ZIP_MAGIC[0]))
+    if head not in _ZIP_MAGIC:
+        raise SerializationError(f"load: {name} is not a mikagrad file: {_describe(head)}")
+    f.seek(-len(head), os.SEEK_CUR)
+    try:
+        npz = np.load(f, allow_pickle=False)
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
+        raise SerializationError(
+            f"load: {name} is truncated or corrupt: not a readable .npz archive "
+            f"({type(e).__name__}: {e})"
+        ) from None
+    with npz:
+        if _META not in npz.files:
+            shown = ", ".join(repr(k) for k in npz.files[:5]) or "no entries"
+            raise SerializationError(
+                f"load: {name} is a zip (.npz) archive but not a mikagrad file: it has no "
+                f"{_META!r} entry (it holds {shown})"
+            )
+        raw = _read_entry(npz, _META, name)
+        try:
+            if raw.dtype != np.uint8 or raw.ndim != 1:
+                raise ValueError(f"entry has dtype {raw.dtype} and shape {raw.shape}")
+            meta = json.loads(raw.tobytes().decode("utf-8"))
+            if not isinstance(meta, dict) or meta.get("format") != FORMAT or "tree" not in meta:
+                raise ValueError("it does not describe a mikagrad state")
+        except ValueError as e:
+            raise SerializationError(
+                f"load: {name} has corrupt mikagrad metadata: {e}"
+            ) from None
+        version = meta.get("version")
+        if not isinstance(version, int) or version > VERSION:
+            raise SerializationError(
+                f"load: {name} has format version {version!r}; this mikagrad reads up to "
+                f"version {VERSION}"
+            )
+        return _decode(meta["tree"], npz, name)
+
+
+def load(path: Any) -> Any:
+    """Reads what ``save`` wrote from a str, a ``pathlib.Path`` or a binary file object.
+
+    Arrays (and saved Values) come back as numpy arrays with their dtype and bits intact.
+    A missing file raises MissingFileError; a truncated, corrupt or foreign file (a pickle,
+    text, an .npz that mikagrad did not write) raises SerializationError. Nothing is
+    unpickled, so loading never executes code.
+    """
+    if hasattr(path, "read"):
+        return _load_npz(path, repr(getattr(path, "name", path)))
+    name = repr(os.fspath(path))
+    try:
+        with open(os.fspath(path), "rb") as f:
+            return _load_npz(f, name)
+    except FileNotFoundError:
+        raise MissingFileError(f"load: {name} does not exist") from None

@@ -1,0 +1,265 @@
+"""Bad inputs raise the documented Python exception class, with a message that says why.
+
+Each row: an id, a callable, the exception class, and fragments that must all appear in
+the message (shape errors name the op and both shapes; index errors say "out of").
+"""
+
+import contextlib
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import mikagrad as mg
+import mikagrad.functional as F
+from mikagrad.engine import Value
+
+
+def v(*shape):
+    return Value(np.ones(shape))
+
+
+def no_grad_backward():
+    with mg.no_grad():
+        y = Value(np.ones(3)) * 2
+    y.backward()
+
+
+CONSTRUCTION = [
+    ("ragged_list", lambda: Value([[1.0, 2.0], [3.0]]), ValueError, ()),
+    ("ragged_deep", lambda: Value([1.0, [2.0, 3.0]]), ValueError, ()),
+    ("ragged_tensor_factory", lambda: mg.tensor([[1], [2, 3]]), ValueError, ()),
+    ("string", lambda: Value("abc"), TypeError, ("str",)),
+    ("none", lambda: Value(None), TypeError, ("None",)),
+    ("complex", lambda: Value(1 + 2j), TypeError, ("complex",)),
+    ("object", lambda: Value(object()), TypeError, ("object",)),
+    ("dict", lambda: Value({"a": 1}), TypeError, ()),
+    ("list_with_string", lambda: Value([1.0, "a"]), TypeError, ()),
+    ("list_with_none", lambda: Value([1.0, None]), TypeError, ()),
+    ("np_complex", lambda: Value(np.array([1 + 1j, 2.0])), TypeError, ("complex",)),
+    ("np_str", lambda: Value(np.array(["a", "b"])), TypeError, ()),
+    ("np_object", lambda: Value(np.array([object(), 1], dtype=object)), TypeError, ()),
+    ("dtype_int", lambda: Value([1.0], dtype=np.int32), TypeError, ()),
+    ("dtype_complex", lambda: mg.zeros(2, dtype=np.complex128), TypeError, ()),
+]
+
+SHAPE_MISMATCH = [
+    ("add", lambda: v(3) + v(4), mg.ShapeError, ("add", "(3,)", "(4,)")),
+    ("sub", lambda: v(3) - v(4), mg.ShapeError, ("sub", "(3,)", "(4,)")),
+    ("mul", lambda: v(3) * v(4), mg.ShapeError, ("mul", "(3,)", "(4,)")),
+    ("div", lambda: v(3) / v(4), mg.ShapeError, ("div", "(3,)", "(4,)")),
+    ("pow", lambda: v(3) ** v(4), mg.ShapeError, ("pow", "(3,)", "(4,)")),
+    ("maximum", lambda: mg.maximum(v(3), v(4)), mg.ShapeError, ("maximum", "(3,)", "(4,)")),
+    ("minimum", lambda: mg.minimum(v(3), v(4)), mg.ShapeError, ("minimum", "(3,)", "(4,)")),
+    (
+        "where",
+        lambda: mg.where(np.ones(3, bool), v(4), v(3)),
+        mg.ShapeError,
+        ("where", "(3,)", "(4,)"),
+    ),
+    ("add_2d", lambda: v(2, 3) + v(3, 2), mg.ShapeError, ("add", "(2, 3)", "(3, 2)")),
+    ("numpy_first", lambda: np.ones(4) + v(3), mg.ShapeError, ("add", "(4,)", "(3,)")),
+    ("numpy_second", lambda: v(3) * np.ones((2, 4)), mg.ShapeError, ("mul", "(3,)", "(2, 4)")),
+    ("matmul", lambda: v(3, 4) @ v(5, 2), mg.ShapeError, ("matmul", "(3, 4)", "(5, 2)")),
+    ("matmul_1d", lambda: v(3) @ v(4), mg.ShapeError, ("matmul", "(3,)", "(4,)")),
+    ("matmul_vec_mat", lambda: v(3) @ v(4, 2), mg.ShapeError, ("matmul", "(3,)", "(4, 2)")),
+    (
+        "matmul_batch",
+        lambda: v(2, 3, 4) @ v(3, 4, 5),
+        mg.ShapeError,
+        ("matmul", "(2, 3, 4)", "(3, 4, 5)"),
+    ),
+    ("matmul_0d", lambda: Value(1.0) @ v(3), mg.ShapeError, ("matmul",)),
+    ("mg.matmul", lambda: mg.matmul(v(2, 3), v(2, 3)), mg.ShapeError, ("(2, 3)",)),
+    ("dot", lambda: mg.dot(v(3), v(4)), mg.ShapeError, ("(3,)", "(4,)")),
+    ("reshape", lambda: v(2, 3).reshape(4, 2), mg.ShapeError, ("reshape", "(2, 3)")),
+    ("reshape_-1", lambda: v(2, 3).reshape(4, -1), mg.ShapeError, ("reshape", "(2, 3)")),
+    ("view", lambda: v(2, 3).view(7), mg.ShapeError, ("(2, 3)",)),
+    ("reshape_two_holes", lambda: v(2, 3).reshape(-1, -1), ValueError, ()),
+    ("expand", lambda: v(3).expand(4), mg.ShapeError, ("(3,)", "(4,)")),
+    ("broadcast_to", lambda: v(2, 3).broadcast_to((3, 3)), mg.ShapeError, ("(2, 3)", "(3, 3)")),
+    ("cat", lambda: mg.cat([v(2, 3), v(2, 4)]), mg.ShapeError, ("cat", "(2, 3)", "(2, 4)")),
+    ("stack", lambda: mg.stack([v(2, 3), v(3, 2)]), mg.ShapeError, ("stack", "(2, 3)", "(3, 2)")),
+    ("cat_empty", lambda: mg.cat([]), ValueError, ()),
+    ("split_sizes", lambda: v(5).split([2, 2]), ValueError, ()),
+    ("mse_loss", lambda: F.mse_loss(v(3), v(4)), mg.ShapeError, ("(3,)", "(4,)")),
+    (
+        "backward_gradient_shape",
+        lambda: (v(3) * 2).backward(gradient=np.ones(4)),
+        mg.ShapeError,
+        ("backward", "(3,)", "(4,)"),
+    ),
+]
+
+DIM_OUT_OF_RANGE = [
+    ("sum", lambda: v(2, 3).sum(dim=5)),
+    ("sum_axis", lambda: v(2, 3).sum(axis=2)),
+    ("sum_tuple", lambda: v(2, 3).sum(dim=(0, 2))),
+    ("mean_neg", lambda: v(2, 3).mean(dim=-3)),
+    ("max", lambda: v(2, 3).max(dim=2)),
+    ("var", lambda: v(2, 3).var(dim=2)),
+    ("logsumexp", lambda: v(2, 3).logsumexp(dim=2)),
+    ("argmax", lambda: v(2, 3).argmax(dim=2)),
+    ("softmax", lambda: v(2, 3).softmax(dim=3)),
+    ("log_softmax", lambda: v(2, 3).log_softmax(-3)),
+    ("transpose", lambda: v(2, 3).transpose(0, 4)),
+    ("unsqueeze", lambda: v(2, 3).unsqueeze(4)),
+    ("squeeze", lambda: v(2, 1).squeeze(3)),
+    ("flatten", lambda: v(2, 3).flatten(3)),
+    ("cat", lambda: mg.cat([v(2, 3), v(2, 3)], dim=2)),
+    ("stack", lambda: mg.stack([v(2, 3), v(2, 3)], dim=4)),
+    ("split", lambda: v(2, 3).split(1, dim=2)),
+    ("gather", lambda: v(2, 3).gather(2, np.zeros((2, 3), dtype=np.int64))),
+]
+
+INDEX_OUT_OF_RANGE = [
+    ("int", lambda: v(3)[5]),
+    ("neg_int", lambda: v(3)[-4]),
+    ("second_dim", lambda: v(2, 3)[:, 3]),
+    ("list", lambda: v(3)[[0, 7]]),
+    ("array_neg", lambda: v(3)[np.array([-5])]),
+    ("gather", lambda: v(2, 3).gather(1, np.array([[0, 3], [1, 1]]))),
+    ("cross_entropy_target", lambda: F.cross_entropy(v(3, 4), np.array([0, 1, 4]))),
+    ("nll_target", lambda: F.nll_loss(v(3, 4), [0, 9, 1])),
+]
+
+OTHER = [
+    ("too_many_indices", lambda: v(2, 3)[0, 0, 0], IndexError, ("too many",)),
+    ("bool_mask_shape", lambda: v(3, 4)[np.ones((4, 3), bool)], IndexError, ("(4, 3)",)),
+    ("bool_mask_length", lambda: v(3, 4)[np.ones(5, bool)], IndexError, ("(5,)",)),
+    (
+        "backward_no_grad",
+        lambda: mg.tensor([1.0, 2.0]).sum().backward(),
+        mg.GradError,
+        ("backward",),
+    ),
+    ("backward_leaf_no_grad", lambda: Value(1.0, requires_grad=False).backward(), mg.GradError, ()),
+    ("backward_comparison", lambda: (v(3) > 0).sum().backward(), mg.GradError, ()),
+    ("backward_under_no_grad", no_grad_backward, mg.GradError, ()),
+    ("zeros_huge", lambda: mg.zeros((1 << 40,)), MemoryError, ()),
+    ("ones_huge", lambda: mg.ones(1 << 20, 1 << 20), MemoryError, ()),
+    ("add_str", lambda: v(3) + "a", TypeError, ()),
+    ("mul_none", lambda: v(3) * None, TypeError, ()),
+    ("rsub_str", lambda: "a" - v(3), TypeError, ()),
+    ("pow_str", lambda: v(3) ** "x", TypeError, ()),
+    ("matmul_str", lambda: v(3) @ "x", TypeError, ()),
+    ("len_0d", lambda: len(Value(1.0)), TypeError, ()),
+]
+
+TABLE = (
+    CONSTRUCTION
+    + SHAPE_MISMATCH
+    + [(f"dim_{name}", fn, IndexError, ("out of",)) for name, fn in DIM_OUT_OF_RANGE]
+    + [(f"index_{name}", fn, IndexError, ("out of",)) for name, fn in INDEX_OUT_OF_RANGE]
+    + OTHER
+)
+
+
+@pytest.mark.parametrize(
+    "make,exc,fragments", [row[1:] for row in TABLE], ids=[r[0] for r in TABLE]
+)
+def test_bad_input(make, exc, fragments):
+    with pytest.raises(exc) as info:
+        make()
+    message = str(info.value)
+    for fragment in fragments:
+        assert fragment in message, f"{fragment!r} not in {message!r}"
+
+
+def test_exception_classes():
+    assert issubclass(mg.ShapeError, ValueError)
+    assert issubclass(mg.GradError, RuntimeError)
+
+
+NEGATIVE_DIMS = [
+    (lambda x: x.sum(dim=-1), (2, 3)),
+    (lambda x: x.sum(dim=(-1, -2)), (2,)),
+    (lambda x: x.max(dim=-2, keepdim=True), (2, 1, 4)),
+    (lambda x: x.softmax(dim=-2), (2, 3, 4)),
+    (lambda x: x.log_softmax(-3), (2, 3, 4)),
+    (lambda x: x.transpose(-1, -3), (4, 3, 2)),
+    (lambda x: x.unsqueeze(-1), (2, 3, 4, 1)),
+    (lambda x: x.unsqueeze(-4), (1, 2, 3, 4)),
+    (lambda x: x.flatten(-2), (2, 12)),
+    (lambda x: x.permute(-1, 0, -2), (4, 2, 3)),
+    (lambda x: mg.cat([x, x], dim=-1), (2, 3, 8)),
+    (lambda x: mg.stack([x, x], dim=-1), (2, 3, 4, 2)),
+    (lambda x: x.split(2, dim=-1)[0], (2, 3, 2)),
+    (lambda x: x.gather(-1, np.zeros((2, 3, 1), dtype=np.int64)), (2, 3, 1)),
+    (lambda x: x.argmax(dim=-1), (2, 3)),
+    (lambda x: x.unsqueeze(-2).squeeze(-2), (2, 3, 4)),
+]
+
+
+@pytest.mark.parametrize("fn,shape", NEGATIVE_DIMS)
+def test_negative_dims_are_valid(fn, shape):
+    assert np.shape(fn(v(2, 3, 4))) == shape
+
+
+# User input must never reach a Rust panic. pyo3's PanicException derives from
+# BaseException, so it escapes `except Exception` and fails these tests.
+EDGE_CASES = {
+    "transpose_0d": lambda: Value(1.0).transpose(0, 0),
+    "split_0d": lambda: Value(1.0).split(1),
+    "gather_0d": lambda: Value(1.0).gather(0, np.zeros((), dtype=np.int64)),
+    "sum_empty_dim": lambda: Value(np.ones((0, 2))).sum(0),
+    "std_empty_dim": lambda: Value(np.ones((0, 2))).std(0),
+    "gather_empty": lambda: Value(np.ones((2, 0))).gather(0, np.zeros((2, 0), dtype=np.int64)),
+    "where_empty": lambda: mg.where(np.ones((2, 0), bool), v(2, 0), v(2, 0)),
+    "where_empty_broadcast": lambda: mg.where(np.ones((), bool), v(1), v(2, 0)),
+}
+
+
+@pytest.mark.parametrize("name", list(EDGE_CASES))
+def test_no_panic_edge_cases(name):
+    with contextlib.suppress(Exception):
+        EDGE_CASES[name]()
+
+
+small_int = st.integers(-6, 6)
+shape = st.lists(st.integers(0, 4), max_size=4).map(tuple)
+
+
+@given(sa=shape, sb=shape)
+def test_no_panic_binary_and_matmul(sa, sb):
+    for op in (
+        lambda a, b: a + b,
+        lambda a, b: a @ b,
+        lambda a, b: mg.where(np.ones(sa, bool), a, b),
+        lambda a, b: mg.cat([a, b]),
+        lambda a, b: mg.stack([a, b]),
+    ):
+        with contextlib.suppress(Exception):
+            op(Value(np.ones(sa)), Value(np.ones(sb)))
+
+
+@given(
+    sa=shape, target=st.lists(st.integers(-2, 6), max_size=4), dims=st.lists(small_int, max_size=3)
+)
+def test_no_panic_shape_ops(sa, target, dims):
+    x = Value(np.ones(sa))
+    calls = [
+        lambda: x.reshape(*target),
+        lambda: x.reshape(tuple(target)),
+        lambda: x.expand(*target),
+        lambda: x.permute(*dims),
+        lambda: x.sum(dim=tuple(dims)),
+        lambda: x.max(dim=dims[0] if dims else None),
+        lambda: x.transpose(*(dims + [0, 0])[:2]),
+        lambda: x.softmax(dims[0] if dims else 0),
+        lambda: x.unsqueeze(dims[0] if dims else 0),
+        lambda: x.squeeze(dims[0] if dims else None),
+        lambda: x.split(max(1, target[0]) if target else 1, dim=dims[0] if dims else 0),
+        lambda: x.chunk(max(1, target[0]) if target else 1),
+        lambda: x[tuple(dims)],
+        lambda: x[list(dims)],
+        lambda: x[::-2, None, ...],
+        lambda: x.gather(
+            dims[0] if dims else 0, np.zeros(sa, dtype=np.int64) + (target[0] if target else 0)
+        ),
+        lambda: x.backward(gradient=np.ones(tuple(t % 4 for t in target))),
+    ]
+    for call in calls:
+        with contextlib.suppress(Exception):
+            call()
