@@ -41,6 +41,7 @@ from .engine import (
     set_default_dtype,
     tensor,
 )
+from .explain import explain
 from .gradcheck import GradcheckError, gradcheck
 from .ops import cat, chunk, dot, matmul, maximum, minimum, split, stack, where
 from .serialization import SerializationError, load, save
@@ -53,5 +54,5 @@ __all__ = [
     "zeros_like", "ones_like", "full_like", "rand_like", "randn_like",
     "cat", "stack", "split", "chunk", "where", "maximum", "minimum", "matmul", "dot",
     "gradcheck", "GradcheckError", "ShapeError", "GradError", "SerializationError",
-    "save", "load", "functional", "nn", "optim", "data",
+    "save", "load", "functional", "nn", "optim", "data", "explain",
 ]

@@ -72,7 +72,7 @@ def train_digits(epochs: int, seed: int = 0) -> tuple[nn.Module, list[float], fl
     return model, losses, test_acc
 
 
-def train_moons(steps: int = 100, seed: int = 1) -> tuple[nn.Module, np.ndarray, np.ndarray, float]:
+def train_moons(steps: int = 200, seed: int = 1) -> tuple[nn.Module, np.ndarray, np.ndarray, float]:
     mg.manual_seed(seed)
     x, y = make_moons(n_samples=100, noise=0.1, random_state=seed)
     y = y * 2.0 - 1.0  # labels in {-1, +1} for the hinge loss

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from . import _core
+from . import explain as _explain
 from ._core import GradError, ShapeError
 
 __all__ = [
@@ -582,15 +583,22 @@ class Value:
 
     # ---- autograd ------------------------------------------------------------------
 
-    def backward(self, gradient: Any = None) -> None:
+    def backward(self, gradient: Any = None, explain: bool = False) -> None:
         """Adds d(self)/d(x) into ``x.grad`` for every x behind self.
 
         A one-element output seeds 1. A larger output seeds ones, i.e. the gradient of
         ``self.sum()`` (as the original MikaGrad); ``gradient=`` gives an explicit seed.
+        ``explain=True`` prints what each step did (see ``mikagrad.explain``).
         """
         if gradient is not None and not isinstance(gradient, Value):
             gradient = np.asarray(gradient, dtype=self.dtype)
-        self._n.backward(gradient._n if isinstance(gradient, Value) else gradient)
+        seed = gradient._n if isinstance(gradient, Value) else gradient
+        ctx = _explain.active()
+        if not (explain or ctx):
+            self._n.backward(seed)
+            return
+        steps = self._n.backward(seed, True)
+        (ctx or _explain.explain())._report(steps)
 
     def zero_grad(self) -> None:
         """Zeros the gradient of every Value in the graph behind this one."""

@@ -41,7 +41,9 @@ class Optimizer:
         ps = list(group["params"])
         for p in ps:
             if not isinstance(p, Value):
-                raise TypeError(f"{type(self).__name__}: parameters must be Values, got {type(p).__name__}")
+                raise TypeError(
+                    f"{type(self).__name__}: parameters must be Values, got {type(p).__name__}"
+                )
         unknown = set(group) - set(self.defaults) - {"params"}
         if unknown:
             raise ValueError(f"{type(self).__name__}: unknown options {sorted(unknown)}")
@@ -133,7 +135,9 @@ class SGD(Optimizer):
                  dampening: float = 0.0, weight_decay: float = 0.0, nesterov: bool = False,
                  maximize: bool = False) -> None:
         if lr < 0 or momentum < 0 or weight_decay < 0:
-            raise ValueError(f"SGD: invalid lr={lr}, momentum={momentum} or weight_decay={weight_decay}")
+            raise ValueError(
+                f"SGD: invalid lr={lr}, momentum={momentum} or weight_decay={weight_decay}"
+            )
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("SGD: Nesterov momentum needs momentum > 0 and zero dampening")
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
@@ -253,4 +257,5 @@ class CosineAnnealingLR(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def lr_at(self, base: float, epoch: int) -> float:
-        return self.eta_min + (base - self.eta_min) * (1 + math.cos(math.pi * epoch / self.T_max)) / 2
+        cos = math.cos(math.pi * epoch / self.T_max)
+        return self.eta_min + (base - self.eta_min) * (1 + cos) / 2

@@ -11,14 +11,14 @@ from hypothesis import HealthCheck, settings
 # "ci" is fixed and derandomized so that a red CI run reproduces locally with CI=1.
 settings.register_profile(
     "ci",
-    max_examples=60,
+    max_examples=100,
     deadline=None,
     derandomize=True,
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.register_profile(
     "dev",
-    max_examples=30,
+    max_examples=50,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )

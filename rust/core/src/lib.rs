@@ -18,4 +18,4 @@ pub use error::{Error, Result};
 pub use ops::index::Index;
 pub use ops::shape::ViewStep;
 pub use tensor::{Binary, Reduce, Tensor, Unary};
-pub use var::{is_grad_enabled, set_grad_enabled, NoGradGuard, Var};
+pub use var::{is_grad_enabled, live_nodes, set_grad_enabled, NoGradGuard, Step, Var};

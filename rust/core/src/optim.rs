@@ -31,10 +31,15 @@ pub struct Adam {
 ///
 /// # Safety
 /// The caller holds the only writer of this buffer for the duration of the step.
+#[allow(clippy::mut_from_ref)]
 unsafe fn dense_mut<'a, T: Element>(op: &'static str, t: &'a Tensor) -> Result<&'a mut [T]> {
-    let b = T::unwrap(t.storage()).ok_or_else(|| Error::type_(op, "state dtype differs from the parameter's"))?;
+    let b = T::unwrap(t.storage())
+        .ok_or_else(|| Error::type_(op, "state dtype differs from the parameter's"))?;
     if !t.is_contiguous() {
-        return Err(Error::value(op, "parameters and optimizer state must be contiguous"));
+        return Err(Error::value(
+            op,
+            "parameters and optimizer state must be contiguous",
+        ));
     }
     let start = t.layout().offset;
     Ok(unsafe { &mut b.as_mut_slice()[start..start + t.numel()] })
@@ -45,7 +50,11 @@ fn check(op: &'static str, p: &Tensor, others: &[&Tensor]) -> Result<()> {
         if o.shape() != p.shape() {
             return Err(Error::shape(
                 op,
-                format!("parameter has shape {} but its gradient or state has shape {}", fmt_shape(p.shape()), fmt_shape(o.shape())),
+                format!(
+                    "parameter has shape {} but its gradient or state has shape {}",
+                    fmt_shape(p.shape()),
+                    fmt_shape(o.shape())
+                ),
             ));
         }
     }
@@ -53,7 +62,13 @@ fn check(op: &'static str, p: &Tensor, others: &[&Tensor]) -> Result<()> {
 }
 
 /// One SGD step on `param` with `grad`; `buf` is the momentum buffer (`first`: not yet set).
-pub fn sgd_step(param: &Tensor, grad: &Tensor, buf: Option<&Tensor>, first: bool, h: &Sgd) -> Result<()> {
+pub fn sgd_step(
+    param: &Tensor,
+    grad: &Tensor,
+    buf: Option<&Tensor>,
+    first: bool,
+    h: &Sgd,
+) -> Result<()> {
     let mut others = vec![grad];
     others.extend(buf);
     check("SGD", param, &others)?;
@@ -68,7 +83,12 @@ pub fn sgd_step(param: &Tensor, grad: &Tensor, buf: Option<&Tensor>, first: bool
                 None => None,
             };
             let c = |x: f64| <$T>::from_f64(x);
-            let (lr, mom, damp, wd) = (c(h.lr), c(h.momentum), c(1.0 - h.dampening), c(h.weight_decay));
+            let (lr, mom, damp, wd) = (
+                c(h.lr),
+                c(h.momentum),
+                c(1.0 - h.dampening),
+                c(h.weight_decay),
+            );
             for i in 0..p.len() {
                 let mut d = if h.maximize { -g[i] } else { g[i] };
                 d += wd * p[i];
@@ -76,7 +96,7 @@ pub fn sgd_step(param: &Tensor, grad: &Tensor, buf: Option<&Tensor>, first: bool
                     b[i] = if first { d } else { mom * b[i] + damp * d };
                     d = if h.nesterov { d + mom * b[i] } else { b[i] };
                 }
-                p[i] = p[i] - lr * d;
+                p[i] -= lr * d;
             }
         }};
     }
@@ -88,7 +108,14 @@ pub fn sgd_step(param: &Tensor, grad: &Tensor, buf: Option<&Tensor>, first: bool
 }
 
 /// One Adam/AdamW step; `step` counts from 1 for the bias corrections.
-pub fn adam_step(param: &Tensor, grad: &Tensor, m: &Tensor, v: &Tensor, step: u64, h: &Adam) -> Result<()> {
+pub fn adam_step(
+    param: &Tensor,
+    grad: &Tensor,
+    m: &Tensor,
+    v: &Tensor,
+    step: u64,
+    h: &Adam,
+) -> Result<()> {
     check("Adam", param, &[grad, m, v])?;
     let grad = grad.to_dtype(param.dtype())?.contiguous()?;
     let bc1 = 1.0 - h.beta1.powi(step as i32);
@@ -101,18 +128,19 @@ pub fn adam_step(param: &Tensor, grad: &Tensor, m: &Tensor, v: &Tensor, step: u6
             let g = grad.as_slice::<$T>().expect("contiguous, cast above");
             let c = |x: f64| <$T>::from_f64(x);
             let (b1, b2, eps) = (c(h.beta1), c(h.beta2), c(h.eps));
-            let (one, wd, step_size, bc2s) = (c(1.0), c(h.weight_decay), c(h.lr / bc1), c(bc2_sqrt));
+            let (one, wd, step_size, bc2s) =
+                (c(1.0), c(h.weight_decay), c(h.lr / bc1), c(bc2_sqrt));
             let decay = c(1.0 - h.lr * h.weight_decay);
             for i in 0..p.len() {
                 let mut d = if h.maximize { -g[i] } else { g[i] };
                 if h.decoupled {
-                    p[i] = p[i] * decay;
+                    p[i] *= decay;
                 } else {
                     d += wd * p[i];
                 }
                 m[i] = b1 * m[i] + (one - b1) * d;
                 v[i] = b2 * v[i] + (one - b2) * d * d;
-                p[i] = p[i] - step_size * m[i] / (v[i].sqrt() / bc2s + eps);
+                p[i] -= step_size * m[i] / (v[i].sqrt() / bc2s + eps);
             }
         }};
     }
@@ -135,7 +163,14 @@ mod tests {
     fn sgd_momentum_matches_formula() {
         let p = t(&[1.0]);
         let b = t(&[0.0]);
-        let h = Sgd { lr: 0.1, momentum: 0.9, dampening: 0.0, nesterov: false, weight_decay: 0.0, maximize: false };
+        let h = Sgd {
+            lr: 0.1,
+            momentum: 0.9,
+            dampening: 0.0,
+            nesterov: false,
+            weight_decay: 0.0,
+            maximize: false,
+        };
         sgd_step(&p, &t(&[2.0]), Some(&b), true, &h).unwrap();
         assert!((p.to_vec_f64()[0] - 0.8).abs() < 1e-12);
         sgd_step(&p, &t(&[2.0]), Some(&b), false, &h).unwrap();
@@ -147,14 +182,29 @@ mod tests {
     fn adam_first_step_moves_by_lr() {
         let p = t(&[1.0]);
         let (m, v) = (t(&[0.0]), t(&[0.0]));
-        let h = Adam { lr: 0.1, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0, decoupled: false, maximize: false };
+        let h = Adam {
+            lr: 0.1,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.0,
+            decoupled: false,
+            maximize: false,
+        };
         adam_step(&p, &t(&[3.0]), &m, &v, 1, &h).unwrap();
         assert!((p.to_vec_f64()[0] - 0.9).abs() < 1e-6);
     }
 
     #[test]
     fn shape_mismatch_is_an_error() {
-        let h = Sgd { lr: 0.1, momentum: 0.0, dampening: 0.0, nesterov: false, weight_decay: 0.0, maximize: false };
+        let h = Sgd {
+            lr: 0.1,
+            momentum: 0.0,
+            dampening: 0.0,
+            nesterov: false,
+            weight_decay: 0.0,
+            maximize: false,
+        };
         assert!(sgd_step(&t(&[1.0]), &t(&[1.0, 2.0]), None, true, &h).is_err());
     }
 }

@@ -100,9 +100,7 @@ impl Unary {
                 }
             }
             Unary::Relu => {
-                if x > T::ZERO {
-                    x
-                } else if x.is_nan() {
+                if x > T::ZERO || x.is_nan() {
                     x
                 } else {
                     T::ZERO
@@ -216,6 +214,16 @@ impl Binary {
     }
 }
 
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Stats {
+    pub norm: f64,
+    pub mean: f64,
+    pub min: f64,
+    pub max: f64,
+    pub zeros: f64,
+    pub nonfinite: usize,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reduce {
     Sum,
@@ -313,6 +321,48 @@ impl Tensor {
             return Some(&[]);
         }
         Some(&b.as_slice()[self.layout.offset..self.layout.offset + self.numel()])
+    }
+
+    /// Summary statistics (norm, mean, min, max, fraction of exact zeros, count of NaN or
+    /// Inf), for explain mode and graph drawings. Empty tensors give zeros.
+    pub fn stats(&self) -> Stats {
+        let mut st = Stats {
+            norm: 0.0,
+            mean: 0.0,
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+            zeros: 0.0,
+            nonfinite: 0,
+        };
+        let n = self.numel();
+        if n == 0 {
+            return Stats {
+                min: 0.0,
+                max: 0.0,
+                ..st
+            };
+        }
+        let (mut sum, mut sq, mut zeros) = (0.0f64, 0.0f64, 0usize);
+        with_dtype!(&self.storage, T, b => {
+            let s = b.as_slice();
+            Layout::walk2(&self.layout, &self.layout, |o, _, len, stride, _| {
+                for i in 0..len {
+                    let x = s[(o as isize + i as isize * stride) as usize].to_f64();
+                    if !x.is_finite() {
+                        st.nonfinite += 1;
+                    }
+                    zeros += usize::from(x == 0.0);
+                    sum += x;
+                    sq += x * x;
+                    st.min = st.min.min(x);
+                    st.max = st.max.max(x);
+                }
+            });
+        });
+        st.norm = sq.sqrt();
+        st.mean = sum / n as f64;
+        st.zeros = zeros as f64 / n as f64;
+        st
     }
 
     // ---- copies and casts ---------------------------------------------------------

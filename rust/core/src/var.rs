@@ -2,7 +2,7 @@
 use std::cell::Cell;
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use crate::dtype::DType;
@@ -33,9 +33,21 @@ impl Ctx<'_> {
 /// One differentiable op. Its forward lives beside its `impl Op` in `ops/`.
 pub trait Op: Send + Sync {
     fn name(&self) -> &'static str;
+    /// The local derivative rule in words, for explain mode; it sits beside `backward`.
+    fn rule(&self) -> &'static str;
     /// Gradient for each input, given the output's gradient `g`, written with `Var` ops
     /// (recorded only when a graph of the gradient is asked for).
     fn backward(&self, ctx: &Ctx, g: &Var) -> Result<Vec<Option<Var>>>;
+}
+
+/// One step of a backward pass, as explain mode reports it.
+pub struct Step<'a> {
+    pub node: &'a Var,
+    /// The gradient arriving at `node`.
+    pub grad: Tensor,
+    /// Per input: None if it took no gradient, else the gradient's shape before it was
+    /// summed back to the input's shape, and the dims summed (empty: no broadcast).
+    pub summed: Vec<Option<(Vec<usize>, Vec<usize>)>>,
 }
 
 pub struct Node {
@@ -48,6 +60,13 @@ pub struct Node {
 
 #[derive(Clone)]
 pub struct Var(Arc<Node>);
+
+/// Graph nodes alive right now: lets tests prove that graphs are freed.
+static LIVE_NODES: AtomicUsize = AtomicUsize::new(0);
+
+pub fn live_nodes() -> usize {
+    LIVE_NODES.load(Ordering::Relaxed)
+}
 
 thread_local! {
     static GRAD_ENABLED: Cell<bool> = const { Cell::new(true) };
@@ -86,6 +105,7 @@ impl Drop for NoGradGuard {
 // Dropping a long chain recursively would overflow the stack: unlink parents in a loop.
 impl Drop for Node {
     fn drop(&mut self) {
+        LIVE_NODES.fetch_sub(1, Ordering::Relaxed);
         let mut stack = std::mem::take(&mut self.parents);
         while let Some(v) = stack.pop() {
             if let Ok(mut node) = Arc::try_unwrap(v.0) {
@@ -103,6 +123,7 @@ impl std::fmt::Debug for Var {
 
 impl Var {
     pub fn leaf(t: Tensor, requires_grad: bool) -> Var {
+        LIVE_NODES.fetch_add(1, Ordering::Relaxed);
         Var(Arc::new(Node {
             data: RwLock::new(t),
             grad: Mutex::new(None),
@@ -118,6 +139,7 @@ impl Var {
         if !is_grad_enabled() || !parents.iter().any(|p| p.requires_grad()) {
             return Var::leaf(t, false);
         }
+        LIVE_NODES.fetch_add(1, Ordering::Relaxed);
         Var(Arc::new(Node {
             data: RwLock::new(t),
             grad: Mutex::new(None),
@@ -189,6 +211,9 @@ impl Var {
     pub fn op_name(&self) -> &'static str {
         self.0.op.as_ref().map_or("", |o| o.name())
     }
+    pub fn op_rule(&self) -> &'static str {
+        self.0.op.as_ref().map_or("", |o| o.rule())
+    }
     pub fn parents(&self) -> &[Var] {
         &self.0.parents
     }
@@ -229,15 +254,15 @@ impl Var {
     /// Adds d(self)/d(node) into `.grad` of every node behind `self` that requires grad.
     /// `seed` defaults to ones, i.e. the gradient of `self.sum()`.
     pub fn backward(&self, seed: Option<Tensor>) -> Result<()> {
-        self.backward_with(seed, |_, _, _, _| {})
+        self.backward_with(seed, None)
     }
 
-    /// As `backward`, and calls `trace(node, incoming grad, input grads, summed dims)`
-    /// after each step (explain mode).
+    /// As `backward`; with `trace`, reports every step (explain mode). Without it, no
+    /// step record is built.
     pub fn backward_with(
         &self,
         seed: Option<Tensor>,
-        mut trace: impl FnMut(&Var, &Tensor, &[Option<Tensor>], &[Vec<usize>]),
+        mut trace: Option<&mut dyn FnMut(Step)>,
     ) -> Result<()> {
         if !self.requires_grad() {
             return Err(Error::grad(
@@ -277,20 +302,22 @@ impl Var {
                     needs: &needs,
                 };
                 let input_grads = op.backward(&ctx, &g)?;
-                let mut traced = Vec::new();
                 let mut summed = Vec::new();
                 for ((p, gp), need) in v.parents().iter().zip(input_grads).zip(&needs) {
                     let gp = match gp {
                         Some(gp) if *need => gp,
                         _ => {
-                            traced.push(None);
-                            summed.push(Vec::new());
+                            summed.push(None);
                             continue;
                         }
                     };
+                    let pre = if trace.is_some() {
+                        gp.shape()
+                    } else {
+                        Vec::new()
+                    };
                     let (gp, dims) = unbroadcast(gp, p)?;
-                    traced.push(Some(gp.tensor()));
-                    summed.push(dims);
+                    summed.push(Some((pre, dims)));
                     match grads.entry(p.id()) {
                         Entry::Occupied(mut e) => {
                             let sum = e.get().add(&gp)?;
@@ -301,7 +328,13 @@ impl Var {
                         }
                     }
                 }
-                trace(v, &g.tensor(), &traced, &summed);
+                if let Some(t) = trace.as_mut() {
+                    t(Step {
+                        node: v,
+                        grad: g.tensor(),
+                        summed,
+                    });
+                }
             }
             v.accumulate_grad(g.tensor())?;
         }

@@ -1,16 +1,28 @@
 //! `mikagrad._core`: converts between Python and the core, and nothing else.
-use mikagrad_core::{creation, optim};
 use mikagrad_core::storage::Storage;
+use mikagrad_core::{creation, optim};
 use mikagrad_core::{Binary, DType, Error, Index, Tensor, Unary, Var};
 use numpy::npyffi::{self, npy_intp, NPY_ARRAY_WRITEABLE, PY_ARRAY_API};
-use numpy::{Element, PyArrayDescrMethods, PyReadonlyArrayDyn, PyUntypedArray, PyUntypedArrayMethods};
+use numpy::{
+    Element, PyArrayDescrMethods, PyReadonlyArrayDyn, PyUntypedArray, PyUntypedArrayMethods,
+};
 use pyo3::create_exception;
 use pyo3::exceptions::{PyIndexError, PyMemoryError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyEllipsis, PyFloat, PyInt, PyList, PySlice, PyTuple};
+use pyo3::types::{PyBool, PyDict, PyEllipsis, PyFloat, PyInt, PyList, PySlice, PyTuple};
 
-create_exception!(_core, ShapeError, PyValueError, "Shapes that do not fit an op.");
-create_exception!(_core, GradError, PyRuntimeError, "Autograd misuse, such as backward on a Value without grad.");
+create_exception!(
+    _core,
+    ShapeError,
+    PyValueError,
+    "Shapes that do not fit an op."
+);
+create_exception!(
+    _core,
+    GradError,
+    PyRuntimeError,
+    "Autograd misuse, such as backward on a Value without grad."
+);
 
 /// Maps each core error to its Python class; the message already names op and shapes.
 fn to_py(e: Error) -> PyErr {
@@ -39,7 +51,9 @@ fn parse_dtype(name: &str) -> PyResult<DType> {
     match name {
         "float32" => Ok(DType::F32),
         "float64" => Ok(DType::F64),
-        _ => Err(PyTypeError::new_err(format!("dtype must be float32 or float64, got {name}"))),
+        _ => Err(PyTypeError::new_err(format!(
+            "dtype must be float32 or float64, got {name}"
+        ))),
     }
 }
 
@@ -59,8 +73,14 @@ fn numpy_view<'py>(py: Python<'py>, t: &Tensor) -> PyResult<Bound<'py, PyAny>> {
         let l = t.layout();
         let size = std::mem::size_of::<T>() as isize;
         let mut dims: Vec<npy_intp> = l.shape.iter().map(|&d| d as npy_intp).collect();
-        let mut strides: Vec<npy_intp> = l.strides.iter().map(|&s| (s * size) as npy_intp).collect();
-        let owner = Bound::new(py, BufferOwner { _storage: t.storage().clone() })?;
+        let mut strides: Vec<npy_intp> =
+            l.strides.iter().map(|&s| (s * size) as npy_intp).collect();
+        let owner = Bound::new(
+            py,
+            BufferOwner {
+                _storage: t.storage().clone(),
+            },
+        )?;
         // SAFETY: `ptr + offset` and the strides stay inside the buffer (the layout's
         // invariant); the owner set as base keeps the buffer alive as long as the array.
         unsafe {
@@ -80,7 +100,12 @@ fn numpy_view<'py>(py: Python<'py>, t: &Tensor) -> PyResult<Bound<'py, PyAny>> {
                 return Err(PyErr::fetch(py));
             }
             let arr = Bound::from_owned_ptr(py, arr);
-            if PY_ARRAY_API.PyArray_SetBaseObject(py, arr.as_ptr() as *mut npyffi::PyArrayObject, owner.into_ptr()) != 0 {
+            if PY_ARRAY_API.PyArray_SetBaseObject(
+                py,
+                arr.as_ptr() as *mut npyffi::PyArrayObject,
+                owner.into_ptr(),
+            ) != 0
+            {
                 return Err(PyErr::fetch(py));
             }
             Ok(arr)
@@ -175,12 +200,22 @@ fn parse_index(key: &Bound<'_, PyAny>, shape: &[usize]) -> PyResult<Vec<Index>> 
         } else if it.is_instance_of::<PyEllipsis>() {
             Index::Ellipsis
         } else if it.is_instance_of::<PyBool>() {
-            Index::Mask { mask: vec![it.extract::<bool>()?], shape: vec![] }
+            Index::Mask {
+                mask: vec![it.extract::<bool>()?],
+                shape: vec![],
+            }
         } else if it.is_instance_of::<PyInt>() {
-            Index::Int(it.extract::<i64>().map_err(|_| PyIndexError::new_err("index: integer index too large"))?)
+            Index::Int(
+                it.extract::<i64>()
+                    .map_err(|_| PyIndexError::new_err("index: integer index too large"))?,
+            )
         } else if it.is_instance_of::<PySlice>() {
             // Resolved below, once the dim it applies to is known.
-            Index::Slice { start: 0, len: 0, step: 0 }
+            Index::Slice {
+                start: 0,
+                len: 0,
+                step: 0,
+            }
         } else if it.is_instance_of::<PyList>()
             || it.is_instance_of::<PyUntypedArray>()
             || it.hasattr("dtype")?
@@ -232,7 +267,11 @@ fn parse_index(key: &Bound<'_, PyAny>, shape: &[usize]) -> PyResult<Vec<Index>> 
                     break; // too many indices: reported by the core
                 };
                 let s = it.cast::<PySlice>()?.indices(size as isize)?;
-                *idx = Index::Slice { start: s.start.max(0) as usize, len: s.slicelength, step: s.step };
+                *idx = Index::Slice {
+                    start: s.start.max(0) as usize,
+                    len: s.slicelength,
+                    step: s.step,
+                };
                 src += 1;
             }
             Index::Ellipsis => src += shape.len().saturating_sub(consumed),
@@ -272,7 +311,10 @@ impl Node {
     #[staticmethod]
     #[pyo3(signature = (value, dtype, requires_grad=false))]
     fn scalar(value: f64, dtype: &str, requires_grad: bool) -> PyResult<Node> {
-        Ok(node(Var::leaf(Tensor::scalar(value, parse_dtype(dtype)?), requires_grad)))
+        Ok(node(Var::leaf(
+            Tensor::scalar(value, parse_dtype(dtype)?),
+            requires_grad,
+        )))
     }
 
     // ---- metadata -----------------------------------------------------------------
@@ -321,9 +363,21 @@ impl Node {
         if let Ok(a) = array.cast::<PyUntypedArray>() {
             let current = numpy_view(array.py(), &t)?;
             let cur = current.cast::<PyUntypedArray>()?;
-            let same_ptr = a.getattr("__array_interface__")?.get_item("data")?.get_item(0)?.extract::<usize>()?
-                == cur.getattr("__array_interface__")?.get_item("data")?.get_item(0)?.extract::<usize>()?;
-            if same_ptr && a.shape() == cur.shape() && a.strides() == cur.strides() && a.dtype().is_equiv_to(&cur.dtype()) {
+            let same_ptr = a
+                .getattr("__array_interface__")?
+                .get_item("data")?
+                .get_item(0)?
+                .extract::<usize>()?
+                == cur
+                    .getattr("__array_interface__")?
+                    .get_item("data")?
+                    .get_item(0)?
+                    .extract::<usize>()?;
+            if same_ptr
+                && a.shape() == cur.shape()
+                && a.strides() == cur.strides()
+                && a.dtype().is_equiv_to(&cur.dtype())
+            {
                 return Ok(());
             }
         }
@@ -369,8 +423,14 @@ impl Node {
 
     // ---- autograd -----------------------------------------------------------------
 
-    #[pyo3(signature = (gradient=None))]
-    fn backward(&self, py: Python<'_>, gradient: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+    /// Runs backward; with `explain`, returns one record per step (else an empty list).
+    #[pyo3(signature = (gradient=None, explain=false))]
+    fn backward<'py>(
+        &self,
+        py: Python<'py>,
+        gradient: Option<&Bound<'py, PyAny>>,
+        explain: bool,
+    ) -> PyResult<Vec<Bound<'py, PyDict>>> {
         let seed = match gradient {
             None => None,
             Some(g) => Some(match g.cast::<Node>() {
@@ -379,8 +439,34 @@ impl Node {
             }),
         };
         let v = self.v.clone();
-        // Long passes run without the GIL so other Python threads can go on.
-        py.detach(move || v.backward(seed)).py()
+        if !explain {
+            // Long passes run without the GIL so other Python threads can go on.
+            py.detach(move || v.backward(seed)).py()?;
+            return Ok(Vec::new());
+        }
+        let mut steps = Vec::new();
+        let mut err = None;
+        let mut record = |s: mikagrad_core::Step| {
+            if let Err(e) = explain_step(py, &s).map(|d| steps.push(d)) {
+                err.get_or_insert(e);
+            }
+        };
+        v.backward_with(seed, Some(&mut record)).py()?;
+        match err {
+            Some(e) => Err(e),
+            None => Ok(steps),
+        }
+    }
+
+    /// Statistics of the data (or the gradient): norm, mean, min, max, zeros, nonfinite.
+    #[pyo3(signature = (of_grad=false))]
+    fn stats<'py>(&self, py: Python<'py>, of_grad: bool) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let t = if of_grad {
+            self.v.grad()
+        } else {
+            Some(self.v.tensor())
+        };
+        t.map(|t| stats_dict(py, &t)).transpose()
     }
 
     fn zero_grad(&self) {
@@ -396,13 +482,21 @@ impl Node {
     /// `op` indexes `BINARY`; `reflected` swaps the operands (`2 - x`).
     fn binary(&self, other: &Bound<'_, PyAny>, op: usize, reflected: bool) -> PyResult<Node> {
         let o = operand(other, &self.v)?;
-        let op = *BINARY.get(op).ok_or_else(|| PyValueError::new_err("binary: unknown op"))?;
-        let (a, b) = if reflected { (&o, &self.v) } else { (&self.v, &o) };
+        let op = *BINARY
+            .get(op)
+            .ok_or_else(|| PyValueError::new_err("binary: unknown op"))?;
+        let (a, b) = if reflected {
+            (&o, &self.v)
+        } else {
+            (&self.v, &o)
+        };
         Ok(node(a.binary(b, op).py()?))
     }
 
     fn unary(&self, op: usize) -> PyResult<Node> {
-        let op = *UNARY.get(op).ok_or_else(|| PyValueError::new_err("unary: unknown op"))?;
+        let op = *UNARY
+            .get(op)
+            .ok_or_else(|| PyValueError::new_err("unary: unknown op"))?;
         Ok(node(self.v.unary(op).py()?))
     }
 
@@ -497,7 +591,9 @@ impl Node {
             target.push(if d == -1 && j >= 0 {
                 cur[j as usize]
             } else if d < 0 {
-                return Err(ShapeError::new_err(format!("expand: bad target size {d} in {shape:?}")));
+                return Err(ShapeError::new_err(format!(
+                    "expand: bad target size {d} in {shape:?}"
+                )));
             } else {
                 d as usize
             });
@@ -515,7 +611,13 @@ impl Node {
         Ok(node(self.v.flatten(start, end).py()?))
     }
     fn split_sizes(&self, sizes: Vec<usize>, dim: isize) -> PyResult<Vec<Node>> {
-        Ok(self.v.split_sizes(&sizes, dim).py()?.into_iter().map(node).collect())
+        Ok(self
+            .v
+            .split_sizes(&sizes, dim)
+            .py()?
+            .into_iter()
+            .map(node)
+            .collect())
     }
     #[staticmethod]
     fn cat(parts: Vec<PyRef<'_, Node>>, dim: isize) -> PyResult<Node> {
@@ -539,10 +641,15 @@ impl Node {
 
     fn matmul(&self, other: &Bound<'_, PyAny>, reflected: bool) -> PyResult<Node> {
         let o = operand(other, &self.v)?;
-        let (a, b) = if reflected { (&o, &self.v) } else { (&self.v, &o) };
+        let (a, b) = if reflected {
+            (&o, &self.v)
+        } else {
+            (&self.v, &o)
+        };
         let (a, b) = (a.clone(), b.clone());
         // Large products release the GIL; tiny ones keep it (detaching costs more).
-        let big = a.shape().iter().product::<usize>() * b.shape().last().copied().unwrap_or(1) > 1 << 18;
+        let big =
+            a.shape().iter().product::<usize>() * b.shape().last().copied().unwrap_or(1) > 1 << 18;
         if big {
             Ok(node(other.py().detach(move || a.matmul(&b)).py()?))
         } else {
@@ -554,6 +661,51 @@ impl Node {
     }
 }
 
+fn stats_dict<'py>(py: Python<'py>, t: &Tensor) -> PyResult<Bound<'py, PyDict>> {
+    let st = t.stats();
+    let d = PyDict::new(py);
+    d.set_item("norm", st.norm)?;
+    d.set_item("mean", st.mean)?;
+    d.set_item("min", st.min)?;
+    d.set_item("max", st.max)?;
+    d.set_item("zeros", st.zeros)?;
+    d.set_item("nonfinite", st.nonfinite)?;
+    Ok(d)
+}
+
+/// One explain-mode record: the op, its rule, shapes, incoming-gradient statistics and the
+/// broadcasts that were undone.
+fn explain_step<'py>(py: Python<'py>, s: &mikagrad_core::Step) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("op", s.node.op_name())?;
+    d.set_item("rule", s.node.op_rule())?;
+    d.set_item("shape", PyTuple::new(py, s.node.shape())?)?;
+    d.set_item("dtype", s.node.dtype().name())?;
+    let inputs: Vec<Bound<'py, PyTuple>> = s
+        .node
+        .parents()
+        .iter()
+        .map(|p| PyTuple::new(py, p.shape()))
+        .collect::<PyResult<_>>()?;
+    d.set_item("inputs", inputs)?;
+    d.set_item("grad", stats_dict(py, &s.grad)?)?;
+    let broadcasts = PyList::empty(py);
+    for (i, (p, summed)) in s.node.parents().iter().zip(&s.summed).enumerate() {
+        if let Some((from, dims)) = summed {
+            if !dims.is_empty() {
+                broadcasts.append((
+                    i,
+                    PyTuple::new(py, p.shape())?,
+                    PyTuple::new(py, from)?,
+                    dims.clone(),
+                ))?;
+            }
+        }
+    }
+    d.set_item("broadcasts", broadcasts)?;
+    Ok(d)
+}
+
 // ---- creation -----------------------------------------------------------------------
 
 fn leaf(t: mikagrad_core::Result<Tensor>, requires_grad: bool) -> PyResult<Node> {
@@ -562,27 +714,60 @@ fn leaf(t: mikagrad_core::Result<Tensor>, requires_grad: bool) -> PyResult<Node>
 
 #[pyfunction]
 fn full(shape: Vec<usize>, value: f64, dtype: &str, requires_grad: bool) -> PyResult<Node> {
-    leaf(Tensor::full(&shape, value, parse_dtype(dtype)?), requires_grad)
+    leaf(
+        Tensor::full(&shape, value, parse_dtype(dtype)?),
+        requires_grad,
+    )
 }
 
 #[pyfunction]
-fn rand(shape: Vec<usize>, low: f64, high: f64, dtype: &str, requires_grad: bool) -> PyResult<Node> {
-    leaf(creation::rand(&shape, low, high, parse_dtype(dtype)?), requires_grad)
+fn rand(
+    shape: Vec<usize>,
+    low: f64,
+    high: f64,
+    dtype: &str,
+    requires_grad: bool,
+) -> PyResult<Node> {
+    leaf(
+        creation::rand(&shape, low, high, parse_dtype(dtype)?),
+        requires_grad,
+    )
 }
 
 #[pyfunction]
-fn randn(shape: Vec<usize>, mean: f64, std: f64, dtype: &str, requires_grad: bool) -> PyResult<Node> {
-    leaf(creation::randn(&shape, mean, std, parse_dtype(dtype)?), requires_grad)
+fn randn(
+    shape: Vec<usize>,
+    mean: f64,
+    std: f64,
+    dtype: &str,
+    requires_grad: bool,
+) -> PyResult<Node> {
+    leaf(
+        creation::randn(&shape, mean, std, parse_dtype(dtype)?),
+        requires_grad,
+    )
 }
 
 #[pyfunction]
 fn arange(start: f64, end: f64, step: f64, dtype: &str, requires_grad: bool) -> PyResult<Node> {
-    leaf(creation::arange(start, end, step, parse_dtype(dtype)?), requires_grad)
+    leaf(
+        creation::arange(start, end, step, parse_dtype(dtype)?),
+        requires_grad,
+    )
 }
 
 #[pyfunction]
-fn linspace(start: f64, end: f64, steps: usize, dtype: &str, requires_grad: bool) -> PyResult<Node> {
-    leaf(creation::linspace(start, end, steps, parse_dtype(dtype)?), requires_grad)
+fn linspace(
+    start: f64,
+    end: f64,
+    steps: usize,
+    dtype: &str,
+    requires_grad: bool,
+) -> PyResult<Node> {
+    leaf(
+        creation::linspace(start, end, steps, parse_dtype(dtype)?),
+        requires_grad,
+    )
 }
 
 #[pyfunction]
@@ -612,8 +797,17 @@ fn sgd_step(
     weight_decay: f64,
     maximize: bool,
 ) -> PyResult<bool> {
-    let Some(g) = param.v.grad() else { return Ok(false) };
-    let h = optim::Sgd { lr, momentum, dampening, nesterov, weight_decay, maximize };
+    let Some(g) = param.v.grad() else {
+        return Ok(false);
+    };
+    let h = optim::Sgd {
+        lr,
+        momentum,
+        dampening,
+        nesterov,
+        weight_decay,
+        maximize,
+    };
     let buf = buf.map(|b| b.v.tensor());
     optim::sgd_step(&param.v.tensor(), &g, buf.as_ref(), first, &h).py()?;
     Ok(true)
@@ -636,9 +830,27 @@ fn adam_step(
     decoupled: bool,
     maximize: bool,
 ) -> PyResult<bool> {
-    let Some(g) = param.v.grad() else { return Ok(false) };
-    let h = optim::Adam { lr, beta1, beta2, eps, weight_decay, decoupled, maximize };
-    optim::adam_step(&param.v.tensor(), &g, &m.v.tensor(), &v.v.tensor(), step, &h).py()?;
+    let Some(g) = param.v.grad() else {
+        return Ok(false);
+    };
+    let h = optim::Adam {
+        lr,
+        beta1,
+        beta2,
+        eps,
+        weight_decay,
+        decoupled,
+        maximize,
+    };
+    optim::adam_step(
+        &param.v.tensor(),
+        &g,
+        &m.v.tensor(),
+        &v.v.tensor(),
+        step,
+        &h,
+    )
+    .py()?;
     Ok(true)
 }
 
@@ -650,6 +862,12 @@ fn manual_seed(seed: u64) {
 #[pyfunction]
 fn set_grad_enabled(on: bool) -> bool {
     mikagrad_core::set_grad_enabled(on)
+}
+
+/// Graph nodes alive in this process (for leak tests).
+#[pyfunction]
+fn live_nodes() -> usize {
+    mikagrad_core::live_nodes()
 }
 
 #[pyfunction]
@@ -676,5 +894,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(adam_step, m)?)?;
     m.add_function(wrap_pyfunction!(set_grad_enabled, m)?)?;
     m.add_function(wrap_pyfunction!(is_grad_enabled, m)?)?;
+    m.add_function(wrap_pyfunction!(live_nodes, m)?)?;
     Ok(())
 }

@@ -9,6 +9,18 @@ impl Op for BinaryOp {
     fn name(&self) -> &'static str {
         self.0.name()
     }
+    fn rule(&self) -> &'static str {
+        match self.0 {
+            Binary::Add => "grad_a = g, grad_b = g",
+            Binary::Sub => "grad_a = g, grad_b = -g",
+            Binary::Mul => "grad_a = g·b, grad_b = g·a",
+            Binary::Div => "grad_a = g/b, grad_b = -g·a/b²",
+            Binary::Pow => "grad_a = g·b·a^(b-1), grad_b = g·a^b·ln(a)",
+            Binary::Maximum => "grad_a = g where a > b, grad_b = g where b > a (ties split)",
+            Binary::Minimum => "grad_a = g where a < b, grad_b = g where b < a (ties split)",
+            _ => "no gradient (comparison)",
+        }
+    }
     fn backward(&self, c: &Ctx, g: &Var) -> Result<Vec<Option<Var>>> {
         let (a, b) = (c.input(0), c.input(1));
         Ok(match self.0 {
@@ -71,6 +83,29 @@ impl Op for UnaryOp {
             Unary::MulScalar(_) => "mul",
             Unary::Clamp(..) => "clamp",
             _ => "unary",
+        }
+    }
+    fn rule(&self) -> &'static str {
+        match self.0 {
+            Unary::Neg => "grad_x = -g",
+            Unary::Exp => "grad_x = g·exp(x) = g·y",
+            Unary::Log => "grad_x = g/x",
+            Unary::Sqrt => "grad_x = g/(2·sqrt(x)) = g/(2y)",
+            Unary::Abs => "grad_x = g·sign(x)",
+            Unary::Sin => "grad_x = g·cos(x)",
+            Unary::Cos => "grad_x = -g·sin(x)",
+            Unary::Tanh => "grad_x = g·(1 - y²)",
+            Unary::Sigmoid => "grad_x = g·y·(1 - y)",
+            Unary::Relu => "grad_x = g where x > 0, else 0",
+            Unary::Recip => "grad_x = -g/x² = -g·y²",
+            Unary::Softplus => "grad_x = g·sigmoid(x)",
+            Unary::Gelu => "grad_x = g·(Φ(x) + x·φ(x))",
+            Unary::LeakyRelu(_) => "grad_x = g where x > 0, else slope·g",
+            Unary::PowScalar(_) => "grad_x = g·p·x^(p-1)",
+            Unary::AddScalar(_) => "grad_x = g",
+            Unary::MulScalar(_) => "grad_x = g·c",
+            Unary::Clamp(..) => "grad_x = g where min <= x <= max, else 0",
+            _ => "no gradient (piecewise constant)",
         }
     }
     fn backward(&self, c: &Ctx, g: &Var) -> Result<Vec<Option<Var>>> {
@@ -157,6 +192,9 @@ struct Where {
 impl Op for Where {
     fn name(&self) -> &'static str {
         "where"
+    }
+    fn rule(&self) -> &'static str {
+        "grad_a = g where cond, grad_b = g where not cond"
     }
     fn backward(&self, c: &Ctx, g: &Var) -> Result<Vec<Option<Var>>> {
         let zero = Var::constant(0.0, g.dtype());

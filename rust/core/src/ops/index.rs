@@ -40,6 +40,9 @@ impl Op for IndexSelect {
     fn name(&self) -> &'static str {
         "index"
     }
+    fn rule(&self) -> &'static str {
+        "grad_x = zeros with g added at the selected indices (repeats add up)"
+    }
     fn backward(&self, c: &Ctx, g: &Var) -> Result<Vec<Option<Var>>> {
         Ok(vec![Some(g.index_add(
             self.dim,
@@ -58,6 +61,9 @@ impl Op for IndexAdd {
     fn name(&self) -> &'static str {
         "index_add"
     }
+    fn rule(&self) -> &'static str {
+        "grad_src = g at the indices"
+    }
     fn backward(&self, _: &Ctx, g: &Var) -> Result<Vec<Option<Var>>> {
         Ok(vec![Some(g.index_select(self.dim, self.idx.clone())?)])
     }
@@ -71,6 +77,9 @@ struct Gather {
 impl Op for Gather {
     fn name(&self) -> &'static str {
         "gather"
+    }
+    fn rule(&self) -> &'static str {
+        "grad_x = zeros with g scattered (added) back at index"
     }
     fn backward(&self, c: &Ctx, g: &Var) -> Result<Vec<Option<Var>>> {
         Ok(vec![Some(g.scatter_add(
@@ -89,6 +98,9 @@ struct ScatterAdd {
 impl Op for ScatterAdd {
     fn name(&self) -> &'static str {
         "scatter_add"
+    }
+    fn rule(&self) -> &'static str {
+        "grad_src = g gathered at index"
     }
     fn backward(&self, c: &Ctx, g: &Var) -> Result<Vec<Option<Var>>> {
         Ok(vec![Some(g.gather_at(

@@ -8,6 +8,9 @@ impl Op for MatMul {
     fn name(&self) -> &'static str {
         "matmul"
     }
+    fn rule(&self) -> &'static str {
+        "grad_a = g @ b^T, grad_b = a^T @ g"
+    }
     // d(a@b)/da = g @ b^T, d(a@b)/db = a^T @ g; batch dims are summed back by the engine.
     fn backward(&self, c: &Ctx, g: &Var) -> Result<Vec<Option<Var>>> {
         let (a, b) = (c.input(0), c.input(1));
@@ -75,7 +78,11 @@ impl Var {
         if sa.len() > 2 || sb.len() > 2 {
             return Err(Error::shape(
                 "dot",
-                format!("dot takes operands of at most 2 dims, got {} and {}; use matmul", fmt_shape(&sa), fmt_shape(&sb)),
+                format!(
+                    "dot takes operands of at most 2 dims, got {} and {}; use matmul",
+                    fmt_shape(&sa),
+                    fmt_shape(&sb)
+                ),
             ));
         }
         self.matmul(other)

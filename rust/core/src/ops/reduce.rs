@@ -21,6 +21,9 @@ impl Op for Sum {
     fn name(&self) -> &'static str {
         "sum"
     }
+    fn rule(&self) -> &'static str {
+        "grad_x = g broadcast back over the summed dims"
+    }
     fn backward(&self, c: &Ctx, g: &Var) -> Result<Vec<Option<Var>>> {
         let shape = c.input(0).shape();
         Ok(vec![Some(
@@ -37,6 +40,9 @@ struct Extreme {
 impl Op for Extreme {
     fn name(&self) -> &'static str {
         self.name
+    }
+    fn rule(&self) -> &'static str {
+        "grad_x = g at the chosen (extreme) positions, split evenly among ties; 0 elsewhere"
     }
     // The gradient goes to the chosen positions, split evenly among ties.
     fn backward(&self, c: &Ctx, g: &Var) -> Result<Vec<Option<Var>>> {
@@ -134,6 +140,9 @@ impl Op for LogSumExp {
     fn name(&self) -> &'static str {
         "logsumexp"
     }
+    fn rule(&self) -> &'static str {
+        "grad_x = g · softmax(x)"
+    }
     // d/dx logsumexp(x) = softmax(x)
     fn backward(&self, c: &Ctx, g: &Var) -> Result<Vec<Option<Var>>> {
         let x = c.input(0);
@@ -151,6 +160,9 @@ impl Op for Softmax {
     fn name(&self) -> &'static str {
         "softmax"
     }
+    fn rule(&self) -> &'static str {
+        "grad_x = y · (g - sum(g · y))"
+    }
     // dx = y * (g - sum(g * y))
     fn backward(&self, c: &Ctx, g: &Var) -> Result<Vec<Option<Var>>> {
         let y = c.out;
@@ -166,6 +178,9 @@ struct LogSoftmax {
 impl Op for LogSoftmax {
     fn name(&self) -> &'static str {
         "log_softmax"
+    }
+    fn rule(&self) -> &'static str {
+        "grad_x = g - softmax(x) · sum(g)"
     }
     // dx = g - softmax * sum(g)
     fn backward(&self, c: &Ctx, g: &Var) -> Result<Vec<Option<Var>>> {

@@ -13,6 +13,9 @@ impl Op for Reshape {
     fn name(&self) -> &'static str {
         "reshape"
     }
+    fn rule(&self) -> &'static str {
+        "grad_x = g reshaped back to x's shape"
+    }
     fn backward(&self, _: &Ctx, g: &Var) -> Result<Vec<Option<Var>>> {
         Ok(vec![Some(g.reshape(&self.from)?)])
     }
@@ -25,6 +28,9 @@ struct Permute {
 impl Op for Permute {
     fn name(&self) -> &'static str {
         "permute"
+    }
+    fn rule(&self) -> &'static str {
+        "grad_x = g with the inverse permutation"
     }
     fn backward(&self, _: &Ctx, g: &Var) -> Result<Vec<Option<Var>>> {
         let mut inv = vec![0; self.perm.len()];
@@ -41,6 +47,9 @@ impl Op for Expand {
     fn name(&self) -> &'static str {
         "expand"
     }
+    fn rule(&self) -> &'static str {
+        "grad_x = g summed over the expanded dims"
+    }
     // The backward pass sums the gradient back to the input's shape in one shared place.
     fn backward(&self, _: &Ctx, g: &Var) -> Result<Vec<Option<Var>>> {
         Ok(vec![Some(g.clone())])
@@ -54,6 +63,9 @@ struct Cast {
 impl Op for Cast {
     fn name(&self) -> &'static str {
         "to"
+    }
+    fn rule(&self) -> &'static str {
+        "grad_x = g cast back to x's dtype"
     }
     fn backward(&self, _: &Ctx, g: &Var) -> Result<Vec<Option<Var>>> {
         Ok(vec![Some(g.to_dtype(self.from)?)])
@@ -84,7 +96,7 @@ impl Var {
             return Err(bad());
         }
         let target: Vec<usize> = if holes == 1 {
-            if known == 0 || n % known != 0 {
+            if known == 0 || !n.is_multiple_of(known) {
                 return Err(bad());
             }
             shape
@@ -238,6 +250,9 @@ impl Op for View {
     fn name(&self) -> &'static str {
         "getitem"
     }
+    fn rule(&self) -> &'static str {
+        "grad_x = zeros of x's shape with g written through the same view"
+    }
     fn backward(&self, _: &Ctx, g: &Var) -> Result<Vec<Option<Var>>> {
         Ok(vec![Some(g.view_scatter(&self.steps, &self.from)?)])
     }
@@ -251,6 +266,9 @@ struct ViewScatter {
 impl Op for ViewScatter {
     fn name(&self) -> &'static str {
         "view_scatter"
+    }
+    fn rule(&self) -> &'static str {
+        "grad_g = the same view of the incoming gradient"
     }
     fn backward(&self, _: &Ctx, g: &Var) -> Result<Vec<Option<Var>>> {
         Ok(vec![Some(g.view(&self.steps)?)])
@@ -317,6 +335,9 @@ struct Cat {
 impl Op for Cat {
     fn name(&self) -> &'static str {
         "cat"
+    }
+    fn rule(&self) -> &'static str {
+        "grad of each input = its slice of g along the joined dim"
     }
     fn backward(&self, _: &Ctx, g: &Var) -> Result<Vec<Option<Var>>> {
         let mut at = 0;

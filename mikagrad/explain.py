@@ -1,0 +1,85 @@
+"""Explain mode: what each step of a backward pass did, in words.
+
+    loss.backward(explain=True)        # prints the steps
+    with mikagrad.explain() as ex:     # prints them, and keeps them in ex.steps
+        loss.backward()
+
+The records come from the Rust backward pass; each op's rule text lives beside its backward
+in ``rust/core/src/ops``, so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from typing import Any, TextIO
+
+__all__ = ["explain", "format_steps"]
+
+_ACTIVE = threading.local()
+
+
+def _shape(s: tuple) -> str:
+    return "(" + ", ".join(map(str, s)) + ("," if len(s) == 1 else "") + ")"
+
+
+def _name(i: int, n: int) -> str:
+    return "x" if n == 1 else "abcdefghijklmnopqrstuvw"[i] if i < 23 else f"input {i}"
+
+
+def _num(x: float) -> str:
+    return f"{x:.4g}"
+
+
+def format_steps(steps: list[dict[str, Any]]) -> str:
+    """One block per backward step, in the order backward ran (reverse topological)."""
+    lines = []
+    for k, s in enumerate(steps, start=1):
+        n = len(s["inputs"])
+        ins = ", ".join(f"{_name(i, n)} {_shape(sh)}" for i, sh in enumerate(s["inputs"]))
+        lines.append(f"step {k}: {s['op']}({ins}) -> {_shape(s['shape'])} {s['dtype']}")
+        lines.append(f"    rule: {s['rule']}")
+        g = s["grad"]
+        bad = f"  ({g['nonfinite']} NaN/Inf!)" if g["nonfinite"] else ""
+        lines.append(
+            f"    incoming grad g: norm {_num(g['norm'])}, mean {_num(g['mean'])}, "
+            f"min {_num(g['min'])}, max {_num(g['max'])}, zeros {g['zeros']:.0%}{bad}"
+        )
+        for i, inp, grad_shape, dims in s["broadcasts"]:
+            axes = ", ".join(map(str, dims))
+            word = "axis" if len(dims) == 1 else "axes"
+            lines.append(
+                f"    {_name(i, n)} was broadcast {_shape(inp)} → {_shape(grad_shape)}: "
+                f"gradient summed over {word} {axes}"
+            )
+    return "\n".join(lines)
+
+
+class explain:
+    """Context manager: every backward() inside prints its steps and records them."""
+
+    def __init__(self, file: TextIO | None = None) -> None:
+        self.file = file
+        self.steps: list[dict[str, Any]] = []
+        self.text = ""
+
+    def __enter__(self) -> explain:
+        stack = getattr(_ACTIVE, "stack", None)
+        if stack is None:
+            stack = _ACTIVE.stack = []
+        stack.append(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _ACTIVE.stack.pop()
+
+    def _report(self, steps: list[dict[str, Any]]) -> None:
+        text = format_steps(steps)
+        self.steps.extend(steps)
+        self.text += text + "\n"
+        print(text, file=self.file or sys.stdout)
+
+
+def active() -> explain | None:
+    stack = getattr(_ACTIVE, "stack", None)
+    return stack[-1] if stack else None
