@@ -1,16 +1,22 @@
 //! Shape, strides (in elements, possibly negative or zero) and a start offset.
 //! Every view op (transpose, expand, slice, squeeze, ...) is a change of layout only.
+use smallvec::SmallVec;
+
 use crate::error::{fmt_shape, Error, Result};
+
+/// Dims and strides live inline for up to 6 dims: no heap allocation per tensor handle.
+pub type Dims = SmallVec<[usize; 6]>;
+pub type Strides = SmallVec<[isize; 6]>;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Layout {
-    pub shape: Vec<usize>,
-    pub strides: Vec<isize>,
+    pub shape: Dims,
+    pub strides: Strides,
     pub offset: usize,
 }
 
-pub fn contiguous_strides(shape: &[usize]) -> Vec<isize> {
-    let mut strides = vec![0isize; shape.len()];
+pub fn contiguous_strides(shape: &[usize]) -> Strides {
+    let mut strides: Strides = smallvec::smallvec![0isize; shape.len()];
     let mut acc = 1isize;
     for i in (0..shape.len()).rev() {
         strides[i] = acc;
@@ -102,7 +108,7 @@ pub fn wrap_dims(op: &'static str, dims: Option<&[isize]>, ndim: usize) -> Resul
 impl Layout {
     pub fn contiguous(shape: &[usize]) -> Self {
         Layout {
-            shape: shape.to_vec(),
+            shape: shape.into(),
             strides: contiguous_strides(shape),
             offset: 0,
         }
@@ -141,7 +147,7 @@ impl Layout {
             ));
         }
         let lead = n - self.ndim();
-        let mut strides = vec![0isize; n];
+        let mut strides: Strides = smallvec::smallvec![0isize; n];
         for i in 0..n {
             if i < lead {
                 continue;
@@ -161,7 +167,7 @@ impl Layout {
             }
         }
         Ok(Layout {
-            shape: shape.to_vec(),
+            shape: shape.into(),
             strides,
             offset: self.offset,
         })
@@ -231,7 +237,7 @@ impl Layout {
     pub fn reshape_view(&self, shape: &[usize]) -> Option<Layout> {
         if self.is_contiguous() {
             return Some(Layout {
-                shape: shape.to_vec(),
+                shape: shape.into(),
                 strides: contiguous_strides(shape),
                 offset: self.offset,
             });
@@ -244,7 +250,7 @@ impl Layout {
             .filter(|(&d, _)| d != 1)
             .map(|(&d, &s)| (d, s))
             .collect();
-        let mut strides = vec![0isize; shape.len()];
+        let mut strides: Strides = smallvec::smallvec![0isize; shape.len()];
         let (mut oi, mut ni) = (0usize, 0usize);
         while ni < shape.len() || oi < old.len() {
             // Skip new size-1 dims.
@@ -289,7 +295,7 @@ impl Layout {
             ni += 1;
         }
         Some(Layout {
-            shape: shape.to_vec(),
+            shape: shape.into(),
             strides,
             offset: self.offset,
         })
@@ -393,13 +399,13 @@ mod tests {
     fn transpose_and_expand_are_views() {
         let l = Layout::contiguous(&[2, 3]);
         let t = l.transpose(0, 1);
-        assert_eq!(t.shape, vec![3, 2]);
-        assert_eq!(t.strides, vec![1, 3]);
+        assert_eq!(t.shape.as_slice(), &[3, 2]);
+        assert_eq!(t.strides.as_slice(), &[1, 3]);
         assert!(!t.is_contiguous());
         let e = Layout::contiguous(&[3])
             .broadcast_to("expand", &[2, 3])
             .unwrap();
-        assert_eq!(e.strides, vec![0, 1]);
+        assert_eq!(e.strides.as_slice(), &[0, 1]);
         assert_eq!(e.offsets(), vec![0, 1, 2, 0, 1, 2]);
     }
 
@@ -412,10 +418,10 @@ mod tests {
     #[test]
     fn reshape_view_when_possible() {
         let l = Layout::contiguous(&[2, 3, 4]);
-        assert_eq!(l.reshape_view(&[6, 4]).unwrap().strides, vec![4, 1]);
+        assert_eq!(l.reshape_view(&[6, 4]).unwrap().strides.as_slice(), &[4, 1]);
         let t = l.permute("permute", &[2, 0, 1]).unwrap(); // (4,2,3) strides (1,12,4)
         let v = t.reshape_view(&[4, 6]).unwrap();
-        assert_eq!(v.strides, vec![1, 4]);
+        assert_eq!(v.strides.as_slice(), &[1, 4]);
         assert!(t.reshape_view(&[24]).is_none());
         assert_eq!(t.reshape_view(&[4, 6]).unwrap().offsets(), {
             let mut o = t.offsets();

@@ -420,7 +420,20 @@ impl Tensor {
     // ---- elementwise --------------------------------------------------------------
 
     pub fn unary(&self, op: Unary) -> Result<Tensor> {
-        with_dtype!(&self.storage, T, _b => self.map::<T>(|x| op.apply(x)))
+        // One loop per op with the op a constant, so the per-element match folds away
+        // and the loop can vectorize.
+        macro_rules! each {
+            ($($v:ident),*; $($p:ident($($a:ident),+)),*) => {
+                match op {
+                    $(Unary::$v => with_dtype!(&self.storage, T, _b => self.map::<T>(|x| Unary::$v.apply(x))),)*
+                    $(Unary::$p($($a),+) => with_dtype!(&self.storage, T, _b => self.map::<T>(|x| Unary::$p($($a),+).apply(x))),)*
+                }
+            };
+        }
+        each!(Neg, Exp, Log, Sqrt, Abs, Sign, Sin, Cos, Tanh, Sigmoid, Relu, Step, Recip, Softplus,
+              Gelu, GeluGrad, IsNan;
+              LeakyRelu(a), LeakyReluGrad(a), PowScalar(p), AddScalar(c), MulScalar(c),
+              Clamp(lo, hi), InRange(lo, hi))
     }
 
     pub fn binary(&self, other: &Tensor, op: Binary) -> Result<Tensor> {
@@ -530,7 +543,7 @@ impl Tensor {
         match self.layout.reshape_view(shape) {
             Some(l) => Ok(self.with_layout(l)),
             None => Ok(self.contiguous()?.with_layout(Layout {
-                shape: shape.to_vec(),
+                shape: shape.into(),
                 strides: crate::layout::contiguous_strides(shape),
                 offset: 0,
             })),
@@ -553,13 +566,13 @@ impl Tensor {
         };
         let nd = self.ndim();
         let mut kept = Layout {
-            shape: vec![],
-            strides: vec![],
+            shape: Default::default(),
+            strides: Default::default(),
             offset: self.layout.offset,
         };
         let mut red = Layout {
-            shape: vec![],
-            strides: vec![],
+            shape: Default::default(),
+            strides: Default::default(),
             offset: 0,
         };
         let mut out_shape = Vec::with_capacity(nd);
@@ -733,8 +746,8 @@ impl Tensor {
         let total = checked_numel("matmul", &out_shape)?;
         let nb: usize = batch.iter().product();
         let batch_layout = |t: &Tensor| Layout {
-            shape: batch.clone(),
-            strides: t.layout.strides[..batch.len()].to_vec(),
+            shape: batch.as_slice().into(),
+            strides: t.layout.strides[..batch.len()].into(),
             offset: t.layout.offset,
         };
         let (ao, bo) = (batch_layout(&a).offsets(), batch_layout(&b).offsets());

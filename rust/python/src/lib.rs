@@ -117,6 +117,27 @@ fn numpy_view<'py>(py: Python<'py>, t: &Tensor) -> PyResult<Bound<'py, PyAny>> {
     }
 }
 
+/// True when `a` is exactly the numpy view `numpy_view` would make of `t`.
+fn is_view_of(a: &Bound<'_, PyUntypedArray>, t: &Tensor) -> bool {
+    let size = t.dtype().size() as isize;
+    let l = t.layout();
+    // SAFETY: reading the data pointer field of a live numpy array object.
+    let data = unsafe { (*a.as_array_ptr()).fields.data as usize };
+    let ours = t.storage().ptr()
+        + if t.numel() == 0 {
+            0
+        } else {
+            l.offset * size as usize
+        };
+    data == ours
+        && a.shape() == l.shape.as_slice()
+        && a.strides()
+            .iter()
+            .zip(&l.strides)
+            .all(|(&x, &s)| x == s * size)
+        && a.dtype().itemsize() == size as usize
+}
+
 /// Copies a float32 or float64 numpy array into a new tensor.
 fn tensor_from_numpy(obj: &Bound<'_, PyAny>) -> PyResult<Tensor> {
     if let Ok(a) = obj.extract::<PyReadonlyArrayDyn<f64>>() {
@@ -361,23 +382,7 @@ impl Node {
     fn set_data(&self, array: &Bound<'_, PyAny>) -> PyResult<()> {
         let t = self.v.tensor();
         if let Ok(a) = array.cast::<PyUntypedArray>() {
-            let current = numpy_view(array.py(), &t)?;
-            let cur = current.cast::<PyUntypedArray>()?;
-            let same_ptr = a
-                .getattr("__array_interface__")?
-                .get_item("data")?
-                .get_item(0)?
-                .extract::<usize>()?
-                == cur
-                    .getattr("__array_interface__")?
-                    .get_item("data")?
-                    .get_item(0)?
-                    .extract::<usize>()?;
-            if same_ptr
-                && a.shape() == cur.shape()
-                && a.strides() == cur.strides()
-                && a.dtype().is_equiv_to(&cur.dtype())
-            {
+            if is_view_of(a, &t) {
                 return Ok(());
             }
         }
