@@ -35,6 +35,7 @@ from .engine import (
     enable_grad,
     float32,
     float64,
+    from_dlpack,
     get_default_dtype,
     is_grad_enabled,
     no_grad,
@@ -48,7 +49,7 @@ from .serialization import SerializationError, load, save
 
 __all__ = [
     "__version__",
-    "Value", "Tensor", "tensor", "float32", "float64", "set_default_dtype",
+    "Value", "Tensor", "tensor", "from_dlpack", "float32", "float64", "set_default_dtype",
     "get_default_dtype", "no_grad", "enable_grad", "is_grad_enabled", "manual_seed",
     "zeros", "ones", "full", "eye", "arange", "linspace", "rand", "randn", "randperm",
     "zeros_like", "ones_like", "full_like", "rand_like", "randn_like",

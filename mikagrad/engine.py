@@ -20,6 +20,7 @@ from ._core import GradError, ShapeError
 __all__ = [
     "Value",
     "Tensor",
+    "from_dlpack",
     "tensor",
     "float32",
     "float64",
@@ -262,6 +263,35 @@ class Value:
         if dtype is not None:
             a = a.astype(dtype, copy=False)
         return a.copy() if copy else a
+
+    # ---- interop: DLPack (zero-copy through a numpy view) and pickling -------------------
+
+    def __dlpack__(self, *args: Any, **kwargs: Any) -> Any:
+        """Exports the data without a copy (CPU only), for ``np.from_dlpack``/``torch``."""
+        return self._n.data().__dlpack__(*args, **kwargs)
+
+    def __dlpack_device__(self) -> tuple[int, int]:
+        return (1, 0)  # kDLCPU, device 0
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        if not self.is_leaf:
+            raise RuntimeError(
+                f"cannot pickle a non-leaf Value (made by '{self.op}'); pickle v.detach() "
+                "or the leaves it came from"
+            )
+        g = self.grad
+        return (_rebuild, (np.array(self.numpy()), self.requires_grad,
+                           None if g is None else np.array(g)))
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Value:
+        if not self.is_leaf:
+            raise RuntimeError(
+                f"only leaf Values can be deep-copied; this one was made by '{self.op}'"
+            )
+        fn, args = self.__reduce__()
+        v = fn(*args)
+        memo[id(self)] = v
+        return v
 
     def __len__(self) -> int:
         if not self.shape:
@@ -607,6 +637,18 @@ class Value:
     def detach(self) -> Value:
         """The same data (shared memory), cut from the graph."""
         return _wrap(self._n.detach())
+
+
+def _rebuild(data: np.ndarray, requires_grad: bool, grad: np.ndarray | None) -> Value:
+    v = Value(data, requires_grad=requires_grad)
+    if grad is not None:
+        v.grad = grad
+    return v
+
+
+def from_dlpack(x: Any) -> Value:
+    """A Value from any DLPack producer (numpy, PyTorch, JAX); the data is copied once."""
+    return Value(np.from_dlpack(x), requires_grad=False)
 
 
 def _correction(correction: float | None, unbiased: bool | None, ddof: float | None) -> float:

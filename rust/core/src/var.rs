@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use crate::dtype::DType;
 use crate::error::{fmt_shape, Error, Result};
+use crate::layout::Dims;
 use crate::tensor::Tensor;
 
 /// What an op hands its backward: its inputs, its output and which inputs want a gradient.
@@ -174,13 +175,14 @@ impl Var {
     pub fn set_grad(&self, g: Option<Tensor>) {
         *self.0.grad.lock().unwrap_or_else(|e| e.into_inner()) = g;
     }
-    pub fn shape(&self) -> Vec<usize> {
+    pub fn shape(&self) -> Dims {
         self.0
             .data
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .shape()
-            .to_vec()
+            .layout()
+            .shape
+            .clone()
     }
     pub fn ndim(&self) -> usize {
         self.0.data.read().unwrap_or_else(|e| e.into_inner()).ndim()
@@ -312,7 +314,7 @@ impl Var {
                         }
                     };
                     let pre = if trace.is_some() {
-                        gp.shape()
+                        gp.shape().to_vec()
                     } else {
                         Vec::new()
                     };

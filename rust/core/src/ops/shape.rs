@@ -1,12 +1,12 @@
 //! Shape ops. Most are views (no copy); their backward undoes the view.
 use crate::dtype::DType;
 use crate::error::{fmt_shape, Error, Result};
-use crate::layout::{wrap_dim, Layout};
+use crate::layout::{wrap_dim, Dims, Layout};
 use crate::tensor::Tensor;
 use crate::var::{Ctx, Op, Var};
 
 struct Reshape {
-    from: Vec<usize>,
+    from: Dims,
 }
 
 impl Op for Reshape {
@@ -111,7 +111,7 @@ impl Var {
 
     pub fn reshape(&self, shape: &[usize]) -> Result<Var> {
         let from = self.shape();
-        if from == shape {
+        if from.as_slice() == shape {
             return Ok(self.clone());
         }
         let t = self.tensor().reshape(shape)?;
@@ -138,7 +138,7 @@ impl Var {
     }
 
     pub fn expand(&self, shape: &[usize]) -> Result<Var> {
-        if self.shape() == shape {
+        if self.shape().as_slice() == shape {
             return Ok(self.clone());
         }
         let t = self.tensor().broadcast_to(shape)?;
