@@ -272,7 +272,9 @@ class DataLoader:
     def _batches(self, order: np.ndarray | None) -> Iterator[tuple[Value, ...]]:
         bs = self.batch_size
         for start in range(0, len(self) * bs, bs):
-            idx = slice(start, start + bs) if order is None else order[start:start + bs]
+            idx = np.arange(start, min(start + bs, self.num_samples)) if order is None \
+                else order[start:start + bs]
+            # Integer indexing copies, so a batch never aliases the dataset.
             yield tuple(Value(a[idx], requires_grad=False) for a in self.arrays)
 
     def __repr__(self) -> str:

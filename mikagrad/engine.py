@@ -73,7 +73,7 @@ def get_default_dtype() -> np.dtype:
 def _as_array(x: Any, dtype: Any = None) -> np.ndarray:
     """Any accepted input as a float32/float64 array; numpy floats keep their dtype."""
     if isinstance(x, Value):
-        arr = x.numpy()
+        arr = np.array(x.numpy())  # a new Value never aliases an old one
     elif isinstance(x, (str, bytes)) or x is None:
         raise TypeError(f"Value: cannot make a Value from {type(x).__name__}")
     elif isinstance(x, (np.ndarray, np.generic)):
@@ -145,6 +145,8 @@ class Value:
 
     ``Value(x)`` takes a number, a nested list, a numpy array or a Value, and requires
     grad by default (micrograd's meaning; ``mikagrad.tensor`` defaults to False as torch).
+    A C-contiguous, aligned, writeable float32/float64 numpy array is shared, not copied
+    (as ``torch.from_numpy``); any other input is copied once into the engine's memory.
 
     >>> a = Value([1.0, 2.0]); b = (a * a).sum(); b.backward(); a.grad
     array([2., 4.])
@@ -679,7 +681,14 @@ Tensor = Value
 
 
 def tensor(data: Any, dtype: Any = None, requires_grad: bool = False) -> Value:
-    """Like ``torch.tensor``: a new leaf Value, not requiring grad unless asked."""
+    """Like ``torch.tensor``: a new leaf Value with its own copy of the data, not requiring
+    grad unless asked. (``Value(array)`` instead shares a suitable numpy array's memory.)
+
+    >>> tensor([1.0, 2.0]).requires_grad
+    False
+    """
+    if isinstance(data, (np.ndarray, Value)):
+        data = np.array(data)
     return Value(data, dtype=dtype, requires_grad=requires_grad)
 
 

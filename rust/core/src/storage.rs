@@ -1,5 +1,6 @@
 //! Reference-counted element buffers. Views share one buffer; only `contiguous()` and
 //! kernels allocate.
+use std::any::Any;
 use std::cell::UnsafeCell;
 use std::sync::Arc;
 
@@ -10,25 +11,52 @@ use crate::error::{Error, Result};
 ///
 /// numpy views (`Value.data`, `Value.grad`) and in-place updates (optimizer steps,
 /// gradient accumulation) write into a buffer that other handles also see, exactly as
-/// numpy and PyTorch tensors alias memory. The Vec is never resized after creation, so
-/// its pointer stays valid for the buffer's lifetime.
+/// numpy and PyTorch tensors alias memory. The memory is either a Vec that is never
+/// resized, or foreign memory (a numpy array) kept alive by `owner`; either way the
+/// pointer stays valid for the buffer's lifetime.
 pub struct Buffer<T> {
-    data: UnsafeCell<Vec<T>>,
+    ptr: *mut T,
+    len: usize,
+    _vec: UnsafeCell<Vec<T>>,
+    _owner: Option<Box<dyn Any + Send + Sync>>,
 }
 
-// SAFETY: the Vec is never reallocated; element writes race only if the user mutates one
-// tensor from two threads at once, which the documentation rules out (as PyTorch does).
+// SAFETY: the memory is never reallocated; element writes race only if the user mutates
+// one tensor from two threads at once, which the documentation rules out (as PyTorch does).
 unsafe impl<T: Send> Sync for Buffer<T> {}
+// SAFETY: the raw pointer is into memory owned by `_vec` or `_owner`, both Send.
+unsafe impl<T: Send> Send for Buffer<T> {}
 
 impl<T: Float> Buffer<T> {
-    pub fn new(v: Vec<T>) -> Self {
+    pub fn new(mut v: Vec<T>) -> Self {
         Buffer {
-            data: UnsafeCell::new(v),
+            ptr: v.as_mut_ptr(),
+            len: v.len(),
+            _vec: UnsafeCell::new(v),
+            _owner: None,
         }
     }
+
+    /// Wraps `len` elements at `ptr` that `owner` keeps alive (no copy).
+    ///
+    /// # Safety
+    /// `ptr` must be valid for reads and writes of `len` aligned elements for as long as
+    /// `owner` lives, and the memory must not be freed or moved by anyone else meanwhile.
+    pub unsafe fn foreign(ptr: *mut T, len: usize, owner: Box<dyn Any + Send + Sync>) -> Self {
+        Buffer {
+            ptr,
+            len,
+            _vec: UnsafeCell::new(Vec::new()),
+            _owner: Some(owner),
+        }
+    }
+
     pub fn as_slice(&self) -> &[T] {
-        // SAFETY: see the type's comment; no `&mut` to the Vec itself is ever handed out.
-        unsafe { (*self.data.get()).as_slice() }
+        if self.len == 0 {
+            return &[];
+        }
+        // SAFETY: see the type's comment.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
     }
     /// A mutable slice for in-place kernels.
     ///
@@ -37,16 +65,19 @@ impl<T: Float> Buffer<T> {
     /// other than numpy views that the Python user does not touch concurrently.
     #[allow(clippy::mut_from_ref)]
     pub unsafe fn as_mut_slice(&self) -> &mut [T] {
-        unsafe { (*self.data.get()).as_mut_slice() }
+        if self.len == 0 {
+            return &mut [];
+        }
+        unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len) }
     }
     pub fn as_ptr(&self) -> *const T {
-        self.as_slice().as_ptr()
+        self.ptr
     }
     pub fn len(&self) -> usize {
-        self.as_slice().len()
+        self.len
     }
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.len == 0
     }
 }
 

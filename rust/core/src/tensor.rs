@@ -252,6 +252,23 @@ impl Tensor {
         })
     }
 
+    /// A contiguous tensor over memory that `owner` keeps alive (zero-copy import).
+    ///
+    /// # Safety
+    /// As `Buffer::foreign`; `len` must equal the product of `shape`.
+    pub unsafe fn from_foreign<T: Element>(
+        ptr: *mut T,
+        shape: &[usize],
+        owner: Box<dyn std::any::Any + Send + Sync>,
+    ) -> Result<Tensor> {
+        let n = checked_numel("tensor", shape)?;
+        let buf = unsafe { Buffer::foreign(ptr, n, owner) };
+        Ok(Tensor {
+            storage: T::wrap(Arc::new(buf)),
+            layout: Layout::contiguous(shape),
+        })
+    }
+
     pub fn full(shape: &[usize], value: f64, dtype: DType) -> Result<Tensor> {
         let n = checked_numel("full", shape)?;
         match dtype {

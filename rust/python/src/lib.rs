@@ -2,9 +2,10 @@
 use mikagrad_core::storage::Storage;
 use mikagrad_core::{creation, optim};
 use mikagrad_core::{Binary, DType, Error, Index, Tensor, Unary, Var};
-use numpy::npyffi::{self, npy_intp, NPY_ARRAY_WRITEABLE, PY_ARRAY_API};
+use numpy::npyffi::{self, npy_intp, NPY_ARRAY_ALIGNED, NPY_ARRAY_WRITEABLE, PY_ARRAY_API};
 use numpy::{
-    Element, PyArrayDescrMethods, PyReadonlyArrayDyn, PyUntypedArray, PyUntypedArrayMethods,
+    Element, PyArrayDescrMethods, PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn, PyUntypedArray,
+    PyUntypedArrayMethods,
 };
 use pyo3::create_exception;
 use pyo3::exceptions::{PyIndexError, PyMemoryError, PyRuntimeError, PyTypeError, PyValueError};
@@ -136,6 +137,32 @@ fn is_view_of(a: &Bound<'_, PyUntypedArray>, t: &Tensor) -> bool {
             .zip(&l.strides)
             .all(|(&x, &s)| x == s * size)
         && a.dtype().itemsize() == size as usize
+}
+
+/// A tensor over a numpy array's own memory, when it is C-contiguous, aligned and
+/// writeable float32/float64 (else None: the caller copies).
+fn share_numpy(obj: &Bound<'_, PyAny>) -> PyResult<Option<Tensor>> {
+    macro_rules! try_share {
+        ($T:ty) => {
+            if let Ok(a) = obj.cast::<PyArrayDyn<$T>>() {
+                // SAFETY: reading the flags field of a live numpy array object.
+                let flags = unsafe { (*a.as_array_ptr()).fields.flags };
+                let usable = flags & NPY_ARRAY_WRITEABLE != 0 && flags & NPY_ARRAY_ALIGNED != 0;
+                if !usable || !a.is_c_contiguous() {
+                    return Ok(None);
+                }
+                let shape = a.shape().to_vec();
+                let owner: Py<PyAny> = a.clone().into_any().unbind();
+                // SAFETY: the array object (kept in the buffer as its owner) keeps its memory
+                // alive and in place; numpy cannot resize an array that is referenced.
+                let t = unsafe { Tensor::from_foreign(a.data(), &shape, Box::new(owner)) };
+                return t.py().map(Some);
+            }
+        };
+    }
+    try_share!(f64);
+    try_share!(f32);
+    Ok(None)
 }
 
 /// Copies a float32 or float64 numpy array into a new tensor.
@@ -323,10 +350,16 @@ const UNARY: [Unary; 13] = [
 
 #[pymethods]
 impl Node {
+    /// A leaf over the array's memory when it can be shared (see `share_numpy`), else a copy.
     #[staticmethod]
-    #[pyo3(signature = (array, requires_grad=false))]
-    fn from_numpy(array: &Bound<'_, PyAny>, requires_grad: bool) -> PyResult<Node> {
-        Ok(node(Var::leaf(tensor_from_numpy(array)?, requires_grad)))
+    #[pyo3(signature = (array, requires_grad=false, share=true))]
+    fn from_numpy(array: &Bound<'_, PyAny>, requires_grad: bool, share: bool) -> PyResult<Node> {
+        let shared = if share { share_numpy(array)? } else { None };
+        let t = match shared {
+            Some(t) => t,
+            None => tensor_from_numpy(array)?,
+        };
+        Ok(node(Var::leaf(t, requires_grad)))
     }
 
     #[staticmethod]
