@@ -4,6 +4,7 @@ use std::sync::Mutex;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::layout::checked_numel;
+use crate::storage::try_alloc;
 use crate::tensor::Tensor;
 
 /// xoshiro256++, seeded through splitmix64: small, fast and reproducible everywhere.
@@ -46,58 +47,84 @@ impl Rng {
 
 static RNG: Mutex<Option<Rng>> = Mutex::new(None);
 
-fn with_rng<R>(f: impl FnOnce(&mut Rng) -> R) -> R {
+/// The process-wide generator, locked for one draw sequence.
+fn rng() -> impl std::ops::DerefMut<Target = Rng> {
+    struct Guard(std::sync::MutexGuard<'static, Option<Rng>>);
+    impl std::ops::Deref for Guard {
+        type Target = Rng;
+        fn deref(&self) -> &Rng {
+            self.0.as_ref().expect("initialised in rng()")
+        }
+    }
+    impl std::ops::DerefMut for Guard {
+        fn deref_mut(&mut self) -> &mut Rng {
+            self.0.as_mut().expect("initialised in rng()")
+        }
+    }
     let mut g = RNG.lock().unwrap_or_else(|e| e.into_inner());
-    f(g.get_or_insert_with(|| Rng::seeded(0x5EED)))
+    g.get_or_insert_with(|| Rng::seeded(0x5EED));
+    Guard(g)
 }
 
 pub fn manual_seed(seed: u64) {
     *RNG.lock().unwrap_or_else(|e| e.into_inner()) = Some(Rng::seeded(seed));
 }
 
-fn from_f64s(op: &'static str, v: Vec<f64>, shape: &[usize], dtype: DType) -> Result<Tensor> {
-    let _ = op;
-    match dtype {
-        DType::F64 => Tensor::from_vec(v, shape),
-        DType::F32 => Tensor::from_vec(v.into_iter().map(|x| x as f32).collect(), shape),
-    }
-}
-
-fn sample(
+/// A tensor of `shape` whose i-th element (row-major) is `f(i)`, allocated fallibly.
+fn fill(
     op: &'static str,
     shape: &[usize],
     dtype: DType,
-    f: impl Fn(&mut Rng) -> f64,
+    mut f: impl FnMut(usize) -> f64,
 ) -> Result<Tensor> {
     let n = checked_numel(op, shape)?;
-    let mut v = Vec::new();
-    v.try_reserve_exact(n).map_err(|_| Error::Alloc {
-        op,
-        bytes: n as u128 * 8,
-    })?;
-    with_rng(|r| v.extend((0..n).map(|_| f(r))));
-    from_f64s(op, v, shape, dtype)
+    match dtype {
+        DType::F64 => {
+            let mut v = try_alloc::<f64>(op, 0, 0.0)?;
+            v.try_reserve_exact(n).map_err(|_| Error::Alloc {
+                op,
+                bytes: n as u128 * 8,
+            })?;
+            v.extend((0..n).map(f));
+            Tensor::from_vec(v, shape)
+        }
+        DType::F32 => {
+            let mut v = try_alloc::<f32>(op, 0, 0.0)?;
+            v.try_reserve_exact(n).map_err(|_| Error::Alloc {
+                op,
+                bytes: n as u128 * 4,
+            })?;
+            v.extend((0..n).map(|i| f(i) as f32));
+            Tensor::from_vec(v, shape)
+        }
+    }
 }
 
 /// Uniform in [low, high).
 pub fn rand(shape: &[usize], low: f64, high: f64, dtype: DType) -> Result<Tensor> {
-    sample("rand", shape, dtype, |r| low + (high - low) * r.uniform())
+    let mut g = rng();
+    fill("rand", shape, dtype, |_| low + (high - low) * g.uniform())
 }
 
 pub fn randn(shape: &[usize], mean: f64, std: f64, dtype: DType) -> Result<Tensor> {
-    sample("randn", shape, dtype, |r| mean + std * r.normal())
+    let mut g = rng();
+    fill("randn", shape, dtype, |_| mean + std * g.normal())
 }
 
 /// A random permutation of 0..n (Fisher-Yates), from the same seeded source.
-pub fn randperm(n: usize) -> Vec<usize> {
-    let mut p: Vec<usize> = (0..n).collect();
-    with_rng(|r| {
-        for i in (1..n).rev() {
-            let j = (r.next_u64() % (i as u64 + 1)) as usize;
-            p.swap(i, j);
-        }
-    });
-    p
+pub fn randperm(n: usize) -> Result<Vec<usize>> {
+    let mut p = Vec::new();
+    p.try_reserve_exact(n).map_err(|_| Error::Alloc {
+        op: "randperm",
+        bytes: n as u128 * 8,
+    })?;
+    p.extend(0..n);
+    let mut g = rng();
+    for i in (1..n).rev() {
+        let j = (g.next_u64() % (i as u64 + 1)) as usize;
+        p.swap(i, j);
+    }
+    Ok(p)
 }
 
 pub fn arange(start: f64, end: f64, step: f64, dtype: DType) -> Result<Tensor> {
@@ -114,44 +141,29 @@ pub fn arange(start: f64, end: f64, step: f64, dtype: DType) -> Result<Tensor> {
             bytes: u128::MAX,
         });
     }
-    let n = n as usize;
-    from_f64s(
-        "arange",
-        (0..n).map(|i| start + i as f64 * step).collect(),
-        &[n],
-        dtype,
-    )
+    fill("arange", &[n as usize], dtype, |i| start + i as f64 * step)
 }
 
 pub fn linspace(start: f64, end: f64, steps: usize, dtype: DType) -> Result<Tensor> {
-    checked_numel("linspace", &[steps])?;
-    let v = (0..steps)
-        .map(|i| {
-            if steps == 1 {
-                start
-            } else {
-                start + (end - start) * i as f64 / (steps - 1) as f64
-            }
-        })
-        .collect();
-    from_f64s("linspace", v, &[steps], dtype)
+    let last = steps.saturating_sub(1).max(1) as f64;
+    fill("linspace", &[steps], dtype, |i| {
+        if steps == 1 {
+            start
+        } else {
+            start + (end - start) * i as f64 / last
+        }
+    })
 }
 
 pub fn eye(n: usize, m: usize, dtype: DType) -> Result<Tensor> {
-    let total = checked_numel("eye", &[n, m])?;
-    let mut v = Vec::new();
-    v.try_reserve_exact(total).map_err(|_| Error::Alloc {
-        op: "eye",
-        bytes: total as u128 * 8,
-    })?;
-    v.extend((0..total).map(|k| {
-        if k / m.max(1) == k % m.max(1) {
+    let w = m.max(1);
+    fill("eye", &[n, m], dtype, |k| {
+        if k / w == k % w {
             1.0
         } else {
             0.0
         }
-    }));
-    from_f64s("eye", v, &[n, m], dtype)
+    })
 }
 
 #[cfg(test)]
@@ -161,24 +173,36 @@ mod tests {
     #[test]
     fn seeding_repeats() {
         manual_seed(3);
-        let a = randn(&[5], 0.0, 1.0, DType::F64).unwrap().to_vec_f64();
+        let a = randn(&[5], 0.0, 1.0, DType::F64)
+            .unwrap()
+            .to_vec_f64()
+            .unwrap();
         manual_seed(3);
-        let b = randn(&[5], 0.0, 1.0, DType::F64).unwrap().to_vec_f64();
+        let b = randn(&[5], 0.0, 1.0, DType::F64)
+            .unwrap()
+            .to_vec_f64()
+            .unwrap();
         assert_eq!(a, b);
     }
 
     #[test]
     fn ranges() {
         assert_eq!(
-            arange(0.0, 1.0, 0.25, DType::F64).unwrap().to_vec_f64(),
+            arange(0.0, 1.0, 0.25, DType::F64)
+                .unwrap()
+                .to_vec_f64()
+                .unwrap(),
             vec![0., 0.25, 0.5, 0.75]
         );
         assert_eq!(
-            linspace(0.0, 1.0, 3, DType::F64).unwrap().to_vec_f64(),
+            linspace(0.0, 1.0, 3, DType::F64)
+                .unwrap()
+                .to_vec_f64()
+                .unwrap(),
             vec![0., 0.5, 1.0]
         );
         assert_eq!(
-            eye(2, 3, DType::F64).unwrap().to_vec_f64(),
+            eye(2, 3, DType::F64).unwrap().to_vec_f64().unwrap(),
             vec![1., 0., 0., 0., 1., 0.]
         );
         assert!(arange(0.0, 1.0, 0.0, DType::F64).is_err());

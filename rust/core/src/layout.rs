@@ -340,14 +340,19 @@ impl Layout {
     }
 
     /// Every element's offset, in row-major order.
-    pub fn offsets(&self) -> Vec<usize> {
-        let mut out = Vec::with_capacity(self.numel());
+    pub fn offsets(&self) -> Result<Vec<usize>> {
+        let n = checked_numel("offsets", &self.shape)?;
+        let mut out = Vec::new();
+        out.try_reserve_exact(n).map_err(|_| Error::Alloc {
+            op: "offsets",
+            bytes: n as u128 * 8,
+        })?;
         Layout::walk2(self, self, |o, _, n, s, _| {
             for i in 0..n {
                 out.push((o as isize + i as isize * s) as usize);
             }
         });
-        out
+        Ok(out)
     }
 }
 
@@ -406,13 +411,13 @@ mod tests {
             .broadcast_to("expand", &[2, 3])
             .unwrap();
         assert_eq!(e.strides.as_slice(), &[0, 1]);
-        assert_eq!(e.offsets(), vec![0, 1, 2, 0, 1, 2]);
+        assert_eq!(e.offsets().unwrap(), vec![0, 1, 2, 0, 1, 2]);
     }
 
     #[test]
     fn negative_step_slice() {
         let l = Layout::contiguous(&[5]).slice(0, 4, 3, -2);
-        assert_eq!(l.offsets(), vec![4, 2, 0]);
+        assert_eq!(l.offsets().unwrap(), vec![4, 2, 0]);
     }
 
     #[test]
@@ -423,8 +428,8 @@ mod tests {
         let v = t.reshape_view(&[4, 6]).unwrap();
         assert_eq!(v.strides.as_slice(), &[1, 4]);
         assert!(t.reshape_view(&[24]).is_none());
-        assert_eq!(t.reshape_view(&[4, 6]).unwrap().offsets(), {
-            let mut o = t.offsets();
+        assert_eq!(t.reshape_view(&[4, 6]).unwrap().offsets().unwrap(), {
+            let mut o = t.offsets().unwrap();
             o.truncate(24);
             o
         });

@@ -172,10 +172,10 @@ mod tests {
             maximize: false,
         };
         sgd_step(&p, &t(&[2.0]), Some(&b), true, &h).unwrap();
-        assert!((p.to_vec_f64()[0] - 0.8).abs() < 1e-12);
+        assert!((p.to_vec_f64().unwrap()[0] - 0.8).abs() < 1e-12);
         sgd_step(&p, &t(&[2.0]), Some(&b), false, &h).unwrap();
         // buf = 0.9*2 + 2 = 3.8; p = 0.8 - 0.38
-        assert!((p.to_vec_f64()[0] - 0.42).abs() < 1e-12);
+        assert!((p.to_vec_f64().unwrap()[0] - 0.42).abs() < 1e-12);
     }
 
     #[test]
@@ -192,7 +192,7 @@ mod tests {
             maximize: false,
         };
         adam_step(&p, &t(&[3.0]), &m, &v, 1, &h).unwrap();
-        assert!((p.to_vec_f64()[0] - 0.9).abs() < 1e-6);
+        assert!((p.to_vec_f64().unwrap()[0] - 0.9).abs() < 1e-6);
     }
 
     #[test]

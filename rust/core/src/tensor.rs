@@ -321,10 +321,11 @@ impl Tensor {
     }
 
     /// The elements in row-major order, as f64.
-    pub fn to_vec_f64(&self) -> Vec<f64> {
+    pub fn to_vec_f64(&self) -> Result<Vec<f64>> {
+        let offsets = self.layout.offsets()?;
         with_dtype!(&self.storage, T, b => {
             let s = b.as_slice();
-            self.layout.offsets().into_iter().map(|o| s[o].to_f64()).collect()
+            Ok(offsets.into_iter().map(|o| s[o].to_f64()).collect())
         })
     }
 
@@ -401,7 +402,7 @@ impl Tensor {
         if dtype == self.dtype() {
             return Ok(self.clone());
         }
-        let v = self.to_vec_f64();
+        let v = self.to_vec_f64()?;
         match dtype {
             DType::F32 => Tensor::from_vec(v.into_iter().map(|x| x as f32).collect(), self.shape()),
             DType::F64 => Tensor::from_vec(v, self.shape()),
@@ -420,8 +421,11 @@ impl Tensor {
         let out: Vec<T> = if let Some(s) = self.as_slice::<T>() {
             s.iter().map(|&x| f(x)).collect()
         } else {
-            let mut out = try_alloc::<T>("map", 0, T::ZERO)?;
-            out.reserve_exact(n);
+            let mut out = Vec::new();
+            out.try_reserve_exact(n).map_err(|_| Error::Alloc {
+                op: "map",
+                bytes: (n * T::DTYPE.size()) as u128,
+            })?;
             Layout::walk2(&self.layout, &self.layout, |o, _, len, st, _| {
                 let mut i = o as isize;
                 for _ in 0..len {
@@ -490,7 +494,7 @@ impl Tensor {
             let d = unsafe { dst.as_mut_slice() };
             if dst.as_ptr() == src.as_ptr() {
                 // Adding a tensor to itself: read a copy first.
-                let c = other.contiguous()?.to_vec_f64();
+                let c = other.contiguous()?.to_vec_f64()?;
                 let mut k = 0;
                 Layout::walk2(&self.layout, &self.layout, |o, _, n, st, _| {
                     for i in 0..n {
@@ -615,11 +619,12 @@ impl Tensor {
                 ),
             ));
         }
-        let roffs = red.offsets();
+        let roffs = red.offsets()?;
         let run = roffs.iter().enumerate().all(|(i, &o)| o == i);
         with_dtype!(&self.storage, T, buf => {
             let s = buf.as_slice();
-            let mut out: Vec<T> = Vec::with_capacity(kept.numel());
+            let mut out: Vec<T> = Vec::new();
+            out.try_reserve_exact(kept.numel()).map_err(|_| Error::Alloc { op: name, bytes: kept.numel() as u128 * 8 })?;
             Layout::walk2(&kept, &kept, |o, _, n, st, _| {
                 for i in 0..n {
                     let base = (o as isize + i as isize * st) as usize;
@@ -674,7 +679,7 @@ impl Tensor {
             ));
         }
         let moved: Vec<usize> = (0..t.ndim()).filter(|&i| i != d).chain([d]).collect();
-        let p = t.permute(&moved)?.contiguous()?.to_vec_f64();
+        let p = t.permute(&moved)?.contiguous()?.to_vec_f64()?;
         let len = t.shape()[d];
         let out: Vec<f64> = p
             .chunks(len)
@@ -767,7 +772,7 @@ impl Tensor {
             strides: t.layout.strides[..batch.len()].into(),
             offset: t.layout.offset,
         };
-        let (ao, bo) = (batch_layout(&a).offsets(), batch_layout(&b).offsets());
+        let (ao, bo) = (batch_layout(&a).offsets()?, batch_layout(&b).offsets()?);
         let nd = a.ndim();
         let (ars, acs) = (a.layout.strides[nd - 2], a.layout.strides[nd - 1]);
         let (brs, bcs) = (b.layout.strides[nd - 2], b.layout.strides[nd - 1]);
@@ -961,7 +966,7 @@ mod tests {
         let b = t(&[10., 20.], &[2]);
         let c = a.binary(&b, Binary::Add).unwrap();
         assert_eq!(c.shape(), &[3, 2]);
-        assert_eq!(c.to_vec_f64(), vec![10., 23., 11., 24., 12., 25.]);
+        assert_eq!(c.to_vec_f64().unwrap(), vec![10., 23., 11., 24., 12., 25.]);
     }
 
     #[test]
@@ -970,7 +975,7 @@ mod tests {
         let b = t(&[0.5], &[]);
         let c = a.binary(&b, Binary::Mul).unwrap();
         assert_eq!(c.dtype(), DType::F64);
-        assert_eq!(c.to_vec_f64(), vec![0.5, 1.0]);
+        assert_eq!(c.to_vec_f64().unwrap(), vec![0.5, 1.0]);
     }
 
     #[test]
@@ -978,10 +983,13 @@ mod tests {
         let a = t(&(0..24).map(|x| x as f64).collect::<Vec<_>>(), &[2, 3, 4]);
         let s = a.reduce(Reduce::Sum, &[0, 2], false).unwrap();
         assert_eq!(s.shape(), &[3]);
-        assert_eq!(s.to_vec_f64(), vec![60., 92., 124.]);
+        assert_eq!(s.to_vec_f64().unwrap(), vec![60., 92., 124.]);
         let m = a.reduce(Reduce::Max, &[1], true).unwrap();
         assert_eq!(m.shape(), &[2, 1, 4]);
-        assert_eq!(m.to_vec_f64(), vec![8., 9., 10., 11., 20., 21., 22., 23.]);
+        assert_eq!(
+            m.to_vec_f64().unwrap(),
+            vec![8., 9., 10., 11., 20., 21., 22., 23.]
+        );
         assert!(t(&[], &[0]).reduce(Reduce::Max, &[0], false).is_err());
     }
 
@@ -990,7 +998,7 @@ mod tests {
         let a = t(&[1., 2., 3., 4., 5., 6.], &[2, 3]);
         let b = t(&[1., 0., 0., 1., 1., 1.], &[2, 3]).transpose(0, 1); // (3,2)
         let c = a.matmul(&b).unwrap();
-        assert_eq!(c.to_vec_f64(), vec![1., 6., 4., 15.]);
+        assert_eq!(c.to_vec_f64().unwrap(), vec![1., 6., 4., 15.]);
         let e = a.matmul(&a).unwrap_err();
         assert!(e.to_string().contains("(2, 3) @ (2, 3)"));
     }
@@ -1002,7 +1010,7 @@ mod tests {
         assert!(v.storage().same_buffer(a.storage()));
         let tr = a.transpose(0, 1).reshape(&[6]).unwrap();
         assert!(!tr.storage().same_buffer(a.storage()));
-        assert_eq!(tr.to_vec_f64(), vec![0., 3., 1., 4., 2., 5.]);
+        assert_eq!(tr.to_vec_f64().unwrap(), vec![0., 3., 1., 4., 2., 5.]);
         assert!(a.reshape(&[4]).is_err());
     }
 
@@ -1010,16 +1018,16 @@ mod tests {
     fn gather_and_scatter_are_inverse() {
         let a = t(&[1., 2., 3., 4., 5., 6.], &[2, 3]);
         let g = a.gather(1, &[2, 0], &[2, 1]).unwrap();
-        assert_eq!(g.to_vec_f64(), vec![3., 4.]);
+        assert_eq!(g.to_vec_f64().unwrap(), vec![3., 4.]);
         let s = Tensor::scatter_add(&[2, 3], 1, &[2, 0], &g).unwrap();
-        assert_eq!(s.to_vec_f64(), vec![0., 0., 3., 4., 0., 0.]);
+        assert_eq!(s.to_vec_f64().unwrap(), vec![0., 0., 3., 4., 0., 0.]);
     }
 
     #[test]
     fn index_add_accumulates_repeats() {
         let src = t(&[1., 2., 3.], &[3]);
         let out = Tensor::index_add(&[2], 0, &[1, 1, 0], &src).unwrap();
-        assert_eq!(out.to_vec_f64(), vec![3., 3.]);
+        assert_eq!(out.to_vec_f64().unwrap(), vec![3., 3.]);
     }
 
     #[test]

@@ -456,7 +456,7 @@ impl Node {
                 t.shape()
             )));
         }
-        Ok(t.to_vec_f64()[0])
+        Ok(t.to_vec_f64().py()?[0])
     }
 
     // ---- autograd -----------------------------------------------------------------
@@ -814,8 +814,8 @@ fn eye(n: usize, m: usize, dtype: &str, requires_grad: bool) -> PyResult<Node> {
 }
 
 #[pyfunction]
-fn randperm(n: usize) -> Vec<usize> {
-    creation::randperm(n)
+fn randperm(n: usize) -> PyResult<Vec<usize>> {
+    creation::randperm(n).py()
 }
 
 // ---- optimizer kernels ---------------------------------------------------------------

@@ -353,7 +353,7 @@ impl Var {
         for (k, (_, idx, s)) in adv.iter().enumerate() {
             let b = Tensor::from_vec(idx.iter().map(|&i| i as f64).collect(), s)?
                 .broadcast_to(&bshape)?
-                .to_vec_f64();
+                .to_vec_f64()?;
             let stride: usize = sizes[k + 1..].iter().product();
             for (f, &i) in flat.iter_mut().zip(&b) {
                 *f += i as usize * stride;
