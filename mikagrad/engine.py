@@ -7,7 +7,6 @@ the graph and the backward pass all live in Rust (see ARCHITECTURE.md).
 from __future__ import annotations
 
 import contextlib
-import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -35,7 +34,7 @@ __all__ = [
 
 float32 = np.dtype(np.float32)
 float64 = np.dtype(np.float64)
-_DEFAULT = threading.local()
+_DEFAULT = [float64]
 
 # Op codes, in the order of the tables in rust/python/src/lib.rs.
 _BINARY = {n: i for i, n in enumerate(
@@ -62,12 +61,23 @@ def _dtype(d: Any) -> np.dtype:
 
 
 def set_default_dtype(dtype: Any) -> None:
-    """Sets the dtype of Values made from Python numbers and lists (float64 to start)."""
-    _DEFAULT.dtype = _dtype(dtype)
+    """Sets the dtype of Values made from Python numbers and lists, and of new ``nn``
+    parameters (float64 to start, as numpy). Process-wide, as in PyTorch.
+
+    >>> set_default_dtype(float32); Value([1.0]).dtype
+    dtype('float32')
+    >>> set_default_dtype(float64)
+    """
+    _DEFAULT[0] = _dtype(dtype)
 
 
 def get_default_dtype() -> np.dtype:
-    return getattr(_DEFAULT, "dtype", float64)
+    """The dtype that Python numbers and lists become.
+
+    >>> get_default_dtype()
+    dtype('float64')
+    """
+    return _DEFAULT[0]
 
 
 def _as_array(x: Any, dtype: Any = None) -> np.ndarray:
@@ -153,6 +163,9 @@ class Value:
     """
 
     __slots__ = ("_n", "_src", "_mask", "__weakref__")
+    _n: _core.Node
+    _src: tuple[Any, ...]
+    _mask: bool
     # numpy defers to our reflected operators instead of swallowing the Value.
     __array_ufunc__ = None
     __array_priority__ = 1000
@@ -262,9 +275,27 @@ class Value:
 
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
         a = self._n.data()
-        if dtype is not None:
-            a = a.astype(dtype, copy=False)
+        if dtype is not None and np.dtype(dtype) != a.dtype:
+            if copy is False:
+                raise ValueError(
+                    f"a {a.dtype} Value cannot become a {np.dtype(dtype)} array without a copy"
+                )
+            return a.astype(dtype)
         return a.copy() if copy else a
+
+    def __array_function__(self, func: Any, types: Any, args: tuple[Any, ...],
+                           kwargs: dict[str, Any]) -> Any:
+        """numpy functions that only read data get arrays; the rest refuse, rather than
+        return an array and silently drop the graph."""
+        if func in _DATA_ONLY:
+            def conv(x: Any) -> Any:
+                return x.numpy() if isinstance(x, Value) else x
+            return func(*map(conv, args), **{k: conv(v) for k, v in kwargs.items()})
+        raise TypeError(
+            f"numpy.{func.__name__} does not take a Value: it would return an array and drop "
+            "the graph. Use the Value method or the mikagrad function, or np.asarray(v) for "
+            "the data"
+        )
 
     # ---- interop: DLPack (zero-copy through a numpy view) and pickling -------------------
 
@@ -276,24 +307,15 @@ class Value:
         return (1, 0)  # kDLCPU, device 0
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        # Also serves copy.deepcopy.
         if not self.is_leaf:
-            raise RuntimeError(
-                f"cannot pickle a non-leaf Value (made by '{self.op}'); pickle v.detach() "
-                "or the leaves it came from"
+            raise GradError(
+                f"cannot pickle or deep-copy a Value made by an op ('{self.op}'): only leaf "
+                "Values can be, as in PyTorch. Use v.detach() to keep the data without the graph"
             )
         g = self.grad
         return (_rebuild, (np.array(self.numpy()), self.requires_grad,
                            None if g is None else np.array(g)))
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> Value:
-        if not self.is_leaf:
-            raise RuntimeError(
-                f"only leaf Values can be deep-copied; this one was made by '{self.op}'"
-            )
-        fn, args = self.__reduce__()
-        v = fn(*args)
-        memo[id(self)] = v
-        return v
 
     def __len__(self) -> int:
         if not self.shape:
@@ -641,6 +663,14 @@ class Value:
         return _wrap(self._n.detach())
 
 
+# numpy functions that only read the data: given a Value, they get its array.
+_DATA_ONLY = frozenset({
+    np.shape, np.ndim, np.size, np.result_type, np.shares_memory, np.may_share_memory,
+    np.allclose, np.isclose, np.array_equal, np.array_equiv, np.array2string, np.array_repr,
+    np.array_str, np.copy, np.save, np.savez, np.savez_compressed, np.count_nonzero,
+})
+
+
 def _rebuild(data: np.ndarray, requires_grad: bool, grad: np.ndarray | None) -> Value:
     v = Value(data, requires_grad=requires_grad)
     if grad is not None:
@@ -649,7 +679,12 @@ def _rebuild(data: np.ndarray, requires_grad: bool, grad: np.ndarray | None) -> 
 
 
 def from_dlpack(x: Any) -> Value:
-    """A Value from any DLPack producer (numpy, PyTorch, JAX); the data is copied once."""
+    """A Value from any DLPack producer (numpy, PyTorch, JAX), sharing its memory when the
+    producer's array is contiguous float32/float64 (else one copy).
+
+    >>> from_dlpack(np.ones(2)).shape
+    (2,)
+    """
     return Value(np.from_dlpack(x), requires_grad=False)
 
 
@@ -693,6 +728,11 @@ def tensor(data: Any, dtype: Any = None, requires_grad: bool = False) -> Value:
 
 
 def is_grad_enabled() -> bool:
+    """Whether ops record a graph in this thread (False inside ``no_grad``).
+
+    >>> with no_grad(): is_grad_enabled()
+    False
+    """
     return _core.is_grad_enabled()
 
 
@@ -710,12 +750,23 @@ class _GradMode(contextlib.ContextDecorator):
 
 
 class no_grad(_GradMode):
-    """Records no graph inside the block (or the decorated function). Per thread."""
+    """Records no graph inside the block (or the decorated function). Per thread.
+
+    >>> x = Value([1.0])
+    >>> with no_grad(): (x * 2).requires_grad
+    False
+    """
 
     _on = False
 
 
 class enable_grad(_GradMode):
-    """Turns recording back on inside a ``no_grad`` block."""
+    """Turns recording back on inside a ``no_grad`` block.
+
+    >>> x = Value([1.0])
+    >>> with no_grad():
+    ...     with enable_grad(): (x * 2).requires_grad
+    True
+    """
 
     _on = True

@@ -13,13 +13,13 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyEllipsis, PyFloat, PyInt, PyList, PySlice, PyTuple};
 
 create_exception!(
-    _core,
+    mikagrad._core,
     ShapeError,
     PyValueError,
     "Shapes that do not fit an op."
 );
 create_exception!(
-    _core,
+    mikagrad._core,
     GradError,
     PyRuntimeError,
     "Autograd misuse, such as backward on a Value without grad."

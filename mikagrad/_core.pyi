@@ -1,0 +1,195 @@
+"""Type stub for ``mikagrad._core``, the PyO3 binding built from ``rust/python/src/lib.rs``.
+
+Hand-written: keep it in step with the ``#[pymodule]``, ``#[pyclass]`` and ``#[pyfunction]``
+items there. ``tests/test_packaging.py`` checks that this file and the built module list the
+same names and the same parameters.
+
+``_core`` is private; users work with ``mikagrad.Value``. Dtypes cross the seam as the names
+``"float32"`` and ``"float64"``; op codes index the ``UNARY`` and ``BINARY`` tables.
+"""
+
+from collections.abc import Sequence
+from typing import Any, Literal, final
+
+import numpy as np
+import numpy.typing as npt
+
+_Array = npt.NDArray[np.floating[Any]]
+_DTypeName = Literal["float32", "float64"]
+
+__version__: str
+__all__ = [
+    "__version__",
+    "ShapeError",
+    "GradError",
+    "Node",
+    "BufferOwner",
+    "full",
+    "rand",
+    "randn",
+    "arange",
+    "linspace",
+    "eye",
+    "randperm",
+    "manual_seed",
+    "sgd_step",
+    "adam_step",
+    "set_grad_enabled",
+    "is_grad_enabled",
+    "live_nodes",
+]
+
+class ShapeError(ValueError):
+    """Shapes that do not fit an op."""
+
+class GradError(RuntimeError):
+    """Autograd misuse, such as backward on a Value without grad."""
+
+@final
+class BufferOwner:
+    """Keeps a buffer alive for the numpy arrays that view it (their ``.base``)."""
+
+@final
+class Node:
+    """One graph node: a tensor, its accumulated gradient and the op that made it."""
+
+    @staticmethod
+    def from_numpy(array: _Array, requires_grad: bool = False, share: bool = True) -> Node:
+        """A leaf over a float32/float64 array: its own memory when ``share`` and the array is
+        C-contiguous, aligned and writeable, else a copy."""
+    @staticmethod
+    def scalar(value: float, dtype: str, requires_grad: bool = False) -> Node: ...
+
+    # ---- metadata
+    @property
+    def shape(self) -> tuple[int, ...]: ...
+    @property
+    def dtype(self) -> _DTypeName: ...
+    @property
+    def requires_grad(self) -> bool: ...
+    def set_requires_grad(self, on: bool) -> None: ...
+    @property
+    def is_leaf(self) -> bool: ...
+    @property
+    def op(self) -> str:
+        """The op's name, ``''`` for a leaf."""
+    @property
+    def parents(self) -> list[Node]: ...
+    @property
+    def id(self) -> int:
+        """An identity-based id, the same for every handle to this node."""
+
+    # ---- data and grad as numpy views
+    def data(self) -> _Array:
+        """A numpy array over the tensor's own memory (no copy)."""
+    def set_data(self, array: _Array) -> None:
+        """Replaces the data, unless ``array`` already is a view of it."""
+    def grad(self) -> _Array | None: ...
+    def set_grad(self, array: _Array | None = None) -> None: ...
+    def item(self) -> float: ...
+
+    # ---- autograd
+    def backward(
+        self, gradient: Node | _Array | None = None, explain: bool = False
+    ) -> list[dict[str, Any]]:
+        """Runs backward; with ``explain``, returns one record per step (else ``[]``)."""
+    def stats(self, of_grad: bool = False) -> dict[str, float] | None:
+        """norm, mean, min, max, zeros and nonfinite of the data (or of the gradient)."""
+    def zero_grad(self) -> None: ...
+    def detach(self) -> Node: ...
+
+    # ---- elementwise
+    def binary(self, other: Node | float, op: int, reflected: bool) -> Node: ...
+    def unary(self, op: int) -> Node: ...
+    def pow_scalar(self, p: float) -> Node: ...
+    def leaky_relu(self, slope: float) -> Node: ...
+    def clamp(self, lo: float, hi: float) -> Node: ...
+    @staticmethod
+    def where_(cond: Node, a: Node, b: Node) -> Node: ...
+    def to_dtype(self, dtype: str) -> Node: ...
+
+    # ---- reductions
+    def sum(self, dims: Sequence[int] | None = None, keepdim: bool = False) -> Node: ...
+    def mean(self, dims: Sequence[int] | None = None, keepdim: bool = False) -> Node: ...
+    def max(self, dims: Sequence[int] | None = None, keepdim: bool = False) -> Node: ...
+    def min(self, dims: Sequence[int] | None = None, keepdim: bool = False) -> Node: ...
+    def var(
+        self, dims: Sequence[int] | None = None, correction: float = 1.0, keepdim: bool = False
+    ) -> Node: ...
+    def std(
+        self, dims: Sequence[int] | None = None, correction: float = 1.0, keepdim: bool = False
+    ) -> Node: ...
+    def logsumexp(self, dims: Sequence[int] | None = None, keepdim: bool = False) -> Node: ...
+    def arg_extreme(self, largest: bool, dim: int | None = None, keepdim: bool = False) -> Node:
+        """Indices, as a float tensor without grad."""
+    def softmax(self, dim: int) -> Node: ...
+    def log_softmax(self, dim: int) -> Node: ...
+
+    # ---- shape
+    def reshape(self, shape: Sequence[int]) -> Node: ...
+    def permute(self, perm: Sequence[int]) -> Node: ...
+    def transpose(self, a: int, b: int) -> Node: ...
+    def expand(self, shape: Sequence[int]) -> Node:
+        """-1 keeps a dim's size, as ``torch.expand``."""
+    def squeeze(self, dims: Sequence[int] | None = None) -> Node: ...
+    def unsqueeze(self, dim: int) -> Node: ...
+    def flatten(self, start: int, end: int) -> Node: ...
+    def split_sizes(self, sizes: Sequence[int], dim: int) -> list[Node]: ...
+    @staticmethod
+    def cat(parts: Sequence[Node], dim: int) -> Node: ...
+    @staticmethod
+    def stack(parts: Sequence[Node], dim: int) -> Node: ...
+    def getitem(self, key: Any) -> Node:
+        """numpy-style indexing: ints, slices, None, Ellipsis, integer or bool arrays."""
+    def gather(self, dim: int, index: Sequence[int], index_shape: Sequence[int]) -> Node: ...
+
+    # ---- products
+    def matmul(self, other: Node | float, reflected: bool) -> Node: ...
+    def dot(self, other: Node) -> Node: ...
+
+# ---- creation (leaves)
+def full(shape: Sequence[int], value: float, dtype: str, requires_grad: bool) -> Node: ...
+def rand(
+    shape: Sequence[int], low: float, high: float, dtype: str, requires_grad: bool
+) -> Node: ...
+def randn(
+    shape: Sequence[int], mean: float, std: float, dtype: str, requires_grad: bool
+) -> Node: ...
+def arange(start: float, end: float, step: float, dtype: str, requires_grad: bool) -> Node: ...
+def linspace(start: float, end: float, steps: int, dtype: str, requires_grad: bool) -> Node: ...
+def eye(n: int, m: int, dtype: str, requires_grad: bool) -> Node: ...
+def randperm(n: int) -> list[int]: ...
+def manual_seed(seed: int) -> None: ...
+
+# ---- optimizer kernels (in place; False when the parameter has no gradient)
+def sgd_step(
+    param: Node,
+    buf: Node | None,
+    first: bool,
+    lr: float,
+    momentum: float,
+    dampening: float,
+    nesterov: bool,
+    weight_decay: float,
+    maximize: bool,
+) -> bool: ...
+def adam_step(
+    param: Node,
+    m: Node,
+    v: Node,
+    step: int,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+    decoupled: bool,
+    maximize: bool,
+) -> bool: ...
+
+# ---- grad mode and diagnostics
+def set_grad_enabled(on: bool) -> bool:
+    """Sets grad mode for this thread; returns the previous mode."""
+def is_grad_enabled() -> bool: ...
+def live_nodes() -> int:
+    """Graph nodes alive in this process (for leak tests)."""
