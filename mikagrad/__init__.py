@@ -37,9 +37,11 @@ from .engine import (
     float64,
     from_dlpack,
     get_default_dtype,
+    get_num_threads,
     is_grad_enabled,
     no_grad,
     set_default_dtype,
+    set_num_threads,
     tensor,
 )
 from .explain import explain
@@ -50,7 +52,8 @@ from .serialization import SerializationError, load, save
 __all__ = [
     "__version__",
     "Value", "Tensor", "tensor", "from_dlpack", "float32", "float64", "set_default_dtype",
-    "get_default_dtype", "no_grad", "enable_grad", "is_grad_enabled", "manual_seed",
+    "get_default_dtype", "no_grad", "enable_grad", "is_grad_enabled", "set_num_threads",
+    "get_num_threads", "manual_seed",
     "zeros", "ones", "full", "eye", "arange", "linspace", "rand", "randn", "randperm",
     "zeros_like", "ones_like", "full_like", "rand_like", "randn_like",
     "cat", "stack", "split", "chunk", "where", "maximum", "minimum", "matmul", "dot",

@@ -37,6 +37,8 @@ __all__ = [
     "set_grad_enabled",
     "is_grad_enabled",
     "live_nodes",
+    "set_num_threads",
+    "get_num_threads",
 ]
 
 class ShapeError(ValueError):
@@ -193,3 +195,6 @@ def set_grad_enabled(on: bool) -> bool:
 def is_grad_enabled() -> bool: ...
 def live_nodes() -> int:
     """Graph nodes alive in this process (for leak tests)."""
+def set_num_threads(n: int) -> None:
+    """Threads one large kernel (matmul) may use; 0 means every core."""
+def get_num_threads() -> int: ...

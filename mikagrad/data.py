@@ -18,16 +18,29 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .creation import rand, randperm
 from .engine import Value, float64
 
+if TYPE_CHECKING:
+    from typing_extensions import TypeIs
+
 __all__ = ["DataLoader", "make_blobs", "make_moons", "make_spirals", "train_test_split"]
 
 Rng = np.random.RandomState | np.random.Generator
+
+
+def _integral(x: object) -> TypeIs[int]:
+    """``isinstance(x, numbers.Integral)``, spelled so that type checkers narrow ``x``."""
+    return isinstance(x, numbers.Integral)
+
+
+def _real(x: object) -> TypeIs[float]:
+    """``isinstance(x, numbers.Real)``, spelled so that type checkers narrow ``x``."""
+    return isinstance(x, numbers.Real)
 
 
 def _rng(random_state: Any) -> Rng:
@@ -36,7 +49,7 @@ def _rng(random_state: Any) -> Rng:
         return np.random.RandomState(int(rand(1, dtype=float64).item() * 2**32))
     if isinstance(random_state, (np.random.RandomState, np.random.Generator)):
         return random_state
-    if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
+    if _integral(random_state) and not isinstance(random_state, bool):
         return np.random.RandomState(int(random_state))
     raise TypeError(
         "random_state must be None, an int, a np.random.RandomState or a np.random.Generator, "
@@ -45,7 +58,7 @@ def _rng(random_state: Any) -> Rng:
 
 
 def _count(name: str, n: Any) -> int:
-    if not isinstance(n, numbers.Integral) or isinstance(n, bool) or n < 0:
+    if not _integral(n) or isinstance(n, bool) or n < 0:
         raise ValueError(f"{name} must be a non-negative int, got {n!r}")
     return int(n)
 
@@ -76,8 +89,12 @@ def make_moons(n_samples: int | tuple[int, int] = 100, noise: float | None = Non
 
     ``n_samples`` is a total (the outer moon gets ``n // 2``) or an ``(outer, inner)`` pair.
     Returns X, float64 of shape (n, 2), and y, int64 labels 0 (outer) and 1 (inner).
+
+    >>> X, y = make_moons(100, noise=0.1, random_state=0)
+    >>> X.shape, np.bincount(y).tolist()
+    ((100, 2), [50, 50])
     """
-    if isinstance(n_samples, numbers.Integral):
+    if _integral(n_samples):
         n_out = _count("n_samples", n_samples) // 2
         n_in = int(n_samples) - n_out
     else:
@@ -104,12 +121,16 @@ def make_blobs(n_samples: int | Sequence[int] = 100, centers: Any = None, n_feat
     """Gaussian blobs, as in scikit-learn: ``centers`` is a count (3 by default; drawn
     uniformly in ``center_box``) or an array of shape (n_centers, n_features), and
     ``n_samples`` a total shared evenly or one count per center.
+
+    >>> X, y = make_blobs([2, 3], centers=[[0.0, 0.0], [5.0, 5.0]], random_state=0)
+    >>> X.shape, np.bincount(y).tolist()
+    ((5, 2), [2, 3])
     """
     rng = _rng(random_state)
-    per_center = None if isinstance(n_samples, numbers.Integral) else list(n_samples)
+    per_center = None if _integral(n_samples) else list(n_samples)
     if centers is None:
         centers = 3 if per_center is None else len(per_center)
-    if isinstance(centers, numbers.Integral):
+    if _integral(centers):
         n_features = _count("n_features", n_features)
         centers = rng.uniform(center_box[0], center_box[1], size=(int(centers), n_features))
     else:
@@ -142,9 +163,13 @@ def make_spirals(n_samples: int = 100, n_classes: int = 2, noise: float | None =
     Arm ``k`` runs from the origin to radius 1 through one full turn, rotated by
     ``2 pi k / n_classes``; ``noise`` is the std of Gaussian noise added to each coordinate.
     Returns X, float64 (n, 2), and y, int64 labels in ``range(n_classes)``.
+
+    >>> X, y = make_spirals(90, n_classes=3, random_state=0)
+    >>> X.shape, np.bincount(y).tolist(), float(np.linalg.norm(X, axis=1).max())
+    ((90, 2), [30, 30, 30], 1.0)
     """
     n = _count("n_samples", n_samples)
-    if not isinstance(n_classes, numbers.Integral) or n_classes < 1:
+    if not _integral(n_classes) or n_classes < 1:
         raise ValueError(f"n_classes must be a positive int, got {n_classes!r}")
     rng = _rng(random_state)
     counts = _split_counts(n, int(n_classes))
@@ -160,11 +185,11 @@ def _sizes(n: int, test_size: Any, train_size: Any) -> tuple[int, int]:
     def parse(name: str, size: Any) -> float | int | None:
         if size is None:
             return None
-        if isinstance(size, numbers.Integral) and not isinstance(size, bool):
+        if _integral(size) and not isinstance(size, bool):
             if not 0 < size < n:
                 raise ValueError(f"{name}={size} must be in [1, {n - 1}] for {n} samples")
             return int(size)
-        if isinstance(size, numbers.Real) and not isinstance(size, bool):
+        if _real(size) and not isinstance(size, bool):
             if not 0 < size < 1:
                 raise ValueError(f"{name}={size} must be a fraction in (0, 1)")
             return float(size)
@@ -176,7 +201,9 @@ def _sizes(n: int, test_size: Any, train_size: Any) -> tuple[int, int]:
     n_test = None if test is None else (math.ceil(test * n) if isinstance(test, float) else test)
     n_train = None if train is None else (
         math.floor(train * n) if isinstance(train, float) else train)
-    n_test = n - n_train if n_test is None else n_test
+    if n_test is None:
+        assert n_train is not None  # both None was made test = 0.25 above
+        n_test = n - n_train
     n_train = n - n_test if n_train is None else n_train
     if n_train + n_test > n:
         raise ValueError(
@@ -208,6 +235,10 @@ def train_test_split(*arrays: Any, test_size: float | None = None,
     """Splits each array along its first axis into train and test parts, as scikit-learn:
     returns ``[a_train, a_test, b_train, b_test, ...]``. ``test_size`` is 0.25 when neither
     size is given; with ``shuffle=False`` the test part is the tail.
+
+    >>> a_train, a_test = train_test_split(np.arange(10), test_size=0.2, shuffle=False)
+    >>> a_train.tolist(), a_test.tolist()
+    ([0, 1, 2, 3, 4, 5, 6, 7], [8, 9])
     """
     arrays_np = [np.asarray(a) for a in arrays]
     n = _check_lengths("train_test_split", arrays_np)
@@ -242,10 +273,10 @@ class DataLoader:
         for i, a in enumerate(self.arrays):
             if a.dtype.kind not in "biuf":
                 raise TypeError(f"DataLoader: array {i} has dtype {a.dtype}; it needs numbers")
-        if not isinstance(batch_size, numbers.Integral) or isinstance(batch_size, bool) \
+        if not _integral(batch_size) or isinstance(batch_size, bool) \
                 or batch_size <= 0:
             raise ValueError(f"DataLoader: batch_size must be a positive int, got {batch_size!r}")
-        if seed is not None and not isinstance(seed, numbers.Integral):
+        if seed is not None and not _integral(seed):
             raise TypeError(f"DataLoader: seed must be an int or None, got {seed!r}")
         self.batch_size = int(batch_size)
         self.shuffle = bool(shuffle)

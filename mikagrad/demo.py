@@ -87,7 +87,8 @@ def train_moons(steps: int = 200, seed: int = 1) -> tuple[nn.Module, np.ndarray,
         loss.backward()
         lr = 1.0 - 0.9 * k / steps  # micrograd's decaying rate
         for p in model.parameters():
-            p.data -= lr * p.grad
+            if p.grad is not None:
+                p.data -= lr * p.grad
     elapsed = time.perf_counter() - start
     with mg.no_grad():
         acc = float(((np.asarray(model(xs)) > 0) == (y.reshape(-1, 1) > 0)).mean())

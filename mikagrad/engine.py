@@ -7,6 +7,7 @@ the graph and the backward pass all live in Rust (see ARCHITECTURE.md).
 from __future__ import annotations
 
 import contextlib
+import operator
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -28,6 +29,8 @@ __all__ = [
     "no_grad",
     "enable_grad",
     "is_grad_enabled",
+    "set_num_threads",
+    "get_num_threads",
     "ShapeError",
     "GradError",
 ]
@@ -114,7 +117,8 @@ def _wrap(n: _core.Node, *src: Any) -> Value:
     """A Value around node ``n``; ``src`` are the operands, so ``_prev`` gives them back."""
     v = _new(Value)
     v._n = n
-    v._src = src
+    # Only a recorded result needs its operands (for _prev); under no_grad keep none alive.
+    v._src = src if n.requires_grad else ()
     return v
 
 
@@ -136,8 +140,8 @@ def _dims(dim: Any, axis: Any) -> list[int] | None:
     if d is None:
         return None
     if isinstance(d, (int, np.integer)):
-        return [int(d)]
-    return [int(i) for i in d]
+        return [operator.index(d)]
+    return [operator.index(i) for i in d]
 
 
 def _keep(keepdim: bool | None, keepdims: bool | None) -> bool:
@@ -145,9 +149,10 @@ def _keep(keepdim: bool | None, keepdims: bool | None) -> bool:
 
 
 def _shape_args(shape: tuple) -> list[int]:
+    """Sizes or dims given as varargs or one sequence; floats are refused, not truncated."""
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = tuple(shape[0])
-    return [int(s) for s in shape]
+    return [operator.index(s) for s in shape]
 
 
 class Value:
@@ -539,10 +544,10 @@ class Value:
         return bool(np.all(self.numpy()))
 
     def softmax(self, dim: int = -1) -> Value:
-        return _wrap(self._n.softmax(int(dim)), self)
+        return _wrap(self._n.softmax(operator.index(dim)), self)
 
     def log_softmax(self, dim: int = -1) -> Value:
-        return _wrap(self._n.log_softmax(int(dim)), self)
+        return _wrap(self._n.log_softmax(operator.index(dim)), self)
 
     # ---- shape ---------------------------------------------------------------------
 
@@ -558,10 +563,10 @@ class Value:
         return _wrap(self._n.squeeze(_dims(dim, None)), self)
 
     def unsqueeze(self, dim: int) -> Value:
-        return _wrap(self._n.unsqueeze(int(dim)), self)
+        return _wrap(self._n.unsqueeze(operator.index(dim)), self)
 
     def transpose(self, dim0: int = -2, dim1: int = -1) -> Value:
-        return _wrap(self._n.transpose(int(dim0), int(dim1)), self)
+        return _wrap(self._n.transpose(operator.index(dim0), operator.index(dim1)), self)
 
     def permute(self, *dims: Any) -> Value:
         return _wrap(self._n.permute(_shape_args(dims)), self)
@@ -590,7 +595,7 @@ class Value:
             sizes = [min(k, n - i) for i in range(0, n, k)]
         else:
             sizes = [int(s) for s in split_size_or_sections]
-        return [_wrap(p, self) for p in self._n.split_sizes(sizes, int(dim))]
+        return [_wrap(p, self) for p in self._n.split_sizes(sizes, operator.index(dim))]
 
     def chunk(self, chunks: int, dim: int = 0) -> list[Value]:
         if chunks <= 0:
@@ -611,7 +616,7 @@ class Value:
             idx = idx.astype(np.int64)
         if idx.dtype.kind not in "iu":
             raise TypeError(f"gather: index must hold integers, got dtype {idx.dtype}")
-        return _wrap(self._n.gather(int(dim), idx.astype(np.int64).ravel().tolist(),
+        return _wrap(self._n.gather(operator.index(dim), idx.astype(np.int64).ravel().tolist(),
                                     list(idx.shape)), self)
 
     def to(self, dtype: Any) -> Value:
@@ -725,6 +730,30 @@ def tensor(data: Any, dtype: Any = None, requires_grad: bool = False) -> Value:
     if isinstance(data, (np.ndarray, Value)):
         data = np.array(data)
     return Value(data, dtype=dtype, requires_grad=requires_grad)
+
+
+def set_num_threads(n: int) -> None:
+    """Sets how many threads one large kernel (matmul) may use, as ``torch.set_num_threads``.
+
+    With 1, kernels run on the calling thread, so several Python threads (which release the
+    GIL in large kernels) each use their own core.
+
+    >>> set_num_threads(1); get_num_threads()
+    1
+    >>> set_num_threads(0)  # back to every core
+    """
+    if operator.index(n) < 0:
+        raise ValueError(f"set_num_threads: n must be >= 0, got {n}")
+    _core.set_num_threads(n)
+
+
+def get_num_threads() -> int:
+    """The threads one large kernel may use.
+
+    >>> get_num_threads() >= 1
+    True
+    """
+    return _core.get_num_threads()
 
 
 def is_grad_enabled() -> bool:

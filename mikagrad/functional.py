@@ -42,39 +42,83 @@ def _same_shape(op: str, a: Value, b: Value) -> None:
 
 
 def relu(x: Value) -> Value:
+    """``max(x, 0)`` elementwise; ``x.relu()``.
+
+    >>> relu(Value([-1.0, 0.0, 2.0])).tolist()
+    [0.0, 0.0, 2.0]
+    """
     return x.relu()
 
 
 def tanh(x: Value) -> Value:
+    """The hyperbolic tangent, elementwise; ``x.tanh()``.
+
+    >>> tanh(Value([-1.0, 0.0, 2.0])).tolist()
+    [-0.762, 0.0, 0.964]
+    """
     return x.tanh()
 
 
 def sigmoid(x: Value) -> Value:
+    """``1 / (1 + exp(-x))`` elementwise; ``x.sigmoid()``.
+
+    >>> sigmoid(Value([-1.0, 0.0, 2.0])).tolist()
+    [0.269, 0.5, 0.881]
+    """
     return x.sigmoid()
 
 
 def gelu(x: Value) -> Value:
+    """GELU in its exact erf form, ``x * Phi(x)`` (PyTorch's default); ``x.gelu()``.
+
+    >>> gelu(Value([-1.0, 0.0, 2.0])).tolist()
+    [-0.159, 0.0, 1.954]
+    """
     return x.gelu()
 
 
 def softplus(x: Value) -> Value:
+    """``log(1 + exp(x))`` elementwise, computed stably for large ``|x|``; ``x.softplus()``.
+
+    >>> softplus(Value([-1.0, 0.0, 2.0])).tolist()
+    [0.313, 0.693, 2.127]
+    """
     return x.softplus()
 
 
 def leaky_relu(x: Value, negative_slope: float = 0.01) -> Value:
+    """``x`` where positive, else ``negative_slope * x``; ``x.leaky_relu(negative_slope)``.
+
+    >>> leaky_relu(Value([-1.0, 0.0, 2.0]), 0.1).tolist()
+    [-0.1, 0.0, 2.0]
+    """
     return x.leaky_relu(negative_slope)
 
 
 def softmax(x: Value, dim: int = -1) -> Value:
+    """``exp(x)`` normalised to sum to 1 along ``dim``, one fused op; ``x.softmax(dim)``.
+
+    >>> softmax(Value([-1.0, 0.0, 2.0])).tolist()
+    [0.042, 0.114, 0.844]
+    """
     return x.softmax(dim)
 
 
 def log_softmax(x: Value, dim: int = -1) -> Value:
+    """``log(softmax(x, dim))``, one fused op that stays finite where softmax underflows.
+
+    >>> log_softmax(Value([-1.0, 0.0, 2.0])).tolist()
+    [-3.170, -2.170, -0.170]
+    """
     return x.log_softmax(dim)
 
 
 def mse_loss(input: Value, target: Any, reduction: str = "mean") -> Value:
-    """Mean squared error: ``((input - target) ** 2).mean()``."""
+    """Mean squared error: ``((input - target) ** 2).mean()``.
+
+    >>> mse_loss(Value([1.0, 2.0]), [0.0, 0.0]).item()
+    2.5
+    """
     t = _v(target, input)
     _same_shape("mse_loss", input, t)
     d = input - t
@@ -82,6 +126,11 @@ def mse_loss(input: Value, target: Any, reduction: str = "mean") -> Value:
 
 
 def l1_loss(input: Value, target: Any, reduction: str = "mean") -> Value:
+    """Mean absolute error: ``(input - target).abs().mean()``.
+
+    >>> l1_loss(Value([1.0, 2.0]), [0.0, 4.0], reduction="none").tolist()
+    [1.0, 2.0]
+    """
     t = _v(target, input)
     _same_shape("l1_loss", input, t)
     return _reduce((input - t).abs(), reduction, "l1_loss")
@@ -102,7 +151,14 @@ def _class_indices(op: str, target: Any, n: int) -> np.ndarray:
 
 
 def nll_loss(input: Value, target: Any, reduction: str = "mean") -> Value:
-    """Negative log-likelihood of log-probabilities ``input`` (N, C) at class indices."""
+    """Negative log-likelihood of log-probabilities ``input`` (N, C) at class indices.
+
+    Pair it with ``log_softmax``; ``cross_entropy`` does both in one call.
+
+    >>> logp = Value([[-0.5, -1.0], [-2.0, -0.1]])
+    >>> nll_loss(logp, [0, 1]).item()
+    0.3
+    """
     x = input.unsqueeze(0) if input.ndim == 1 else input
     if x.ndim != 2:
         from .engine import ShapeError
@@ -116,7 +172,12 @@ def nll_loss(input: Value, target: Any, reduction: str = "mean") -> Value:
 
 
 def cross_entropy(input: Value, target: Any, reduction: str = "mean") -> Value:
-    """Cross-entropy of logits (N, C) with class indices (N,) or class probabilities (N, C)."""
+    """Cross-entropy of logits (N, C) with class indices (N,) or class probabilities (N, C).
+
+    >>> logits = Value([[2.0, 0.0], [0.0, 2.0]])
+    >>> cross_entropy(logits, [0, 1]).item()
+    0.1269
+    """
     dim = -1 if input.ndim == 1 else 1
     logp = input.log_softmax(dim)
     t = target.numpy() if isinstance(target, Value) else np.asarray(target)
@@ -127,7 +188,11 @@ def cross_entropy(input: Value, target: Any, reduction: str = "mean") -> Value:
 
 
 def binary_cross_entropy(input: Value, target: Any, reduction: str = "mean") -> Value:
-    """BCE of probabilities; each log is clamped at -100, as in PyTorch."""
+    """BCE of probabilities; each log is clamped at -100, as in PyTorch.
+
+    >>> binary_cross_entropy(Value([0.5, 0.9]), [1.0, 1.0], reduction="none").tolist()
+    [0.693, 0.105]
+    """
     t = _v(target, input)
     _same_shape("binary_cross_entropy", input, t)
     lp = input.log().clamp(min=-100)
@@ -137,14 +202,25 @@ def binary_cross_entropy(input: Value, target: Any, reduction: str = "mean") -> 
 
 def binary_cross_entropy_with_logits(input: Value, target: Any,
                                      reduction: str = "mean") -> Value:
-    """Stable BCE of logits: ``softplus(x) - x * y``."""
+    """Stable BCE of logits: ``softplus(x) - x * y``.
+
+    The same as ``binary_cross_entropy(sigmoid(x), y)``, but exact where the sigmoid rounds
+    to 0 or 1 (below, the clamped BCE would give 100 for the second element).
+
+    >>> binary_cross_entropy_with_logits(Value([0.0, 50.0]), [1.0, 0.0], reduction="none").tolist()
+    [0.693, 50.0]
+    """
     t = _v(target, input)
     _same_shape("binary_cross_entropy_with_logits", input, t)
     return _reduce(input.softplus() - input * t, reduction, "binary_cross_entropy_with_logits")
 
 
 def hinge_loss(scores: Value, labels: Any, reduction: str = "mean") -> Value:
-    """micrograd's max-margin loss for labels in {-1, +1}: ``relu(1 - y * s)``."""
+    """micrograd's max-margin loss for labels in {-1, +1}: ``relu(1 - y * s)``.
+
+    >>> hinge_loss(Value([2.0, -0.5]), [1.0, 1.0], reduction="none").tolist()
+    [0.0, 1.5]
+    """
     y = _v(labels, scores)
     _same_shape("hinge_loss", scores, y)
     return _reduce((1 - y * scores).relu(), reduction, "hinge_loss")

@@ -34,7 +34,7 @@ def gradcheck(fn: Callable[..., Value], *inputs: Any, eps: float = 1e-6, atol: f
         with no_grad():
             return float(np.sum(np.asarray(fn(*xs)) * w))
 
-    worst = (0.0, None)
+    worst: tuple[float, tuple[int, tuple[int, ...], float, float] | None] = (0.0, None)
     for i, x in enumerate(xs):
         auto = np.zeros(x.shape) if x.grad is None else x.grad.copy()
         data = x.data

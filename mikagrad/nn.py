@@ -42,6 +42,13 @@ class StateDictKeyError(KeyError):
 
 
 class IncompatibleKeys(NamedTuple):
+    """What ``load_state_dict`` returns: the module's keys the state dict lacked, and the
+    state dict's keys the module lacked (both empty unless ``strict=False``).
+
+    >>> Linear(2, 1).load_state_dict({"weight": np.zeros((1, 2))}, strict=False)
+    IncompatibleKeys(missing_keys=['bias'], unexpected_keys=[])
+    """
+
     missing_keys: list[str]
     unexpected_keys: list[str]
 
@@ -51,6 +58,10 @@ class Module:
 
     Subclasses set attributes in ``__init__`` (calling ``super().__init__()`` is optional)
     and define ``forward``; ``module(x)`` calls ``forward(x)``.
+
+    >>> m = Module(); m.w = Value([1.0, 2.0]); m.frozen = Value(0.0, requires_grad=False)
+    >>> [name for name, _ in m.named_parameters()], m.num_parameters(), list(m.state_dict())
+    (['w'], 2, ['w', 'frozen'])
     """
 
     training: bool = True
@@ -251,6 +262,11 @@ class init:  # a namespace, spelled as PyTorch's module
     """In-place initialisers (``nn.init.uniform_(w, -1, 1)``) drawing from ``manual_seed``.
 
     Each writes into ``tensor.data``, records no graph and returns ``tensor``.
+
+    >>> import mikagrad as mg; mg.manual_seed(0)
+    >>> w = init.uniform_(mg.zeros(100, 3), -0.1, 0.1)
+    >>> w.shape, w.min().item() >= -0.1, w.max().item() < 0.1
+    ((100, 3), True, True)
     """
 
     @staticmethod
@@ -318,7 +334,12 @@ class init:  # a namespace, spelled as PyTorch's module
 
 
 class utils:  # a namespace, spelled as PyTorch's module
-    """Helpers used inside a training loop."""
+    """Helpers used inside a training loop.
+
+    >>> w = Value([3.0, 4.0]); (w * w).sum().backward()  # gradient (6, 8), norm 10
+    >>> utils.clip_grad_norm_(w, max_norm=1.0), w.grad.tolist()
+    (10.0, [0.6, 0.8])
+    """
 
     @staticmethod
     def clip_grad_norm_(parameters: Value | Iterable[Value], max_norm: float,
@@ -352,6 +373,10 @@ class Layer(Module):
     """A dense layer ``x @ w + b`` with ``w`` of shape (num_in, num_out), ReLU'd when ``nonlin``.
 
     ``w`` is drawn from U(-1/sqrt(num_in), 1/sqrt(num_in)) and ``b`` starts at zero.
+
+    >>> layer = Layer(3, 4)
+    >>> layer.w.shape, layer(Value([[1.0, 2.0, 3.0]])).shape
+    ((3, 4), (1, 4))
     """
 
     def __init__(self, num_in: int, num_out: int, nonlin: bool = True) -> None:
@@ -370,7 +395,12 @@ class Layer(Module):
 
 
 class MLP(Module):
-    """ReLU hidden layers and a linear last layer: ``MLP(2, [16, 16, 1])``."""
+    """ReLU hidden layers and a linear last layer: ``MLP(2, [16, 16, 1])``.
+
+    >>> model = MLP(2, [16, 16, 1])
+    >>> model(Value([[0.5, -1.0]])).shape, model.num_parameters()
+    ((1, 1), 337)
+    """
 
     def __init__(self, num_in: int, num_outs: list[int]) -> None:
         super().__init__()
@@ -394,6 +424,10 @@ class Linear(Module):
 
     Both are drawn from U(-1/sqrt(in_features), 1/sqrt(in_features)), PyTorch's default
     (``kaiming_uniform_`` with ``a=sqrt(5)``).
+
+    >>> lin = Linear(3, 2)
+    >>> lin.weight.shape, lin.bias.shape, lin(Value([[1.0, 2.0, 3.0]])).shape
+    ((2, 3), (2,), (1, 2))
     """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True) -> None:
@@ -419,10 +453,15 @@ class Sequential(Module):
     """Calls its modules in order. ``Sequential(a, b)`` or ``Sequential({'name': a, ...})``.
 
     Indexable (an int gives a module, a slice a Sequential), iterable, with ``len``.
+
+    >>> model = Sequential(Linear(2, 4), ReLU(), Linear(4, 1))
+    >>> model(Value([[0.5, -1.0]])).shape, [name for name, _ in model.named_parameters()]
+    ((1, 1), ['0.weight', '0.bias', '2.weight', '2.bias'])
     """
 
     def __init__(self, *modules: Module | dict[str, Module]) -> None:
         super().__init__()
+        items: list[tuple[str, Any]]
         if len(modules) == 1 and isinstance(modules[0], dict):
             items = list(modules[0].items())
         else:
@@ -459,28 +498,56 @@ class Sequential(Module):
 
 
 class ReLU(Module):
+    """The module form of ``F.relu``: ``max(x, 0)`` elementwise.
+
+    >>> ReLU()(Value([-1.0, 0.0, 2.0])).tolist()
+    [0.0, 0.0, 2.0]
+    """
+
     def forward(self, x: Value) -> Value:
         return x.relu()
 
 
 class Tanh(Module):
+    """The module form of ``F.tanh``.
+
+    >>> Tanh()(Value([-1.0, 0.0, 2.0])).tolist()
+    [-0.762, 0.0, 0.964]
+    """
+
     def forward(self, x: Value) -> Value:
         return x.tanh()
 
 
 class Sigmoid(Module):
+    """The module form of ``F.sigmoid``: ``1 / (1 + exp(-x))`` elementwise.
+
+    >>> Sigmoid()(Value([-1.0, 0.0, 2.0])).tolist()
+    [0.269, 0.5, 0.881]
+    """
+
     def forward(self, x: Value) -> Value:
         return x.sigmoid()
 
 
 class GELU(Module):
-    """GELU in its exact erf form (PyTorch's default)."""
+    """GELU in its exact erf form (PyTorch's default).
+
+    >>> GELU()(Value([-1.0, 0.0, 2.0])).tolist()
+    [-0.159, 0.0, 1.954]
+    """
 
     def forward(self, x: Value) -> Value:
         return x.gelu()
 
 
 class LeakyReLU(Module):
+    """The module form of ``F.leaky_relu``: ``x`` where positive, else ``negative_slope * x``.
+
+    >>> LeakyReLU(0.1)(Value([-1.0, 0.0, 2.0])).tolist()
+    [-0.1, 0.0, 2.0]
+    """
+
     def __init__(self, negative_slope: float = 0.01) -> None:
         super().__init__()
         self.negative_slope = negative_slope
@@ -493,6 +560,12 @@ class LeakyReLU(Module):
 
 
 class Softmax(Module):
+    """The module form of ``F.softmax``: ``exp(x)`` normalised to sum to 1 along ``dim``.
+
+    >>> Softmax(dim=-1)(Value([-1.0, 0.0, 2.0])).tolist()
+    [0.042, 0.114, 0.844]
+    """
+
     def __init__(self, dim: int = -1) -> None:
         super().__init__()
         self.dim = dim
@@ -505,12 +578,22 @@ class Softmax(Module):
 
 
 class LogSoftmax(Softmax):
+    """The module form of ``F.log_softmax``: ``log(softmax(x, dim))`` as one stable op.
+
+    >>> LogSoftmax(dim=-1)(Value([-1.0, 0.0, 2.0])).tolist()
+    [-3.170, -2.170, -0.170]
+    """
+
     def forward(self, x: Value) -> Value:
         return x.log_softmax(self.dim)
 
 
 class Flatten(Module):
-    """Merges dims ``start_dim`` to ``end_dim``; by default all but the batch dim."""
+    """Merges dims ``start_dim`` to ``end_dim``; by default all but the batch dim.
+
+    >>> Flatten()(Value(np.ones((2, 3, 4)))).shape
+    (2, 12)
+    """
 
     def __init__(self, start_dim: int = 1, end_dim: int = -1) -> None:
         super().__init__()
@@ -526,7 +609,12 @@ class Flatten(Module):
 
 class Dropout(Module):
     """In training mode, zeros each element with probability ``p`` and scales the rest by
-    ``1 / (1 - p)``; in eval mode, the identity. The mask draws from ``manual_seed``."""
+    ``1 / (1 - p)``; in eval mode, the identity. The mask draws from ``manual_seed``.
+
+    >>> import mikagrad as mg; mg.manual_seed(0); drop = Dropout(0.5)
+    >>> sorted(set(drop(mg.ones(100)).tolist())), drop.eval()(mg.ones(3)).tolist()
+    ([0.0, 2.0], [1.0, 1.0, 1.0])
+    """
 
     def __init__(self, p: float = 0.5) -> None:
         super().__init__()
@@ -547,7 +635,13 @@ class Dropout(Module):
 
 
 class LayerNorm(Module):
-    """Normalizes over the trailing ``normalized_shape`` dims, then ``* weight + bias``."""
+    """Normalizes over the trailing ``normalized_shape`` dims, then ``* weight + bias``.
+
+    The variance is the biased one, as PyTorch; ``weight`` starts at 1 and ``bias`` at 0.
+
+    >>> LayerNorm(3)(Value([[1.0, 2.0, 3.0]])).tolist()
+    [[-1.225, 0.0, 1.225]]
+    """
 
     def __init__(self, normalized_shape: int | tuple[int, ...], eps: float = 1e-5,
                  elementwise_affine: bool = True) -> None:
@@ -580,6 +674,10 @@ class Embedding(Module):
     """A lookup table: ``forward(indices)`` is ``weight[indices]``, weight drawn from N(0, 1).
 
     Indices may be ints, nested lists, integer numpy arrays or Values holding integers.
+
+    >>> emb = Embedding(10, 4)
+    >>> emb([1, 2, 1]).shape, emb([[0, 1]]).shape
+    ((3, 4), (1, 2, 4))
     """
 
     def __init__(self, num_embeddings: int, embedding_dim: int) -> None:
@@ -626,28 +724,60 @@ class _Loss(Module):
 
 
 class MSELoss(_Loss):
+    """The module form of ``F.mse_loss``; ``reduction`` is set when it is made.
+
+    >>> MSELoss()(Value([1.0, 2.0]), [0.0, 0.0]).item()
+    2.5
+    """
+
     _fn = staticmethod(F.mse_loss)
 
 
 class L1Loss(_Loss):
+    """The module form of ``F.l1_loss``; ``reduction`` is set when it is made.
+
+    >>> L1Loss(reduction="sum")(Value([1.0, 2.0]), [0.0, 0.0]).item()
+    3.0
+    """
+
     _fn = staticmethod(F.l1_loss)
 
 
 class CrossEntropyLoss(_Loss):
-    """Logits (N, C) against class indices (N,) or class probabilities (N, C)."""
+    """Logits (N, C) against class indices (N,) or class probabilities (N, C).
+
+    >>> CrossEntropyLoss()(Value([[2.0, 0.0], [0.0, 2.0]]), [0, 1]).item()
+    0.1269
+    """
 
     _fn = staticmethod(F.cross_entropy)
 
 
 class NLLLoss(_Loss):
-    """Log-probabilities (N, C) against class indices (N,)."""
+    """Log-probabilities (N, C) against class indices (N,).
+
+    >>> NLLLoss()(Value([[-0.5, -1.0], [-2.0, -0.1]]), [0, 1]).item()
+    0.3
+    """
 
     _fn = staticmethod(F.nll_loss)
 
 
 class BCELoss(_Loss):
+    """The module form of ``F.binary_cross_entropy``: probabilities against 0/1 targets.
+
+    >>> BCELoss(reduction="none")(Value([0.5, 0.9]), [1.0, 1.0]).tolist()
+    [0.693, 0.105]
+    """
+
     _fn = staticmethod(F.binary_cross_entropy)
 
 
 class BCEWithLogitsLoss(_Loss):
+    """The module form of ``F.binary_cross_entropy_with_logits``: logits against 0/1 targets.
+
+    >>> BCEWithLogitsLoss()(Value([0.0, 0.0]), [1.0, 0.0]).item()
+    0.693
+    """
+
     _fn = staticmethod(F.binary_cross_entropy_with_logits)

@@ -24,7 +24,11 @@ def _vals(op: str, parts: Sequence[Any]) -> list[Value]:
 
 
 def cat(values: Sequence[Any], dim: int = 0) -> Value:
-    """Joins Values along an existing dim; the gradient is split back."""
+    """Joins Values along an existing dim; the gradient is split back.
+
+    >>> cat([Value([1.0, 2.0]), Value([3.0])]).tolist()
+    [1.0, 2.0, 3.0]
+    """
     vs = _vals("cat", values)
     return _wrap(_core.Node.cat([v._n for v in vs], int(dim)), *vs)
 
@@ -33,38 +37,82 @@ concatenate = cat
 
 
 def stack(values: Sequence[Any], dim: int = 0) -> Value:
+    """Joins same-shaped Values along a new dim ``dim``.
+
+    >>> a, b = Value([1.0, 2.0]), Value([3.0, 4.0])
+    >>> stack([a, b]).tolist(), stack([a, b], dim=1).tolist()
+    ([[1.0, 2.0], [3.0, 4.0]], [[1.0, 3.0], [2.0, 4.0]])
+    """
     vs = _vals("stack", values)
     return _wrap(_core.Node.stack([v._n for v in vs], int(dim)), *vs)
 
 
 def split(v: Value, split_size_or_sections: Any, dim: int = 0) -> list[Value]:
+    """Cuts ``v`` along ``dim`` into pieces of one size (the last may be shorter) or of the
+    sizes listed, as PyTorch; the same as ``v.split``.
+
+    >>> [p.tolist() for p in split(Value([0.0, 1.0, 2.0, 3.0, 4.0]), 2)]
+    [[0.0, 1.0], [2.0, 3.0], [4.0]]
+    """
     return v.split(split_size_or_sections, dim)
 
 
 def chunk(v: Value, chunks: int, dim: int = 0) -> list[Value]:
+    """Cuts ``v`` along ``dim`` into at most ``chunks`` pieces, as PyTorch; ``v.chunk``.
+
+    Each piece has ``ceil(n / chunks)`` elements along ``dim``; the last may have fewer.
+
+    >>> [p.tolist() for p in chunk(Value([0.0, 1.0, 2.0, 3.0]), 2)]
+    [[0.0, 1.0], [2.0, 3.0]]
+    """
     return v.chunk(chunks, dim)
 
 
 def where(cond: Any, a: Any, b: Any) -> Value:
-    """``a`` where ``cond`` is nonzero, else ``b``; gradients follow the branch taken."""
+    """``a`` where ``cond`` is nonzero, else ``b``; gradients follow the branch taken.
+
+    >>> x = Value([-1.0, 2.0, -3.0])
+    >>> where(x > 0, x, 0.0).tolist()
+    [0.0, 2.0, 0.0]
+    """
     av = _val(a, b if isinstance(b, Value) else None)
     bv = _val(b, av)
     return _wrap(_core.Node.where_(_val(cond)._n, av._n, bv._n), av, bv)
 
 
 def maximum(a: Any, b: Any) -> Value:
+    """The elementwise larger of ``a`` and ``b``, broadcast; a number or list works as well.
+
+    >>> maximum(Value([-1.0, 2.0]), 0.0).tolist()
+    [0.0, 2.0]
+    """
     av = _val(a, b if isinstance(b, Value) else None)
     return av._bin(b, "maximum")
 
 
 def minimum(a: Any, b: Any) -> Value:
+    """The elementwise smaller of ``a`` and ``b``, broadcast; a number or list works as well.
+
+    >>> minimum(Value([-1.0, 2.0]), 0.0).tolist()
+    [-1.0, 0.0]
+    """
     av = _val(a, b if isinstance(b, Value) else None)
     return av._bin(b, "minimum")
 
 
 def matmul(a: Any, b: Any) -> Value:
+    """``a @ b``, for when ``a`` may be a list or an array rather than a Value.
+
+    >>> matmul([[1.0, 2.0]], Value([[1.0, 0.0], [0.0, 1.0]])).tolist()
+    [[1.0, 2.0]]
+    """
     return _val(a) @ b
 
 
 def dot(a: Any, b: Any) -> Value:
+    """The inner product of two 1-d Values (or lists), a 0-d Value.
+
+    >>> dot([1.0, 2.0], Value([3.0, 4.0])).item()
+    11.0
+    """
     return _val(a).dot(b)

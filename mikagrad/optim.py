@@ -22,7 +22,15 @@ __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "StepLR", "ExponentialLR", "Cosi
 
 
 class Optimizer:
-    """Holds parameter groups (dicts with "params" and hyperparameters) and per-parameter state."""
+    """Holds parameter groups (dicts with "params" and hyperparameters) and per-parameter state.
+
+    A group's own options override the defaults given to the optimizer, as in PyTorch.
+
+    >>> w, b = Value([1.0]), Value([0.0])
+    >>> opt = SGD([{"params": [w]}, {"params": [b], "lr": 0.01}], lr=0.1)
+    >>> [g["lr"] for g in opt.param_groups]
+    [0.1, 0.01]
+    """
 
     defaults: dict[str, Any]
 
@@ -129,7 +137,13 @@ def _zeros_node(p: Value) -> _core.Node:
 
 
 class SGD(Optimizer):
-    """Stochastic gradient descent with momentum, dampening, Nesterov and weight decay."""
+    """Stochastic gradient descent with momentum, dampening, Nesterov and weight decay.
+
+    >>> w = Value([1.0]); opt = SGD([w], lr=0.1, momentum=0.9)
+    >>> for _ in range(2): opt.zero_grad(); (w * w).sum().backward(); opt.step()
+    >>> w.tolist()  # 1 - 0.1 * 2, then 0.8 - 0.1 * (0.9 * 2 + 1.6)
+    [0.46]
+    """
 
     def __init__(self, params: Iterable[Any], lr: float = 1e-3, momentum: float = 0.0,
                  dampening: float = 0.0, weight_decay: float = 0.0, nesterov: bool = False,
@@ -159,7 +173,15 @@ class SGD(Optimizer):
 
 
 class Adam(Optimizer):
-    """Adam with bias correction; ``weight_decay`` adds ``wd * p`` to the gradient."""
+    """Adam with bias correction; ``weight_decay`` adds ``wd * p`` to the gradient.
+
+    Parameters without a gradient are skipped. The first step moves each element by about
+    ``lr``, whatever the gradient's scale:
+
+    >>> w = Value([1.0, -100.0]); opt = Adam([w], lr=0.1)
+    >>> (w * w).sum().backward(); opt.step(); w.tolist()
+    [0.9, -99.9]
+    """
 
     _decoupled = False
 
@@ -186,7 +208,16 @@ class Adam(Optimizer):
 
 
 class AdamW(Adam):
-    """Adam with decoupled weight decay: ``p *= 1 - lr * wd`` before the Adam update."""
+    """Adam with decoupled weight decay: ``p *= 1 - lr * wd`` before the Adam update.
+
+    With a zero gradient, AdamW only shrinks ``p``, while Adam's decay passes through the
+    normalised update and moves ``p`` by ``lr``:
+
+    >>> w, v = Value([1.0]), Value([1.0]); (0 * (w + v)).sum().backward()
+    >>> AdamW([w], lr=0.1, weight_decay=0.5).step(); Adam([v], lr=0.1, weight_decay=0.5).step()
+    >>> w.tolist(), v.tolist()
+    ([0.95], [0.9])
+    """
 
     _decoupled = True
 
@@ -226,7 +257,13 @@ class LRScheduler:
 
 
 class StepLR(LRScheduler):
-    """lr = base * gamma ** (epoch // step_size)."""
+    """lr = base * gamma ** (epoch // step_size).
+
+    >>> sched = StepLR(SGD([Value([1.0])], lr=1.0), step_size=2, gamma=0.5)
+    >>> for _ in range(3): sched.step()
+    >>> sched.get_last_lr()  # epoch 3
+    [0.5]
+    """
 
     def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1,
                  last_epoch: int = -1) -> None:
@@ -238,7 +275,13 @@ class StepLR(LRScheduler):
 
 
 class ExponentialLR(LRScheduler):
-    """lr = base * gamma ** epoch."""
+    """lr = base * gamma ** epoch.
+
+    >>> sched = ExponentialLR(SGD([Value([1.0])], lr=1.0), gamma=0.5)
+    >>> for _ in range(3): sched.step()
+    >>> sched.get_last_lr()  # epoch 3
+    [0.125]
+    """
 
     def __init__(self, optimizer: Optimizer, gamma: float, last_epoch: int = -1) -> None:
         self.gamma = gamma
@@ -249,7 +292,13 @@ class ExponentialLR(LRScheduler):
 
 
 class CosineAnnealingLR(LRScheduler):
-    """lr = eta_min + (base - eta_min) * (1 + cos(pi * epoch / T_max)) / 2."""
+    """lr = eta_min + (base - eta_min) * (1 + cos(pi * epoch / T_max)) / 2.
+
+    >>> sched = CosineAnnealingLR(SGD([Value([1.0])], lr=1.0), T_max=4)
+    >>> for _ in range(2): sched.step()
+    >>> sched.get_last_lr()  # epoch 2, halfway down
+    [0.5]
+    """
 
     def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0,
                  last_epoch: int = -1) -> None:

@@ -105,6 +105,10 @@ def save(obj: Any, path: Any) -> None:
     Values are stored as arrays (``load`` gives numpy arrays back). Another type raises
     TypeError naming its key, before the file is touched. The name is used as given: no
     ``.npz`` is appended.
+
+    >>> f = io.BytesIO(); save({"w": Value([1.0, 2.0]), "step": 3}, f); _ = f.seek(0)
+    >>> load(f)
+    {'w': array([1., 2.]), 'step': 3}
     """
     arrays: dict[str, np.ndarray] = {}
     tree = _encode(obj, (), arrays)
@@ -113,10 +117,10 @@ def save(obj: Any, path: Any) -> None:
     if hasattr(path, "write"):
         if isinstance(path, io.TextIOBase):
             raise TypeError("save: the file must be opened in binary mode ('wb')")
-        np.savez(path, **arrays)
+        np.savez(path, **arrays)  # type: ignore[arg-type]  # numpy's stub: allow_pickle
         return
     with open(os.fspath(path), "wb") as f:
-        np.savez(f, **arrays)
+        np.savez(f, **arrays)  # type: ignore[arg-type]
 
 
 # ---- load --------------------------------------------------------------------------------
@@ -230,6 +234,10 @@ def load(path: Any) -> Any:
     A missing file raises MissingFileError; a truncated, corrupt or foreign file (a pickle,
     text, an .npz that mikagrad did not write) raises SerializationError. Nothing is
     unpickled, so loading never executes code.
+
+    >>> load(io.BytesIO(b"not an archive"))
+    Traceback (most recent call last):
+    mikagrad.serialization.SerializationError: load: ... is not a mikagrad file: ...
     """
     if hasattr(path, "read"):
         return _load_npz(path, repr(getattr(path, "name", path)))

@@ -5,6 +5,7 @@ the message (shape errors name the op and both shapes; index errors say "out of"
 """
 
 import contextlib
+import io
 
 import numpy as np
 import pytest
@@ -26,6 +27,24 @@ def no_grad_backward():
     y.backward()
 
 
+def saved_then(edit):
+    """A valid mikagrad archive's bytes, passed through ``edit``, then loaded."""
+    buf = io.BytesIO()
+    mg.save({"w": np.arange(64.0), "step": 3}, buf)
+    return mg.load(io.BytesIO(edit(buf.getvalue())))
+
+
+def flip_middle(data):
+    data = bytearray(data)
+    for i in range(len(data) // 3, len(data) // 3 + 64):
+        data[i] ^= 0x5A
+    return bytes(data)
+
+
+def set_grad(x, g):
+    x.grad = g
+
+
 CONSTRUCTION = [
     ("ragged_list", lambda: Value([[1.0, 2.0], [3.0]]), ValueError, ()),
     ("ragged_deep", lambda: Value([1.0, [2.0, 3.0]]), ValueError, ()),
@@ -42,6 +61,31 @@ CONSTRUCTION = [
     ("np_object", lambda: Value(np.array([object(), 1], dtype=object)), TypeError, ()),
     ("dtype_int", lambda: Value([1.0], dtype=np.int32), TypeError, ()),
     ("dtype_complex", lambda: mg.zeros(2, dtype=np.complex128), TypeError, ()),
+    # issue 6: more hostile constructors
+    ("bytes", lambda: Value(b"ab"), TypeError, ("bytes",)),
+    ("tensor_string", lambda: mg.tensor("1.0"), TypeError, ("str",)),
+    ("set", lambda: Value({1.0, 2.0}), TypeError, ("object",)),
+    ("function", lambda: Value(len), TypeError, ()),
+    ("np_datetime", lambda: Value(np.array(["2020-01-01"], dtype="datetime64[D]")), TypeError,
+     ("datetime64",)),
+    ("np_timedelta", lambda: Value(np.array([1], dtype="timedelta64[s]")), TypeError,
+     ("timedelta64",)),
+    ("np_bytes", lambda: Value(np.array([b"a", b"b"])), TypeError, ("dtype",)),
+    ("np_structured", lambda: Value(np.zeros(2, dtype=[("a", "f8")])), TypeError, ("dtype",)),
+    ("np_complex64_scalar", lambda: Value(np.complex64(1)), TypeError, ("complex",)),
+    ("np_complex_2d", lambda: mg.tensor(np.ones((2, 2), np.complex128)), TypeError,
+     ("complex",)),
+    ("np_object_ragged", lambda: Value(np.array([np.ones(2), np.ones(3)], dtype=object)),
+     TypeError, ("object",)),
+    ("ragged_of_values", lambda: Value([Value([1.0]), Value([1.0, 2.0])]), ValueError,
+     ("ragged",)),
+    ("ragged_numpy_rows", lambda: Value([np.ones(2), np.ones(3)]), ValueError, ("ragged",)),
+    ("list_with_complex", lambda: Value([1.0, 2j]), TypeError, ("complex",)),
+    ("dtype_float16", lambda: Value([1.0], dtype="float16"), TypeError, ("float16",)),
+    ("dtype_name", lambda: Value([1.0], dtype="no such dtype"), TypeError, ()),
+    ("to_int", lambda: v(3).to(np.int32), TypeError, ("int32",)),
+    ("zeros_dtype_bool", lambda: mg.zeros(2, dtype=bool), TypeError, ("bool",)),
+    ("randn_dtype_int", lambda: mg.randn(2, dtype=np.int64), TypeError, ("int64",)),
 ]
 
 SHAPE_MISMATCH = [
@@ -90,6 +134,54 @@ SHAPE_MISMATCH = [
         mg.ShapeError,
         ("backward", "(3,)", "(4,)"),
     ),
+    # issue 6: a shape mismatch in every binary op, each spelling
+    ("lt", lambda: v(3) < v(4), mg.ShapeError, ("lt", "(3,)", "(4,)")),
+    ("le", lambda: v(3) <= v(4), mg.ShapeError, ("le", "(3,)", "(4,)")),
+    ("gt", lambda: v(3) > v(4), mg.ShapeError, ("gt", "(3,)", "(4,)")),
+    ("ge", lambda: v(3) >= v(4), mg.ShapeError, ("ge", "(3,)", "(4,)")),
+    ("eq", lambda: v(3) == v(4), mg.ShapeError, ("eq", "(3,)", "(4,)")),
+    ("ne", lambda: v(3) != v(4), mg.ShapeError, ("ne", "(3,)", "(4,)")),
+    ("rsub_numpy", lambda: np.ones(4) - v(3), mg.ShapeError, ("sub", "(4,)", "(3,)")),
+    ("rdiv_numpy", lambda: np.ones(4) / v(3), mg.ShapeError, ("div", "(4,)", "(3,)")),
+    ("rpow_numpy", lambda: np.ones(4) ** v(3), mg.ShapeError, ("pow", "(4,)", "(3,)")),
+    ("rmul_numpy", lambda: np.ones((2, 4)) * v(3), mg.ShapeError, ("mul", "(2, 4)", "(3,)")),
+    ("rmatmul_numpy", lambda: np.ones((2, 4)) @ v(3, 2), mg.ShapeError,
+     ("matmul", "(2, 4)", "(3, 2)")),
+    ("maximum_numpy", lambda: mg.maximum(np.ones(4), v(3)), mg.ShapeError, ("maximum",)),
+    ("where_cond", lambda: mg.where(np.ones(4, bool), v(3), v(3)), mg.ShapeError,
+     ("where", "(4,)", "(3,)")),
+    ("matmul_mat_vec", lambda: v(3, 4) @ v(3), mg.ShapeError, ("matmul", "(3, 4)", "(3,)")),
+    ("matmul_batch_vec", lambda: v(2, 3, 4) @ v(3), mg.ShapeError, ("matmul", "(2, 3, 4)")),
+    ("matmul_batch_broadcast", lambda: v(2, 3, 4) @ v(5, 4, 2), mg.ShapeError,
+     ("matmul", "(2, 3, 4)", "(5, 4, 2)")),
+    ("matmul_empty_inner", lambda: v(2, 0) @ v(3, 2), mg.ShapeError, ("matmul", "(2, 0)")),
+    ("dot_2d_1d", lambda: mg.dot(v(2, 3), v(2)), mg.ShapeError, ("(2, 3)", "(2,)")),
+    ("reshape_size0", lambda: v(0, 3).reshape(2, -1, 0), mg.ShapeError, ("reshape",)),
+    ("reshape_empty_to_one", lambda: v(0).reshape(()), mg.ShapeError, ("reshape", "(0,)")),
+    ("reshape_one_to_empty", lambda: Value(1.0).reshape(0), mg.ShapeError, ("reshape",)),
+    ("expand_fewer_dims", lambda: v(2, 3).expand(3), mg.ShapeError, ("(2, 3)", "(3,)")),
+    ("expand_negative", lambda: v(2, 3).expand(2, -2), mg.ShapeError, ("expand",)),
+    ("gather_index_shape", lambda: v(2, 3).gather(1, np.zeros((3, 3), dtype=np.int64)),
+     mg.ShapeError, ("gather", "(3, 3)", "(2, 3)")),
+    ("cat_0d", lambda: mg.cat([Value(1.0), Value(2.0)]), mg.ShapeError, ("cat",)),
+    ("stack_0d_and_1d", lambda: mg.stack([Value(1.0), v(1)]), mg.ShapeError,
+     ("stack", "()", "(1,)")),
+    ("l1_loss", lambda: F.l1_loss(v(3), v(4)), mg.ShapeError, ("l1_loss", "(3,)", "(4,)")),
+    ("bce", lambda: F.binary_cross_entropy(v(3) * 0.5, v(4)), mg.ShapeError,
+     ("binary_cross_entropy", "(3,)", "(4,)")),
+    ("bce_logits", lambda: F.binary_cross_entropy_with_logits(v(3), v(4)), mg.ShapeError,
+     ("binary_cross_entropy_with_logits", "(3,)", "(4,)")),
+    ("hinge_loss", lambda: F.hinge_loss(v(3), v(4)), mg.ShapeError, ("hinge_loss",)),
+    ("nll_3d", lambda: F.nll_loss(v(2, 3, 4), [0, 1]), mg.ShapeError, ("nll_loss", "(2, 3, 4)")),
+    ("cross_entropy_target_count", lambda: F.cross_entropy(v(3, 4), [0, 1]), mg.ShapeError,
+     ("(2,)",)),
+    ("backward_gradient_value", lambda: (v(3) * 2).backward(gradient=v(4)), mg.ShapeError,
+     ("backward", "(3,)", "(4,)")),
+    ("backward_gradient_2d", lambda: (v(2, 3) * 2).backward(gradient=np.ones((3, 2))),
+     mg.ShapeError, ("backward", "(2, 3)", "(3, 2)")),
+    ("backward_gradient_0d_for_vector", lambda: (v(3) * 2).backward(gradient=np.float64(1.0)),
+     mg.ShapeError, ("backward",)),
+    ("grad_setter", lambda: set_grad(v(3), np.ones(4)), mg.ShapeError, ("grad", "4", "3")),
 ]
 
 DIM_OUT_OF_RANGE = [
@@ -111,6 +203,18 @@ DIM_OUT_OF_RANGE = [
     ("stack", lambda: mg.stack([v(2, 3), v(2, 3)], dim=4)),
     ("split", lambda: v(2, 3).split(1, dim=2)),
     ("gather", lambda: v(2, 3).gather(2, np.zeros((2, 3), dtype=np.int64))),
+    ("min", lambda: v(2, 3).min(dim=-3)),
+    ("std", lambda: v(2, 3).std(dim=2)),
+    ("argmin", lambda: v(2, 3).argmin(dim=-3)),
+    ("mean_tuple", lambda: v(2, 3).mean(dim=(1, 2))),
+    ("sum_0d", lambda: Value(1.0).sum(dim=1)),
+    ("softmax_0d", lambda: Value(1.0).softmax(dim=2)),
+    ("squeeze_tuple", lambda: v(2, 1).squeeze((0, 5))),
+    ("unsqueeze_neg", lambda: v(2, 3).unsqueeze(-4)),
+    ("mT_1d", lambda: v(3).mT),
+    ("chunk", lambda: v(2, 3).chunk(2, dim=-3)),
+    ("permute", lambda: v(2, 3).permute(0, 2)),
+    ("flatten_end", lambda: v(2, 3).flatten(0, 5)),
 ]
 
 INDEX_OUT_OF_RANGE = [
@@ -122,6 +226,11 @@ INDEX_OUT_OF_RANGE = [
     ("gather", lambda: v(2, 3).gather(1, np.array([[0, 3], [1, 1]]))),
     ("cross_entropy_target", lambda: F.cross_entropy(v(3, 4), np.array([0, 1, 4]))),
     ("nll_target", lambda: F.nll_loss(v(3, 4), [0, 9, 1])),
+    ("np_int", lambda: v(3)[np.int64(5)]),
+    ("nested_list", lambda: v(3)[[[0, 5]]]),
+    ("tuple_second", lambda: v(2, 3)[1, -4]),
+    ("list_in_second_dim", lambda: v(2, 3)[:, [0, 3]]),
+    ("empty_dim", lambda: v(0, 3)[0]),
 ]
 
 OTHER = [
@@ -145,6 +254,67 @@ OTHER = [
     ("pow_str", lambda: v(3) ** "x", TypeError, ()),
     ("matmul_str", lambda: v(3) @ "x", TypeError, ()),
     ("len_0d", lambda: len(Value(1.0)), TypeError, ()),
+    # issue 6: more bad indices, arguments and states
+    ("int_index_of_0d", lambda: Value(1.0)[0], IndexError, ("too many",)),
+    ("bool_mask_too_many_dims", lambda: v(2, 3)[np.ones((2, 3, 1), bool)], IndexError,
+     ("too many",)),
+    ("bool_list_wrong_length", lambda: v(3)[[True, False]], IndexError, ("(2,)",)),
+    ("comparison_mask_wrong_shape", lambda: v(3, 4)[v(4) > 0], IndexError, ("(4,)",)),
+    ("float_array_index", lambda: v(3)[np.array([0.5])], IndexError, ("integers",)),
+    ("float_value_index", lambda: v(3)[Value([0.5])], IndexError, ("integers",)),
+    ("index_arrays_do_not_broadcast", lambda: v(3, 3)[[0, 1], [0, 1, 2]], IndexError,
+     ("broadcast",)),
+    ("float_index", lambda: v(3)[1.5], TypeError, ("float",)),
+    ("str_index", lambda: v(3)["a"], TypeError, ("str",)),
+    ("slice_step_zero", lambda: v(3)[::0], ValueError, ("zero",)),
+    ("gather_float_index", lambda: v(2, 3).gather(1, np.full((2, 3), 0.5)), TypeError,
+     ("gather",)),
+    ("split_zero", lambda: v(3).split(0), ValueError, ("split",)),
+    ("chunk_zero", lambda: v(3).chunk(0), ValueError, ("chunk",)),
+    ("cat_not_a_list", lambda: mg.cat(v(3)), TypeError, ("cat",)),
+    ("stack_empty", lambda: mg.stack([]), ValueError, ("stack",)),
+    ("sum_dims_repeat", lambda: v(2, 3).sum(dim=(0, -2)), ValueError, ("more than once",)),
+    ("permute_repeat", lambda: v(2, 3).permute(0, 0), ValueError, ("permute",)),
+    ("flatten_reversed", lambda: v(2, 3, 4).flatten(2, 0), ValueError, ("flatten",)),
+    ("item_of_many", lambda: v(3).item(), ValueError, ("item", "3")),
+    ("item_of_none", lambda: v(0).item(), ValueError, ("item",)),
+    ("bool_of_many", lambda: bool(v(3)), ValueError, ("ambiguous",)),
+    ("zeros_negative", lambda: mg.zeros(-1), ValueError, ("negative",)),
+    ("zeros_str", lambda: mg.zeros("a"), TypeError, ()),
+    ("zeros_none", lambda: mg.zeros(None), TypeError, ()),
+    ("linspace_negative", lambda: mg.linspace(0, 1, -1), ValueError, ("linspace",)),
+    ("arange_step_zero", lambda: mg.arange(0, 1, 0), ValueError, ("arange",)),
+    ("arange_nan", lambda: mg.arange(0, float("nan")), ValueError, ("arange",)),
+    ("arange_inf", lambda: mg.arange(0, float("inf")), ValueError, ("arange",)),
+    ("leaky_relu_str", lambda: v(3).leaky_relu("a"), ValueError, ()),
+    ("clamp_str", lambda: v(3).clamp(min="a"), ValueError, ()),
+    ("softmax_dim_str", lambda: v(3).softmax("a"), TypeError, ()),
+    ("manual_seed_str", lambda: mg.manual_seed("a"), ValueError, ()),
+    ("backward_gradient_str", lambda: (v(3) * 2).backward(gradient="a"), ValueError, ()),
+    ("requires_grad_off_non_leaf", lambda: (v(3) * 2).requires_grad_(False), mg.GradError,
+     ("leaf",)),
+    ("backward_detached", lambda: v(3).detach().sum().backward(), mg.GradError, ("backward",)),
+    ("cross_entropy_float_target", lambda: F.cross_entropy(v(3, 4), np.array([0.5, 1, 2])),
+     ValueError, ("integers",)),
+    ("cross_entropy_str_target", lambda: F.cross_entropy(v(3, 4), ["a", "b", "c"]), TypeError,
+     ("class indices",)),
+    ("loss_reduction", lambda: F.mse_loss(v(3), v(3), reduction="avg"), ValueError,
+     ("reduction",)),
+    ("load_garbage", lambda: mg.load(io.BytesIO(b"garbage")), mg.SerializationError,
+     ("not a mikagrad file",)),
+    ("load_empty", lambda: mg.load(io.BytesIO(b"")), mg.SerializationError, ("empty",)),
+    ("load_truncated", lambda: saved_then(lambda b: b[: len(b) // 2]), mg.SerializationError,
+     ("truncated or corrupt",)),
+    ("load_flipped_bytes", lambda: saved_then(flip_middle), mg.SerializationError, ()),
+    ("load_missing", lambda: mg.load("/nonexistent/mikagrad/state.npz"), mg.SerializationError,
+     ("does not exist",)),
+    ("save_unsupported", lambda: mg.save({"a": object()}, io.BytesIO()), TypeError, ("'a'",)),
+    ("randn_huge", lambda: mg.randn(1 << 40), MemoryError, ("randn",)),
+    ("rand_huge", lambda: mg.rand(1 << 20, 1 << 20), MemoryError, ()),
+    ("full_huge", lambda: mg.full((1 << 40,), 2.0), MemoryError, ()),
+    ("eye_huge", lambda: mg.eye(1 << 21), MemoryError, ("eye",)),
+    ("zeros_overflowing_shape", lambda: mg.zeros(1 << 62, 1 << 62), MemoryError, ()),
+    ("zeros_like_huge", lambda: mg.zeros_like(v(1).expand(1 << 40)), MemoryError, ()),
 ]
 
 TABLE = (

@@ -19,3 +19,17 @@ pub use ops::index::Index;
 pub use ops::shape::ViewStep;
 pub use tensor::{Binary, Reduce, Tensor, Unary};
 pub use var::{is_grad_enabled, live_nodes, set_grad_enabled, NoGradGuard, Step, Var};
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+static NUM_THREADS: AtomicUsize = AtomicUsize::new(0);
+
+/// Threads a large kernel may use (0: all cores), as `torch.set_num_threads`.
+pub fn set_num_threads(n: usize) {
+    NUM_THREADS.store(n, Ordering::Relaxed);
+}
+
+/// The thread budget of one kernel call; 0 means every core.
+pub fn num_threads() -> usize {
+    NUM_THREADS.load(Ordering::Relaxed)
+}

@@ -139,6 +139,8 @@ impl Unary {
                     x * x
                 } else if p == 1.0 {
                     x
+                } else if p == 0.5 {
+                    x.sqrt() // sqrt(-inf) is nan, as numpy; C pow gives +inf
                 } else {
                     x.powf(T::from_f64(p))
                 }
@@ -610,7 +612,7 @@ impl Tensor {
                 out_shape.push(self.shape()[d]);
             }
         }
-        if red.numel() == 0 && op != Reduce::Sum && kept.numel() > 0 {
+        if red.numel() == 0 && op != Reduce::Sum {
             return Err(Error::value(
                 name,
                 format!(
@@ -776,8 +778,9 @@ impl Tensor {
         let nd = a.ndim();
         let (ars, acs) = (a.layout.strides[nd - 2], a.layout.strides[nd - 1]);
         let (brs, bcs) = (b.layout.strides[nd - 2], b.layout.strides[nd - 1]);
-        let par = if m * n * k >= 96 * 96 * 96 {
-            gemm::Parallelism::Rayon(0)
+        let threads = crate::num_threads();
+        let par = if m * n * k >= 96 * 96 * 96 && threads != 1 {
+            gemm::Parallelism::Rayon(threads)
         } else {
             gemm::Parallelism::None
         };

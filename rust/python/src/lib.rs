@@ -902,6 +902,20 @@ fn set_grad_enabled(on: bool) -> bool {
     mikagrad_core::set_grad_enabled(on)
 }
 
+/// Threads one large kernel (matmul) may use; 0 means every core.
+#[pyfunction]
+fn set_num_threads(n: usize) {
+    mikagrad_core::set_num_threads(n);
+}
+
+#[pyfunction]
+fn get_num_threads() -> usize {
+    match mikagrad_core::num_threads() {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    }
+}
+
 /// Graph nodes alive in this process (for leak tests).
 #[pyfunction]
 fn live_nodes() -> usize {
@@ -933,5 +947,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(set_grad_enabled, m)?)?;
     m.add_function(wrap_pyfunction!(is_grad_enabled, m)?)?;
     m.add_function(wrap_pyfunction!(live_nodes, m)?)?;
+    m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
     Ok(())
 }

@@ -33,12 +33,26 @@ impl Op for BinaryOp {
                 c.grad_for(1, || g.mul(c.out)?.div(b)?.neg())?,
             ],
             // d(a^b)/da = b*a^(b-1); d(a^b)/db = a^b*ln(a)
-            Binary::Pow => vec![
-                c.grad_for(0, || {
-                    g.mul(b)?.mul(&a.binary(&b.add_scalar(-1.0)?, Binary::Pow)?)
-                })?,
-                c.grad_for(1, || g.mul(c.out)?.mul(&a.unary(Unary::Log)?))?,
-            ],
+            Binary::Pow => {
+                // As PyTorch: 0 where b == 0 for a, and where a == 0 and b >= 0 for b
+                // (the formulas give 0·inf there).
+                let zero = Var::constant(0.0, g.dtype());
+                vec![
+                    c.grad_for(0, || {
+                        let d = g
+                            .mul(b)?
+                            .mul(&a.binary(&b.add_scalar(-1.0)?, Binary::Pow)?)?;
+                        Var::where_(&b.compare(&zero, Binary::Eq)?.tensor(), &zero, &d)
+                    })?,
+                    c.grad_for(1, || {
+                        let d = g.mul(c.out)?.mul(&a.unary(Unary::Log)?)?;
+                        let at0 = a
+                            .compare(&zero, Binary::Eq)?
+                            .mul(&b.compare(&zero, Binary::Ge)?)?;
+                        Var::where_(&at0.tensor(), &zero, &d)
+                    })?,
+                ]
+            }
             // Ties split the gradient evenly, as PyTorch does.
             Binary::Maximum | Binary::Minimum => {
                 let wins = if self.0 == Binary::Maximum {
@@ -125,6 +139,10 @@ impl Op for UnaryOp {
             Unary::Softplus => g.mul(&x.unary(Unary::Sigmoid)?)?,
             Unary::Gelu => g.mul(&x.unary(Unary::GeluGrad)?)?,
             Unary::LeakyRelu(a) => g.mul(&x.unary(Unary::LeakyReluGrad(a))?)?,
+            // p == 0: the derivative is 0 everywhere (the formula gives 0·inf at x == 0).
+            Unary::PowScalar(p) if p == 0.0 => {
+                Var::leaf(Tensor::zeros(&x.shape(), x.dtype())?, false)
+            }
             Unary::PowScalar(p) => g.mul(&x.unary(Unary::PowScalar(p - 1.0))?.mul_scalar(p)?)?,
             Unary::AddScalar(_) => g.clone(),
             Unary::MulScalar(k) => g.mul_scalar(k)?,

@@ -115,6 +115,10 @@ impl Var {
 
 /// The max over `dims` with non-finite values replaced by 0: the shift that keeps exp finite.
 fn stable_shift(t: &Tensor, dims: &[usize]) -> Result<Tensor> {
+    if dims.iter().any(|&d| t.shape()[d] == 0) {
+        // Nothing to shift: an empty reduction gives sum 0, so logsumexp is -inf.
+        return Tensor::zeros(&kept_shape(t.shape(), dims), t.dtype());
+    }
     let m = t.reduce(Reduce::Max, dims, true)?;
     let finite = m
         .unary(Unary::Abs)?
@@ -122,14 +126,16 @@ fn stable_shift(t: &Tensor, dims: &[usize]) -> Result<Tensor> {
     Tensor::where_(&finite, &m, &Tensor::scalar(0.0, m.dtype()))
 }
 
-/// log(sum(exp(x - m))) + m over `dims`, with keepdim.
-fn logsumexp_kept(t: &Tensor, dims: &[usize]) -> Result<Tensor> {
+/// `x - m` and `log(sum(exp(x - m)))` over `dims` (keepdim), with `m` the stable shift:
+/// log_softmax is their difference, which keeps small terms that `x - logsumexp` loses.
+fn shifted_lse(t: &Tensor, dims: &[usize]) -> Result<(Tensor, Tensor, Tensor)> {
     let m = stable_shift(t, dims)?;
-    let s = t
-        .binary(&m, Binary::Sub)?
+    let shifted = t.binary(&m, Binary::Sub)?;
+    let lse = shifted
         .unary(Unary::Exp)?
-        .reduce(Reduce::Sum, dims, true)?;
-    s.unary(Unary::Log)?.binary(&m, Binary::Add)
+        .reduce(Reduce::Sum, dims, true)?
+        .unary(Unary::Log)?;
+    Ok((shifted, lse, m))
 }
 
 struct LogSumExp {
@@ -143,11 +149,14 @@ impl Op for LogSumExp {
     fn rule(&self) -> &'static str {
         "grad_x = g · softmax(x)"
     }
-    // d/dx logsumexp(x) = softmax(x)
+    // d/dx logsumexp(x) = softmax(x), from the shifted x so large |x| keeps its precision.
     fn backward(&self, c: &Ctx, g: &Var) -> Result<Vec<Option<Var>>> {
         let x = c.input(0);
         let kept = kept_shape(&x.shape(), &self.dims);
-        let p = x.sub(&c.out.reshape(&kept)?)?.unary(Unary::Exp)?;
+        let m = Var::leaf(stable_shift(&x.tensor(), &self.dims)?, false);
+        let e = x.sub(&m)?.unary(Unary::Exp)?;
+        let d = to_isize(&self.dims);
+        let p = e.div(&e.sum(Some(&d), true)?)?;
         Ok(vec![Some(g.reshape(&kept)?.mul(&p)?)])
     }
 }
@@ -194,7 +203,8 @@ impl Var {
     pub fn logsumexp(&self, dims: Option<&[isize]>, keepdim: bool) -> Result<Var> {
         let t = self.tensor();
         let dims = wrap_dims("logsumexp", dims, t.ndim())?;
-        let mut out = logsumexp_kept(&t, &dims)?;
+        let (_, lse, m) = shifted_lse(&t, &dims)?;
+        let mut out = lse.binary(&m, Binary::Add)?;
         if !keepdim {
             let shape: Vec<usize> = (0..t.ndim())
                 .filter(|d| !dims.contains(d))
@@ -224,7 +234,8 @@ impl Var {
     pub fn log_softmax(&self, dim: isize) -> Result<Var> {
         let t = self.tensor();
         let dims = wrap_dims("log_softmax", Some(&[dim]), t.ndim())?;
-        let out = t.binary(&logsumexp_kept(&t, &dims)?, Binary::Sub)?;
+        let (shifted, lse, _) = shifted_lse(&t, &dims)?;
+        let out = shifted.binary(&lse, Binary::Sub)?;
         Ok(Var::from_op(
             out,
             LogSoftmax {
