@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 from typing import Any
 
 from . import _core
@@ -17,11 +18,18 @@ def _dt(dtype: Any) -> str:
     return (get_default_dtype() if dtype is None else _dtype(dtype)).name
 
 
-def _sizes(shape: tuple) -> list[int]:
-    sizes = _shape_args(shape)
-    if any(s < 0 for s in sizes):
-        raise ValueError(f"negative dimension in shape {tuple(sizes)}")
-    return sizes
+def _size(op: str, n: Any) -> int:
+    """One size: an integer in 0..2**63 (floats are refused, not truncated)."""
+    k = operator.index(n)
+    if k < 0:
+        raise ValueError(f"{op}: negative size {k}")
+    if k >= 2**63:
+        raise ValueError(f"{op}: size {k} is too large")
+    return k
+
+
+def _sizes(shape: tuple, op: str = "shape") -> list[int]:
+    return [_size(op, s) for s in _shape_args(shape)]
 
 
 def manual_seed(seed: int) -> None:
@@ -67,7 +75,8 @@ def eye(n: int, m: int | None = None, dtype: Any = None, requires_grad: bool = F
     >>> eye(2, 3).tolist()
     [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]
     """
-    return _wrap(_core.eye(int(n), int(n if m is None else m), _dt(dtype), requires_grad))
+    return _wrap(_core.eye(_size("eye", n), _size("eye", n if m is None else m), _dt(dtype),
+                          requires_grad))
 
 
 def arange(start: float, end: float | None = None, step: float = 1, dtype: Any = None,
@@ -91,7 +100,8 @@ def linspace(start: float, end: float, steps: int, dtype: Any = None,
     """
     if steps < 0:
         raise ValueError(f"linspace: steps must be non-negative, got {steps}")
-    return _wrap(_core.linspace(float(start), float(end), int(steps), _dt(dtype), requires_grad))
+    return _wrap(_core.linspace(float(start), float(end), _size("linspace", steps), _dt(dtype),
+                               requires_grad))
 
 
 def rand(*shape: Any, dtype: Any = None, requires_grad: bool = False) -> Value:
@@ -120,7 +130,7 @@ def randperm(n: int) -> list[int]:
     >>> manual_seed(0); sorted(randperm(5))
     [0, 1, 2, 3, 4]
     """
-    return _core.randperm(int(n))
+    return _core.randperm(_size("randperm", n))
 
 
 def _like(v: Value, dtype: Any) -> tuple[list[int], Any]:

@@ -147,6 +147,8 @@ def _class_indices(op: str, target: Any, n: int) -> np.ndarray:
     if t.shape != (n,):
         from .engine import ShapeError
         raise ShapeError(f"{op}: expected {n} class indices, got target of shape {t.shape}")
+    if t.size and t.min() < 0:
+        raise IndexError(f"{op}: class index {int(t.min())} is out of range (must be >= 0)")
     return t.astype(np.int64)
 
 

@@ -19,7 +19,9 @@ import io
 import json
 import os
 import re
+import struct
 import zipfile
+import zlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -169,6 +171,11 @@ def _decode(node: Any, npz: Any, name: str) -> Any:
     return items if tag == "list" else tuple(items)
 
 
+# What zipfile and numpy raise on damaged archives (unsupported or garbled headers included).
+_CORRUPT = (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, RuntimeError,
+            zlib.error, struct.error)
+
+
 def _read_entry(npz: Any, entry: str, name: str) -> np.ndarray:
     try:
         return npz[entry]
@@ -179,7 +186,7 @@ def _read_entry(npz: Any, entry: str, name: str) -> np.ndarray:
                 "which mikagrad never loads"
             ) from None
         raise SerializationError(f"load: {name}: cannot read entry {entry!r}: {e}") from None
-    except (zipfile.BadZipFile, OSError, EOFError, MemoryError, KeyError) as e:
+    except (MemoryError, KeyError, *_CORRUPT) as e:
         raise SerializationError(
             f"load: {name} is truncated or corrupt: cannot read entry {entry!r} "
             f"({type(e).__name__}: {e})"
@@ -195,7 +202,7 @@ def _load_npz(f: Any, name: str) -> Any:
     f.seek(-len(head), os.SEEK_CUR)
     try:
         npz = np.load(f, allow_pickle=False)
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
+    except (ValueError, *_CORRUPT) as e:
         raise SerializationError(
             f"load: {name} is truncated or corrupt: not a readable .npz archive "
             f"({type(e).__name__}: {e})"
