@@ -420,6 +420,19 @@ impl Node {
             }
         }
         let new = tensor_from_numpy(array)?.to_dtype(t.dtype()).py()?;
+        if new.shape() != t.shape() {
+            // A computed Value's backward needs its own shape; a leaf may change (as torch).
+            if !self.v.is_leaf() {
+                return Err(ShapeError::new_err(format!(
+                    "data: cannot give a Value made by '{}' a new shape {:?} (it has {:?}); \
+                     only leaf Values can change shape",
+                    self.v.op_name(),
+                    new.shape(),
+                    t.shape()
+                )));
+            }
+            self.v.set_grad(None);
+        }
         self.v.set_tensor(new);
         Ok(())
     }

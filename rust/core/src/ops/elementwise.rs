@@ -140,9 +140,7 @@ impl Op for UnaryOp {
             Unary::Gelu => g.mul(&x.unary(Unary::GeluGrad)?)?,
             Unary::LeakyRelu(a) => g.mul(&x.unary(Unary::LeakyReluGrad(a))?)?,
             // p == 0: the derivative is 0 everywhere (the formula gives 0·inf at x == 0).
-            Unary::PowScalar(0.0) => {
-                Var::leaf(Tensor::zeros(&x.shape(), x.dtype())?, false)
-            }
+            Unary::PowScalar(0.0) => Var::leaf(Tensor::zeros(&x.shape(), x.dtype())?, false),
             Unary::PowScalar(p) => g.mul(&x.unary(Unary::PowScalar(p - 1.0))?.mul_scalar(p)?)?,
             Unary::AddScalar(_) => g.clone(),
             Unary::MulScalar(k) => g.mul_scalar(k)?,

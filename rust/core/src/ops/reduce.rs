@@ -1,4 +1,5 @@
 //! Reductions and the fused, numerically stable softmax family.
+use crate::dtype::DType;
 use crate::error::Result;
 use crate::layout::wrap_dims;
 use crate::tensor::{Binary, Reduce, Tensor, Unary};
@@ -101,7 +102,15 @@ impl Var {
     }
 
     /// Variance with `correction` subtracted from the count (1: unbiased, as PyTorch).
+    /// float32 input is computed in float64 (as PyTorch accumulates): squares of tiny values
+    /// would underflow and give a zero std with a NaN gradient.
     pub fn var(&self, dims: Option<&[isize]>, correction: f64, keepdim: bool) -> Result<Var> {
+        if self.dtype() == DType::F32 {
+            return self
+                .to_dtype(DType::F64)?
+                .var(dims, correction, keepdim)?
+                .to_dtype(DType::F32);
+        }
         let n = self.count("var", dims)? as f64;
         let centered = self.sub(&self.mean(dims, true)?)?;
         let ss = centered.mul(&centered)?.sum(dims, keepdim)?;
@@ -109,6 +118,12 @@ impl Var {
     }
 
     pub fn std(&self, dims: Option<&[isize]>, correction: f64, keepdim: bool) -> Result<Var> {
+        if self.dtype() == DType::F32 {
+            return self
+                .to_dtype(DType::F64)?
+                .std(dims, correction, keepdim)?
+                .to_dtype(DType::F32);
+        }
         self.var(dims, correction, keepdim)?.unary(Unary::Sqrt)
     }
 }
