@@ -38,9 +38,9 @@ pub fn checked_numel(op: &'static str, shape: &[usize]) -> Result<usize> {
 }
 
 /// numpy's broadcasting rule: align on the right, 1 stretches.
-pub fn broadcast_shapes(op: &'static str, a: &[usize], b: &[usize]) -> Result<Vec<usize>> {
+pub fn broadcast_shapes(op: &'static str, a: &[usize], b: &[usize]) -> Result<Dims> {
     let n = a.len().max(b.len());
-    let mut out = vec![0; n];
+    let mut out: Dims = smallvec::smallvec![0; n];
     for i in 0..n {
         let da = if i + a.len() >= n {
             a[i + a.len() - n]

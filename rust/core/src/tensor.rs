@@ -462,9 +462,18 @@ impl Tensor {
     pub fn binary(&self, other: &Tensor, op: Binary) -> Result<Tensor> {
         let shape = broadcast_shapes(op.name(), self.shape(), other.shape())?;
         let dtype = self.dtype().promote(other.dtype());
-        let a = self.to_dtype(dtype)?;
-        let b = other.to_dtype(dtype)?;
+        let a = self.cast_cow(dtype)?;
+        let b = other.cast_cow(dtype)?;
         with_dtype!(&a.storage, T, _x => zip_map::<T>(&a, &b, &shape, |x, y| op.apply(x, y)))
+    }
+
+    /// `self` in `dtype`, borrowed when it already is (the common case: no clone).
+    fn cast_cow(&self, dtype: DType) -> Result<std::borrow::Cow<'_, Tensor>> {
+        if dtype == self.dtype() {
+            Ok(std::borrow::Cow::Borrowed(self))
+        } else {
+            Ok(std::borrow::Cow::Owned(self.to_dtype(dtype)?))
+        }
     }
 
     /// `cond ? a : b`, elementwise with broadcasting; `cond` is nonzero for true.

@@ -186,6 +186,20 @@ impl Var {
             .unwrap_or_else(|e| e.into_inner())
             .clone()
     }
+    /// Borrows the data for the length of a kernel call, without cloning the handle.
+    pub fn read(&self) -> std::sync::RwLockReadGuard<'_, Tensor> {
+        self.0.data.read().unwrap_or_else(|e| e.into_inner())
+    }
+    /// `f(self's data, other's data)`; one lock when both are the same node (`x * x`).
+    pub fn read2<R>(&self, other: &Var, f: impl FnOnce(&Tensor, &Tensor) -> R) -> R {
+        if self.ptr_eq(other) {
+            let a = self.read();
+            f(&a, &a)
+        } else {
+            let (a, b) = (self.read(), other.read());
+            f(&a, &b)
+        }
+    }
     pub fn set_tensor(&self, t: Tensor) {
         *self.0.data.write().unwrap_or_else(|e| e.into_inner()) = t;
     }

@@ -154,7 +154,7 @@ impl Op for UnaryOp {
 
 impl Var {
     pub fn binary(&self, other: &Var, op: Binary) -> Result<Var> {
-        let t = self.tensor().binary(&other.tensor(), op)?;
+        let t = self.read2(other, |a, b| a.binary(b, op))?;
         if matches!(
             op,
             Binary::Lt | Binary::Le | Binary::Gt | Binary::Ge | Binary::Eq | Binary::Ne
@@ -172,11 +172,8 @@ impl Var {
         Ok(Var::leaf(self.tensor().binary(&other.tensor(), op)?, false))
     }
     pub fn unary(&self, op: Unary) -> Result<Var> {
-        Ok(Var::from_op(
-            self.tensor().unary(op)?,
-            UnaryOp(op),
-            vec![self.clone()],
-        ))
+        let t = self.read().unary(op)?;
+        Ok(Var::from_op(t, UnaryOp(op), vec![self.clone()]))
     }
     pub fn add(&self, o: &Var) -> Result<Var> {
         self.binary(o, Binary::Add)

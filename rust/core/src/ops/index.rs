@@ -327,7 +327,7 @@ impl Var {
 
     fn advanced(&self, viewed: Var, adv: Vec<(usize, Vec<i64>, Vec<usize>)>) -> Result<Var> {
         let vshape = viewed.shape();
-        let mut bshape: Vec<usize> = Vec::new();
+        let mut bshape = crate::layout::Dims::new();
         for (_, _, s) in &adv {
             bshape = broadcast_shapes("index", &bshape, s).map_err(|_| {
                 Error::index(
