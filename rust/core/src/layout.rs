@@ -388,14 +388,14 @@ mod tests {
     #[test]
     fn broadcasting_follows_numpy() {
         assert_eq!(
-            broadcast_shapes("add", &[2, 3, 4], &[4]).unwrap(),
-            vec![2, 3, 4]
+            broadcast_shapes("add", &[2, 3, 4], &[4]).unwrap().as_slice(),
+            &[2, 3, 4]
         );
         assert_eq!(
-            broadcast_shapes("add", &[3, 1], &[1, 5]).unwrap(),
-            vec![3, 5]
+            broadcast_shapes("add", &[3, 1], &[1, 5]).unwrap().as_slice(),
+            &[3, 5]
         );
-        assert_eq!(broadcast_shapes("add", &[], &[2]).unwrap(), vec![2]);
+        assert_eq!(broadcast_shapes("add", &[], &[2]).unwrap().as_slice(), &[2]);
         let e = broadcast_shapes("add", &[3], &[4]).unwrap_err();
         assert!(e.to_string().contains("add") && e.to_string().contains("(3,) and (4,)"));
     }
