@@ -135,35 +135,26 @@ impl Layout {
     }
 
     pub fn broadcast_to(&self, op: &'static str, shape: &[usize]) -> Result<Layout> {
+        let err = || {
+            let msg = format!(
+                "cannot broadcast {} to {}",
+                fmt_shape(&self.shape),
+                fmt_shape(shape)
+            );
+            Error::shape(op, msg)
+        };
         let n = shape.len();
         if self.ndim() > n {
-            return Err(Error::shape(
-                op,
-                format!(
-                    "cannot broadcast {} to {}",
-                    fmt_shape(&self.shape),
-                    fmt_shape(shape)
-                ),
-            ));
+            return Err(err());
         }
         let lead = n - self.ndim();
         let mut strides: Strides = smallvec::smallvec![0isize; n];
-        for i in 0..n {
-            if i < lead {
-                continue;
-            }
+        for i in lead..n {
             let d = self.shape[i - lead];
             if d == shape[i] {
                 strides[i] = self.strides[i - lead];
             } else if d != 1 {
-                return Err(Error::shape(
-                    op,
-                    format!(
-                        "cannot broadcast {} to {}",
-                        fmt_shape(&self.shape),
-                        fmt_shape(shape)
-                    ),
-                ));
+                return Err(err());
             }
         }
         Ok(Layout {
@@ -388,11 +379,15 @@ mod tests {
     #[test]
     fn broadcasting_follows_numpy() {
         assert_eq!(
-            broadcast_shapes("add", &[2, 3, 4], &[4]).unwrap().as_slice(),
+            broadcast_shapes("add", &[2, 3, 4], &[4])
+                .unwrap()
+                .as_slice(),
             &[2, 3, 4]
         );
         assert_eq!(
-            broadcast_shapes("add", &[3, 1], &[1, 5]).unwrap().as_slice(),
+            broadcast_shapes("add", &[3, 1], &[1, 5])
+                .unwrap()
+                .as_slice(),
             &[3, 5]
         );
         assert_eq!(broadcast_shapes("add", &[], &[2]).unwrap().as_slice(), &[2]);
