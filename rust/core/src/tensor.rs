@@ -3,7 +3,7 @@ use std::sync::Arc;
 
 use crate::dtype::{DType, Float};
 use crate::error::{fmt_shape, Error, Result};
-use crate::layout::{broadcast_shapes, checked_numel, wrap_dim, Layout};
+use crate::layout::{broadcast_shapes, checked_numel, wrap_dim, Dims, Layout};
 use crate::storage::{try_alloc, Buffer, Element, Storage};
 
 #[derive(Clone)]
@@ -464,7 +464,17 @@ impl Tensor {
         let dtype = self.dtype().promote(other.dtype());
         let a = self.cast_cow(dtype)?;
         let b = other.cast_cow(dtype)?;
-        with_dtype!(&a.storage, T, _x => zip_map::<T>(&a, &b, &shape, |x, y| op.apply(x, y)))
+        // One loop per op with the op a constant, as in `unary`, so the loop vectorizes.
+        macro_rules! each {
+            ($($v:ident),*) => {
+                match op {
+                    $(Binary::$v => with_dtype!(&a.storage, T, _x => {
+                        zip_map::<T>(&a, &b, &shape, |x, y| Binary::$v.apply(x, y))
+                    }),)*
+                }
+            };
+        }
+        each!(Add, Sub, Mul, Div, Pow, Maximum, Minimum, Lt, Le, Gt, Ge, Eq, Ne)
     }
 
     /// `self` in `dtype`, borrowed when it already is (the common case: no clone).
@@ -597,6 +607,13 @@ impl Tensor {
             Reduce::Min => "min",
         };
         let nd = self.ndim();
+        // Summing leading dims of contiguous data (bias gradients): add whole rows, in order.
+        let k = dims.len();
+        if op == Reduce::Sum && k > 0 && k < nd && dims.iter().enumerate().all(|(i, &d)| i == d) {
+            if let Some(out) = self.sum_leading_rows(k, keepdim)? {
+                return Ok(out);
+            }
+        }
         let mut kept = Layout {
             shape: Default::default(),
             strides: Default::default(),
@@ -630,8 +647,14 @@ impl Tensor {
                 ),
             ));
         }
-        let roffs = red.offsets()?;
-        let run = roffs.iter().enumerate().all(|(i, &o)| o == i);
+        // A reduced block that is one contiguous run needs no offset table.
+        let n_red = red.numel();
+        let run = red.is_contiguous();
+        let roffs = if run {
+            (0..n_red.min(1)).collect()
+        } else {
+            red.offsets()?
+        };
         with_dtype!(&self.storage, T, buf => {
             let s = buf.as_slice();
             let mut out: Vec<T> = Vec::new();
@@ -644,12 +667,14 @@ impl Tensor {
                         Reduce::Sum if roffs.is_empty() => T::ZERO,
                         Reduce::Sum => {
                             let acc: f64 = if run {
-                                s[base..base + roffs.len()].iter().map(|x| x.to_f64()).sum()
+                                sum_f64(&s[base..base + n_red])
                             } else {
                                 roffs.iter().map(|&r| s[base + r].to_f64()).sum()
                             };
                             T::from_f64(acc)
                         }
+                        Reduce::Max if run => s[base..base + n_red].iter().fold(s[base], |m, &x| m.max_(x)),
+                        Reduce::Min if run => s[base..base + n_red].iter().fold(s[base], |m, &x| m.min_(x)),
                         Reduce::Max => roffs.iter().fold(s[base + roffs[0]], |m, &r| m.max_(s[base + r])),
                         Reduce::Min => roffs.iter().fold(s[base + roffs[0]], |m, &r| m.min_(s[base + r])),
                     };
@@ -657,6 +682,29 @@ impl Tensor {
                 }
             });
             Tensor::from_vec(out, &out_shape)
+        })
+    }
+
+    /// The sum over the first `k` dims of a contiguous tensor, row by row (None: not contiguous).
+    fn sum_leading_rows(&self, k: usize, keepdim: bool) -> Result<Option<Tensor>> {
+        let rows: usize = self.shape()[..k].iter().product();
+        let width: usize = self.shape()[k..].iter().product();
+        let mut shape: Dims = if keepdim {
+            smallvec::smallvec![1; k]
+        } else {
+            Dims::new()
+        };
+        shape.extend_from_slice(&self.shape()[k..]);
+        with_dtype!(&self.storage, T, _b => {
+            let Some(s) = self.as_slice::<T>() else { return Ok(None) };
+            let mut acc = try_alloc::<f64>("sum", width, 0.0)?;
+            for row in s.chunks_exact(width.max(1)).take(rows) {
+                for (a, &x) in acc.iter_mut().zip(row) {
+                    *a += x.to_f64();
+                }
+            }
+            let out: Vec<T> = acc.into_iter().map(T::from_f64).collect();
+            Tensor::from_vec(out, &shape).map(Some)
         })
     }
 
@@ -908,6 +956,20 @@ impl Tensor {
     }
 }
 
+/// Sum in f64 with eight independent accumulators, so the loop vectorizes and float32
+/// input keeps its accuracy.
+fn sum_f64<T: Float>(xs: &[T]) -> f64 {
+    let mut acc = [0.0f64; 8];
+    let chunks = xs.chunks_exact(8);
+    let tail: f64 = chunks.remainder().iter().map(|x| x.to_f64()).sum();
+    for c in chunks {
+        for (a, x) in acc.iter_mut().zip(c) {
+            *a += x.to_f64();
+        }
+    }
+    acc.iter().sum::<f64>() + tail
+}
+
 /// Sizes before `dim` and after it, for gather and scatter on contiguous data.
 fn gather_geometry(shape: &[usize], dim: usize) -> (usize, usize) {
     (
@@ -954,11 +1016,24 @@ fn zip_map<T: Element>(
         bytes: (n * T::DTYPE.size()) as u128,
     })?;
     Layout::walk2(&la, &lb, |oa, ob, len, ia, ib| {
-        let (mut i, mut j) = (oa as isize, ob as isize);
-        for _ in 0..len {
-            out.push(f(sa[i as usize], sb[j as usize]));
-            i += ia;
-            j += ib;
+        // Unit-stride and row-broadcast inner loops run over slices, so they vectorize.
+        match (ia, ib) {
+            (1, 1) => out.extend(
+                sa[oa..oa + len]
+                    .iter()
+                    .zip(&sb[ob..ob + len])
+                    .map(|(&p, &q)| f(p, q)),
+            ),
+            (1, 0) => out.extend(sa[oa..oa + len].iter().map(|&p| f(p, sb[ob]))),
+            (0, 1) => out.extend(sb[ob..ob + len].iter().map(|&q| f(sa[oa], q))),
+            _ => {
+                let (mut i, mut j) = (oa as isize, ob as isize);
+                for _ in 0..len {
+                    out.push(f(sa[i as usize], sb[j as usize]));
+                    i += ia;
+                    j += ib;
+                }
+            }
         }
     });
     Tensor::from_vec(out, shape)
