@@ -1,0 +1,1 @@
+"""MikaGrad's benchmark suite (issue 4). Run ``python -m bench``; see BENCHMARKS.md."""

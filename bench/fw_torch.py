@@ -1,0 +1,163 @@
+"""PyTorch's side of every case (CPU, 2 threads), written as a PyTorch user would."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .workloads import L2, LR
+
+NAME = "PyTorch"
+torch.set_num_threads(2)
+
+
+def version() -> str:
+    return torch.__version__
+
+
+def _t(a: np.ndarray, dtype: Any = torch.float32, grad: bool = False) -> torch.Tensor:
+    return torch.tensor(np.asarray(a), dtype=dtype, requires_grad=grad)
+
+
+def tiny() -> dict[str, tuple[str, dict[str, Any]]]:
+    one = np.ones(1)
+    a, b = _t(one, grad=True), _t(one * 2, grad=True)
+    an, bn = _t(one), _t(one * 2)
+    m = _t(np.ones((4, 4)), grad=True)
+    return {
+        "a + b, (1,), no grad": ("an + bn", {"an": an, "bn": bn}),
+        "a + b, (1,), requires grad": ("a + b", {"a": a, "b": b}),
+        "a * b, (1,)": ("a * b", {"a": a, "b": b}),
+        "a + 1.0, (1,)": ("a + 1.0", {"a": a}),
+        "a.relu(), (1,)": ("a.relu()", {"a": a}),
+        "a.exp(), (1,)": ("a.exp()", {"a": a}),
+        "a.sum(), (1,)": ("a.sum()", {"a": a}),
+        "a @ b, (4,4)": ("m @ m", {"m": m}),
+    }
+
+
+def _chain_forward(x: torch.Tensor, n_ops: int) -> torch.Tensor:
+    y = x
+    for i in range(n_ops):
+        k = i % 4
+        if k == 0:
+            y = y * 0.999
+        elif k == 1:
+            y = y + x
+        elif k == 2:
+            y = y.relu()
+        else:
+            y = y - 0.5
+    return y.sum()
+
+
+def chain(n_ops: int, shape: tuple[int, ...]) -> Callable[[], Any]:
+    x = _t(np.random.default_rng(0).standard_normal(shape), grad=True)
+
+    def run() -> Any:
+        x.grad = None
+        _chain_forward(x, n_ops).backward()
+        return x.grad
+    return run
+
+
+def chain_parts(n_ops: int) -> tuple[Callable[[], Any], Callable[[Any], None]]:
+    x = _t(np.ones(1), grad=True)
+    return (lambda: _chain_forward(x, n_ops)), (lambda loss: loss.backward())
+
+
+def _model(weights: list) -> torch.nn.Sequential:
+    mods: list[torch.nn.Module] = []
+    for i, (w, b) in enumerate(weights):
+        lin = torch.nn.Linear(w.shape[0], w.shape[1])
+        with torch.no_grad():
+            lin.weight.copy_(torch.from_numpy(w.T.copy()))
+            lin.bias.copy_(torch.from_numpy(b))
+        mods += [lin] if i == len(weights) - 1 else [lin, torch.nn.ReLU()]
+    return torch.nn.Sequential(*mods)
+
+
+def mlp_parts(weights: list, x: np.ndarray, y: np.ndarray, loss: str) -> tuple:
+    """(forward giving the loss, zero_grad, backward(loss), optimizer step, state)."""
+    model = _model(weights)
+    params = list(model.parameters())
+    opt = torch.optim.SGD(params, lr=LR)
+    xs = _t(x)
+    if loss == "hinge":
+        ys = _t(y)
+
+        def forward() -> torch.Tensor:
+            return torch.relu(1 - ys * model(xs)).mean() + L2 * sum((p * p).sum() for p in params)
+    else:
+        labels = torch.from_numpy(np.asarray(y, np.int64))
+
+        def forward() -> torch.Tensor:
+            return F.cross_entropy(model(xs), labels)
+
+    def state() -> list[np.ndarray]:
+        lins = [m for m in model if isinstance(m, torch.nn.Linear)]
+        return [a for m in lins for a in (m.weight.detach().numpy().T, m.bias.detach().numpy())]
+    return forward, opt.zero_grad, torch.Tensor.backward, opt.step, state
+
+
+def mlp_step(weights: list, x: np.ndarray, y: np.ndarray, loss: str,
+             ) -> tuple[Callable[[], None], Callable[[], list[np.ndarray]]]:
+    """One SGD step: forward, loss, zero_grad, backward, update."""
+    forward, zero_grad, backward, update, state = mlp_parts(weights, x, y, loss)
+
+    def step() -> None:
+        out = forward()
+        zero_grad()
+        backward(out)
+        update()
+    return step, state
+
+
+def linear(batch: int, n_in: int, n_out: int) -> Callable[[], None]:
+    layer = torch.nn.Linear(n_in, n_out)
+    x = _t(np.random.default_rng(0).standard_normal((batch, n_in)), grad=True)
+    params = [x, *layer.parameters()]
+
+    def run() -> None:
+        for p in params:
+            p.grad = None
+        layer(x).sum().backward()
+    return run
+
+
+def cross_entropy(n: int, c: int) -> Callable[[], None]:
+    rng = np.random.default_rng(0)
+    z = _t(rng.standard_normal((n, c)), grad=True)
+    labels = torch.from_numpy(rng.integers(0, c, n).astype(np.int64))
+
+    def run() -> None:
+        z.grad = None
+        F.cross_entropy(z, labels).backward()
+    return run
+
+
+def softmax(n: int, c: int) -> Callable[[], None]:
+    rng = np.random.default_rng(0)
+    z = _t(rng.standard_normal((n, c)), grad=True)
+    w = _t(rng.standard_normal((n, c)))
+
+    def run() -> None:
+        z.grad = None
+        z.softmax(-1).backward(w)
+    return run
+
+
+def matmul(n: int, dtype: str, transposed: bool) -> Callable[[], Any]:
+    rng = np.random.default_rng(0)
+    dt = torch.float32 if dtype == "float32" else torch.float64
+    a = _t(rng.standard_normal((n, n)), dt)
+    b = _t(rng.standard_normal((n, n)), dt)
+
+    def run() -> Any:
+        with torch.no_grad():
+            return (a.T @ b) if transposed else (a @ b)
+    return run
