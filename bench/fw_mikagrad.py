@@ -11,7 +11,7 @@ import mikagrad as mg
 import mikagrad.functional as F
 from mikagrad import nn, optim
 
-from .workloads import L2, LR
+from .workloads import L2, LR, chain_run, chain_split, tiny_cases
 
 NAME = "MikaGrad"
 
@@ -25,53 +25,15 @@ def _t(a: np.ndarray, dtype: Any = np.float32, grad: bool = False) -> mg.Value:
 
 
 def tiny() -> dict[str, tuple[str, dict[str, Any]]]:
-    """Forward-only statements on tiny tensors (float32)."""
-    one = np.ones(1, np.float32)
-    a, b = _t(one, grad=True), _t(one * 2, grad=True)
-    an, bn = _t(one), _t(one * 2)
-    m = _t(np.ones((4, 4)), grad=True)
-    return {
-        "a + b, (1,), no grad": ("an + bn", {"an": an, "bn": bn}),
-        "a + b, (1,), requires grad": ("a + b", {"a": a, "b": b}),
-        "a * b, (1,)": ("a * b", {"a": a, "b": b}),
-        "a + 1.0, (1,)": ("a + 1.0", {"a": a}),
-        "a.relu(), (1,)": ("a.relu()", {"a": a}),
-        "a.exp(), (1,)": ("a.exp()", {"a": a}),
-        "a.sum(), (1,)": ("a.sum()", {"a": a}),
-        "a @ b, (4,4)": ("m @ m", {"m": m}),
-    }
-
-
-def _chain_forward(x: mg.Value, n_ops: int) -> mg.Value:
-    y = x
-    for i in range(n_ops):
-        k = i % 4
-        if k == 0:
-            y = y * 0.999
-        elif k == 1:
-            y = y + x
-        elif k == 2:
-            y = y.relu()
-        else:
-            y = y - 0.5
-    return y.sum()
+    return tiny_cases(_t)
 
 
 def chain(n_ops: int, shape: tuple[int, ...]) -> Callable[[], Any]:
-    """Forward + backward of the chain; returns x's gradient (for bench.check)."""
-    x = _t(np.random.default_rng(0).standard_normal(shape), grad=True)
-
-    def run() -> Any:
-        x.grad = None
-        _chain_forward(x, n_ops).backward()
-        return x.grad
-    return run
+    return chain_run(_t, n_ops, shape)
 
 
 def chain_parts(n_ops: int) -> tuple[Callable[[], Any], Callable[[Any], None]]:
-    """(build the graph, run backward on it) for the chain-length scaling table."""
-    x = _t(np.ones(1), grad=True)
-    return (lambda: _chain_forward(x, n_ops)), (lambda loss: loss.backward())
+    return chain_split(_t, n_ops)
 
 
 def _model(weights: list, style: str) -> nn.Module:

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .workloads import L2, LR
+from .workloads import L2, LR, chain_run, chain_split, tiny_cases
 
 NAME = "PyTorch"
 torch.set_num_threads(2)
@@ -24,50 +24,15 @@ def _t(a: np.ndarray, dtype: Any = torch.float32, grad: bool = False) -> torch.T
 
 
 def tiny() -> dict[str, tuple[str, dict[str, Any]]]:
-    one = np.ones(1)
-    a, b = _t(one, grad=True), _t(one * 2, grad=True)
-    an, bn = _t(one), _t(one * 2)
-    m = _t(np.ones((4, 4)), grad=True)
-    return {
-        "a + b, (1,), no grad": ("an + bn", {"an": an, "bn": bn}),
-        "a + b, (1,), requires grad": ("a + b", {"a": a, "b": b}),
-        "a * b, (1,)": ("a * b", {"a": a, "b": b}),
-        "a + 1.0, (1,)": ("a + 1.0", {"a": a}),
-        "a.relu(), (1,)": ("a.relu()", {"a": a}),
-        "a.exp(), (1,)": ("a.exp()", {"a": a}),
-        "a.sum(), (1,)": ("a.sum()", {"a": a}),
-        "a @ b, (4,4)": ("m @ m", {"m": m}),
-    }
-
-
-def _chain_forward(x: torch.Tensor, n_ops: int) -> torch.Tensor:
-    y = x
-    for i in range(n_ops):
-        k = i % 4
-        if k == 0:
-            y = y * 0.999
-        elif k == 1:
-            y = y + x
-        elif k == 2:
-            y = y.relu()
-        else:
-            y = y - 0.5
-    return y.sum()
+    return tiny_cases(_t)
 
 
 def chain(n_ops: int, shape: tuple[int, ...]) -> Callable[[], Any]:
-    x = _t(np.random.default_rng(0).standard_normal(shape), grad=True)
-
-    def run() -> Any:
-        x.grad = None
-        _chain_forward(x, n_ops).backward()
-        return x.grad
-    return run
+    return chain_run(_t, n_ops, shape)
 
 
 def chain_parts(n_ops: int) -> tuple[Callable[[], Any], Callable[[Any], None]]:
-    x = _t(np.ones(1), grad=True)
-    return (lambda: _chain_forward(x, n_ops)), (lambda loss: loss.backward())
+    return chain_split(_t, n_ops)
 
 
 def _model(weights: list) -> torch.nn.Sequential:

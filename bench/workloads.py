@@ -7,6 +7,9 @@ from the same numbers and ``bench.check`` can compare one step exactly.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 
 MOONS_SIZES = [2, 16, 16, 1]
@@ -50,3 +53,59 @@ def large(batch: int = 256) -> tuple[np.ndarray, np.ndarray]:
     """Random MNIST-shaped data: (batch, 784) inputs and labels in range(10)."""
     rng = np.random.default_rng(0)
     return rng.standard_normal((batch, 784)), rng.integers(0, 10, batch).astype(np.int64)
+
+
+# ---- cases whose code is the same in every framework with tensor operators -----------------
+# `t(array, grad=...)` makes the framework's tensor; the rest is plain operators.
+
+
+def tiny_cases(t: Callable[..., Any]) -> dict[str, tuple[str, dict[str, Any]]]:
+    """Forward-only statements on tiny float32 tensors."""
+    one = np.ones(1, np.float32)
+    a, b = t(one, grad=True), t(one * 2, grad=True)
+    an, bn = t(one), t(one * 2)
+    m = t(np.ones((4, 4)), grad=True)
+    return {
+        "a + b, (1,), no grad": ("an + bn", {"an": an, "bn": bn}),
+        "a + b, (1,), requires grad": ("a + b", {"a": a, "b": b}),
+        "a * b, (1,)": ("a * b", {"a": a, "b": b}),
+        "a + 1.0, (1,)": ("a + 1.0", {"a": a}),
+        "a.relu(), (1,)": ("a.relu()", {"a": a}),
+        "a.exp(), (1,)": ("a.exp()", {"a": a}),
+        "a.sum(), (1,)": ("a.sum()", {"a": a}),
+        "a @ b, (4,4)": ("m @ m", {"m": m}),
+    }
+
+
+def chain_forward(x: Any, n_ops: int) -> Any:
+    """The 100-op chain: a repeating mix of mul, add, relu and sub, summed."""
+    y = x
+    for i in range(n_ops):
+        k = i % 4
+        if k == 0:
+            y = y * 0.999
+        elif k == 1:
+            y = y + x
+        elif k == 2:
+            y = y.relu()
+        else:
+            y = y - 0.5
+    return y.sum()
+
+
+def chain_run(t: Callable[..., Any], n_ops: int, shape: tuple[int, ...]) -> Callable[[], Any]:
+    """Forward + backward of the chain; returns x's gradient (for bench.check)."""
+    x = t(np.random.default_rng(0).standard_normal(shape), grad=True)
+
+    def run() -> Any:
+        x.grad = None
+        chain_forward(x, n_ops).backward()
+        return x.grad
+    return run
+
+
+def chain_split(t: Callable[..., Any],
+                n_ops: int) -> tuple[Callable[[], Any], Callable[[Any], None]]:
+    """(build the graph, run backward on it) for the chain-length scaling table."""
+    x = t(np.ones(1), grad=True)
+    return (lambda: chain_forward(x, n_ops)), (lambda loss: loss.backward())
