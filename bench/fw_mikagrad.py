@@ -11,7 +11,7 @@ import mikagrad as mg
 import mikagrad.functional as F
 from mikagrad import nn, optim
 
-from .workloads import L2, LR, chain_run, chain_split, tiny_cases
+from .workloads import L2, LR, chain_run, chain_split, softmax_run, tiny_cases
 
 NAME = "MikaGrad"
 
@@ -130,14 +130,7 @@ def cross_entropy(n: int, c: int) -> Callable[[], None]:
 
 
 def softmax(n: int, c: int) -> Callable[[], None]:
-    rng = np.random.default_rng(0)
-    z = _t(rng.standard_normal((n, c)), grad=True)
-    w = _t(rng.standard_normal((n, c)))
-
-    def run() -> None:
-        z.grad = None
-        z.softmax(-1).backward(w)
-    return run
+    return softmax_run(_t, n, c)
 
 
 def matmul(n: int, dtype: str, transposed: bool) -> Callable[[], Any]:

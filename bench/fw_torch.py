@@ -9,7 +9,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .workloads import L2, LR, chain_run, chain_split, tiny_cases
+from .workloads import L2, LR, chain_run, chain_split, softmax_run, tiny_cases
 
 NAME = "PyTorch"
 torch.set_num_threads(2)
@@ -106,14 +106,7 @@ def cross_entropy(n: int, c: int) -> Callable[[], None]:
 
 
 def softmax(n: int, c: int) -> Callable[[], None]:
-    rng = np.random.default_rng(0)
-    z = _t(rng.standard_normal((n, c)), grad=True)
-    w = _t(rng.standard_normal((n, c)))
-
-    def run() -> None:
-        z.grad = None
-        z.softmax(-1).backward(w)
-    return run
+    return softmax_run(_t, n, c)
 
 
 def matmul(n: int, dtype: str, transposed: bool) -> Callable[[], Any]:

@@ -109,3 +109,15 @@ def chain_split(t: Callable[..., Any],
     """(build the graph, run backward on it) for the chain-length scaling table."""
     x = t(np.ones(1), grad=True)
     return (lambda: chain_forward(x, n_ops)), (lambda loss: loss.backward())
+
+
+def softmax_run(t: Callable[..., Any], n: int, c: int) -> Callable[[], None]:
+    """softmax over the last dim, backward with a random seed gradient."""
+    rng = np.random.default_rng(0)
+    z = t(rng.standard_normal((n, c)), grad=True)
+    w = t(rng.standard_normal((n, c)))
+
+    def run() -> None:
+        z.grad = None
+        z.softmax(-1).backward(w)
+    return run
