@@ -3,14 +3,15 @@
     dot = draw_dot(loss, params=model)           # a graphviz.Digraph; Jupyter shows it inline
     dot.render("graph", format="png", cleanup=True)   # writes graph.png
 
-Building the graph (``draw_dot``, ``dot.source``) needs only the ``graphviz`` Python package
-(``pip install 'mikagrad[viz]'``). Rendering it (``render``, ``pipe``, showing it in Jupyter)
-also needs the Graphviz ``dot`` program; without it, those raise ``GraphvizNotFoundError``
-(a ``graphviz.ExecutableNotFound``) whose message gives the install command for apt, brew
-and conda.
+Building the graph (``draw_dot``, ``dot.source``) needs only the ``graphviz`` Python package.
+Rendering it (``render``, ``pipe``, showing it in Jupyter) runs the Graphviz ``dot`` program
+when it is on PATH, and otherwise ``graphviz-pure``, a self-contained port of Graphviz that
+``pip install 'mikagrad[viz]'`` installs (it writes svg, png, jpeg, json and dot, not pdf).
+With neither, rendering raises ``GraphvizNotFoundError`` (a ``graphviz.ExecutableNotFound``)
+whose message says what to install.
 
 As in micrograd, each Value is a box and each op an ellipse between its inputs and its
-result. A one-element Value is micrograd's record, ``data | ∇ grad``; a larger one shows its
+result. A one-element Value is micrograd's record, ``data | grad``; a larger one shows its
 shape and dtype, its values (a handful) or their mean/min/max, and after ``backward()`` its
 gradient's norm, mean and fraction of exact zeros. NaN or Inf, in data or gradient, is
 flagged in red. Fill colours tell inputs, parameters, intermediate results and the output
@@ -20,8 +21,13 @@ apart (a legend sits under the graph).
 from __future__ import annotations
 
 import html
+import importlib.metadata
+import os
+import shutil
+import subprocess
 from collections import deque
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -40,11 +46,12 @@ except ImportError as e:  # pragma: no cover - the extra is documented
 __all__ = ["draw_dot", "trace", "Graph", "GraphvizNotFoundError", "INSTALL_GRAPHVIZ"]
 
 INSTALL_GRAPHVIZ = """\
-Install Graphviz with one of:
+Install a renderer with one of:
+    pip:            pip install graphviz-pure   (or pip install 'mikagrad[viz]')
     Debian/Ubuntu:  sudo apt-get install graphviz
     macOS:          brew install graphviz
     conda:          conda install -c conda-forge graphviz
-Building the graph (draw_dot, .source) works without it; only rendering needs it."""
+Building the graph (draw_dot, .source) works without one; only rendering needs it."""
 
 # Fill colours, one per kind of Value; NaN/Inf is drawn in RED.
 COLORS = {
@@ -60,17 +67,50 @@ _MIME = {"svg": "image/svg+xml", "png": "image/png", "jpeg": "image/jpeg", "jpg"
 
 
 class GraphvizNotFoundError(graphviz.ExecutableNotFound):
-    """Rendering was asked for, but the Graphviz ``dot`` program is not on PATH."""
+    """Rendering was asked for, but neither Graphviz's ``dot`` nor ``graphviz-pure`` is there."""
 
-    def __init__(self, cause: BaseException) -> None:
-        RuntimeError.__init__(
-            self, f"rendering a graph needs the Graphviz 'dot' program ({cause}).\n"
-            + INSTALL_GRAPHVIZ
-        )
+    def __init__(self, cause: BaseException | str) -> None:
+        RuntimeError.__init__(self, f"rendering a graph needs a Graphviz program ({cause}).\n"
+                              + INSTALL_GRAPHVIZ)
+
+
+def _graphviz_pure() -> str | None:
+    """The ``graphviz-pure`` program installed by pip, or None.
+
+    Found through the package's file list, so it works from a Jupyter kernel whose PATH
+    lacks the venv's bin directory."""
+    try:
+        files = importlib.metadata.files("graphviz-pure") or []
+    except importlib.metadata.PackageNotFoundError:
+        files = []
+    for f in files:
+        if f.name in ("graphviz-pure", "graphviz-pure.exe"):
+            path = Path(str(f.locate()))
+            if path.is_file() and os.access(path, os.X_OK):
+                return str(path)
+    return shutil.which("graphviz-pure")
+
+
+def _pipe_without_dot(source: str, engine: str, fmt: str, cause: BaseException) -> bytes:
+    """Renders ``source`` with graphviz-pure, as ``dot -K engine -T fmt`` would."""
+    program = _graphviz_pure()
+    if program is None:
+        raise GraphvizNotFoundError(cause) from None
+    cmd = [program, f"-K{engine}", f"-T{fmt}", "-q"]  # -q: no font-width warnings on stderr
+    proc = subprocess.run(cmd, input=source.encode("utf-8"), capture_output=True, check=False)
+    if proc.returncode != 0:
+        raise graphviz.CalledProcessError(proc.returncode, cmd, output=proc.stdout,
+                                          stderr=proc.stderr)
+    return proc.stdout
+
+
+def _format_of(fmt: str | None, renderer: str | None, formatter: str | None) -> str:
+    return ":".join(x for x in (fmt, renderer, formatter) if x)
 
 
 class Graph(graphviz.Digraph):
-    """A ``graphviz.Digraph`` whose rendering errors say how to install Graphviz.
+    """A ``graphviz.Digraph`` that renders with ``graphviz-pure`` when ``dot`` is missing, and
+    whose error, when neither is there, says what to install.
 
     In Jupyter it shows in its own ``format`` (so ``format="png"`` embeds a PNG, which
     GitHub displays; it does not display SVG outputs).
@@ -80,17 +120,61 @@ class Graph(graphviz.Digraph):
     True
     """
 
-    def render(self, *args: Any, **kwargs: Any) -> Any:
+    def pipe(self, format: str | None = None, renderer: str | None = None,
+             formatter: str | None = None, neato_no_op: bool | int | None = None,
+             quiet: bool = False, *, engine: str | None = None,
+             encoding: str | None = None) -> bytes | str:
         try:
-            return super().render(*args, **kwargs)
+            return super().pipe(format, renderer, formatter, neato_no_op, quiet,
+                                engine=engine, encoding=encoding)
         except graphviz.ExecutableNotFound as e:
-            raise GraphvizNotFoundError(e) from None
+            out = _pipe_without_dot(self.source, engine or self.engine,
+                                    _format_of(format or self.format, renderer, formatter), e)
+            return out.decode(encoding) if encoding else out
 
-    def pipe(self, *args: Any, **kwargs: Any) -> Any:
+    def render(self, filename: Any = None, directory: Any = None,
+               view: bool = False, cleanup: bool = False, format: str | None = None,
+               renderer: str | None = None, formatter: str | None = None,
+               neato_no_op: bool | int | None = None, quiet: bool = False,
+               quiet_view: bool = False, *, outfile: Any = None, engine: str | None = None,
+               raise_if_result_exists: bool = False, overwrite_source: bool = False) -> str:
+        kwargs = dict(view=view, cleanup=cleanup, format=format, renderer=renderer,
+                      formatter=formatter, neato_no_op=neato_no_op, quiet=quiet,
+                      quiet_view=quiet_view, outfile=outfile, engine=engine,
+                      raise_if_result_exists=raise_if_result_exists,
+                      overwrite_source=overwrite_source)
         try:
-            return super().pipe(*args, **kwargs)
+            return str(super().render(filename, directory=directory, **kwargs))
         except graphviz.ExecutableNotFound as e:
-            raise GraphvizNotFoundError(e) from None
+            return self._render_without_dot(filename, directory, e, **kwargs)
+
+    def _render_without_dot(self, filename: Any, directory: Any, cause: BaseException, *,
+                            view: bool, cleanup: bool, format: str | None,
+                            renderer: str | None, formatter: str | None, quiet_view: bool,
+                            outfile: Any, engine: str | None, raise_if_result_exists: bool,
+                            **_: Any) -> str:
+        """``render`` as graphviz does it (source saved, then ``<source>.<format>``, or
+        ``outfile`` with its suffix as the format), with graphviz-pure doing the drawing."""
+        if outfile is not None:
+            outfile = Path(outfile)
+            format = format or outfile.suffix.lstrip(".") or None
+            if directory is None:
+                outfile = Path(self.directory, outfile)
+            if filename is None:
+                filename = outfile.with_suffix(".gv")
+        fmt = format or self.format
+        data = _pipe_without_dot(self.source, engine or self.engine,
+                                 _format_of(fmt, renderer, formatter), cause)
+        source_path = self.save(filename, directory=directory)
+        target = Path(outfile) if outfile is not None else Path(f"{source_path}.{fmt}")
+        if raise_if_result_exists and target.exists():
+            raise FileExistsError(f"output file exists: {os.fspath(target)!r}")
+        target.write_bytes(data)
+        if cleanup:
+            os.remove(source_path)
+        if view or quiet_view:
+            graphviz.view(os.fspath(target), quiet=quiet_view)
+        return os.fspath(target)
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None, **kwargs: Any) -> Any:
         if include is None and self.format in _MIME:
@@ -186,7 +270,7 @@ def _record(text: str) -> str:
 
 
 def _scalar_label(n: _core.Node, name: str | None, rankdir: str) -> tuple[str, bool]:
-    """micrograd's record: ``{ name | data 2.0000 | ∇ 1.0000 }``, and whether it holds NaN/Inf.
+    """micrograd's record: ``{ name | data 2.0000 | grad 1.0000 }``, and whether it holds NaN/Inf.
 
     The braces lay the fields out in a row when the graph runs left to right."""
     data = float(n.data().reshape(-1)[0])
@@ -196,8 +280,7 @@ def _scalar_label(n: _core.Node, name: str | None, rankdir: str) -> tuple[str, b
     if len(n.shape) > 0:
         fields.append(_shape(n.shape))
     fields.append(f"data {data:.4f}")
-    # A no-break space: Graphviz 2.43 drops a plain space after a leading "∇" in a record.
-    fields.append("∇&#160;None" if g is None else f"∇&#160;{g:.4f}")
+    fields.append("grad None" if g is None else f"grad {g:.4f}")
     bad = not np.isfinite(data) or (g is not None and not np.isfinite(g))
     text = " | ".join(fields)
     return ("{ " + text + " }" if rankdir in ("LR", "RL") else text), bad
@@ -232,14 +315,14 @@ def _tensor_label(n: _core.Node, name: str | None, fill: str) -> tuple[str, bool
         rows.append(_row(f"data: {d['nonfinite']} NaN/Inf of {size}", bold=True, red=True))
     grad, g = n.grad(), n.stats(True)
     if grad is None or g is None:
-        rows.append(_row("∇ None"))
+        rows.append(_row("grad None"))
     else:
         if 0 < size <= HANDFUL:
-            rows.append(_row("∇ " + _multiline(_values(grad)), red=g["nonfinite"] > 0))
-        rows.append(_row(f"∇ norm {_g(g['norm'])} · mean {_g(g['mean'])} · "
+            rows.append(_row("grad " + _multiline(_values(grad)), red=g["nonfinite"] > 0))
+        rows.append(_row(f"grad norm {_g(g['norm'])} · mean {_g(g['mean'])} · "
                          f"zeros {g['zeros']:.0%}", red=g["nonfinite"] > 0))
         if g["nonfinite"]:
-            rows.append(_row(f"∇: {g['nonfinite']} NaN/Inf of {size}", bold=True, red=True))
+            rows.append(_row(f"grad: {g['nonfinite']} NaN/Inf of {size}", bold=True, red=True))
     bad = bool(d["nonfinite"] or (g is not None and g["nonfinite"]))
     border = f' COLOR="{RED}"' if bad else ""
     table = (f'<TABLE BORDER="{2 if bad else 1}" CELLBORDER="0" CELLSPACING="0" '

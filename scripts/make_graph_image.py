@@ -4,7 +4,7 @@
 
 The example: micrograd's moons model, shrunk to MLP(2, [4, 1]), scoring four points with
 the hinge loss; after backward(), so every tensor shows its gradient statistics. Needs the
-graphviz Python package and the Graphviz `dot` program.
+viz extra (it renders with `dot` when installed, else with graphviz-pure).
 """
 
 from __future__ import annotations

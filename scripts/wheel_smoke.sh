@@ -6,7 +6,7 @@
 #   3. for each interpreter, makes a fresh venv and installs the wheel + numpy + graphviz
 #      from binary wheels only, with cargo and rustc removed from PATH;
 #   4. in that venv, outside the source tree: imports mikagrad, trains a tiny MLP on
-#      make_moons with Adam, draws the graph with draw_dot (the DOT source; no `dot` binary).
+#      make_moons with Adam, draws the graph with draw_dot.
 #
 # Usage:  bash scripts/wheel_smoke.sh
 # Env:    SMOKE_DIR        work folder (default: a new temp dir, removed at the end)

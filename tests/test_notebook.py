@@ -13,11 +13,14 @@ pytest.importorskip("ipykernel")
 pytest.importorskip("matplotlib")
 pytest.importorskip("graphviz")
 
+from mikagrad.visualization import _graphviz_pure  # noqa: E402
+
 NOTEBOOK = Path(__file__).resolve().parent.parent / "walkthrough.ipynb"
 
 
-@pytest.mark.skipif(shutil.which("dot") is None and not os.environ.get("CI"),
-                    reason="the notebook draws graphs: it needs the Graphviz `dot` program")
+@pytest.mark.skipif(shutil.which("dot") is None and _graphviz_pure() is None
+                    and not os.environ.get("CI"),
+                    reason="the notebook draws graphs: it needs graphviz-pure or `dot`")
 def test_walkthrough_executes_without_errors():
     nb = nbformat.read(NOTEBOOK, as_version=4)
     start = time.perf_counter()

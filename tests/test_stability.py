@@ -415,7 +415,10 @@ def test_division_by_zero_and_logs_of_negatives():
             (x.sqrt().data, np.sqrt([1.0, -1.0, 0.0, -0.0, -2.0])),
         ):
             np.testing.assert_array_equal(got, want)
-            np.testing.assert_array_equal(np.signbit(got), np.signbit(want))
+            # The sign of an infinity or a zero is part of the result; a NaN's is not (it
+            # differs by CPU and by numpy's SIMD path).
+            num = ~np.isnan(want)
+            np.testing.assert_array_equal(np.signbit(got[num]), np.signbit(want[num]))
     y = x.log().sum()
     y.backward()  # 1/x: inf at the zeros, finite elsewhere
     with np.errstate(all="ignore"):

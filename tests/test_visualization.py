@@ -14,7 +14,7 @@ import pytest
 graphviz = pytest.importorskip("graphviz")
 
 import mikagrad as mg  # noqa: E402
-from mikagrad import nn  # noqa: E402
+from mikagrad import nn, visualization  # noqa: E402
 from mikagrad.engine import Value  # noqa: E402
 from mikagrad.visualization import (  # noqa: E402
     COLORS,
@@ -24,10 +24,14 @@ from mikagrad.visualization import (  # noqa: E402
 )
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-# CI installs Graphviz (.ci/run), so there a missing `dot` fails instead of skipping.
+# CI runs the tests with `dot` (.ci/run installs it) and again in a fresh venv without it.
 needs_dot = pytest.mark.skipif(
-    shutil.which("dot") is None and not os.environ.get("CI"),
-    reason="the Graphviz `dot` program is not installed",
+    shutil.which("dot") is None, reason="the Graphviz `dot` program is not installed"
+)
+# requirements.txt installs graphviz-pure, so in CI a missing one fails instead of skipping.
+needs_pure = pytest.mark.skipif(
+    visualization._graphviz_pure() is None and not os.environ.get("CI"),
+    reason="graphviz-pure is not installed (pip install 'mikagrad[viz]')",
 )
 NODE = re.compile(r'^\t("?[\w]+"?) \[(.*)\]$', re.S)
 EDGE = re.compile(r'^\t("?[\w]+"?) -> ("?[\w]+"?)(?: \[.*\])?$')
@@ -89,7 +93,7 @@ def test_a_plus_b_is_micrograds_picture():
     for v in (a, b, c):
         attrs = nodes[ids[v]]
         assert "shape=record" in attrs
-        assert f"data {v.item():.4f}" in attrs and "∇&#160;None" in attrs
+        assert f"data {v.item():.4f}" in attrs and "grad None" in attrs
 
 
 def test_scalar_records_show_gradients_after_backward():
@@ -108,9 +112,9 @@ def test_scalar_records_show_gradients_after_backward():
     g.backward()
     dot = draw_dot(g)
     nodes, _ = assert_whole_graph(dot, g)
-    assert "{ data 24.7041 | ∇&#160;1.0000 }" in nodes[str(g._n.id)]
-    assert "data -4.0000 | ∇&#160;138.8338" in nodes[str(a._n.id)]
-    assert "data 2.0000 | ∇&#160;645.5773" in nodes[str(b._n.id)]
+    assert "{ data 24.7041 | grad 1.0000 }" in nodes[str(g._n.id)]
+    assert "data -4.0000 | grad 138.8338" in nodes[str(a._n.id)]
+    assert "data 2.0000 | grad 645.5773" in nodes[str(b._n.id)]
     assert {"add", "mul", "pow", "relu", "neg", "sub", "div"} <= {
         attrs.split()[0].removeprefix("label=") for attrs in op_nodes(nodes).values()
     }
@@ -164,7 +168,7 @@ def test_tensor_nodes_show_shape_dtype_summary_and_grad_stats():
     h = (W @ x + b).relu()
     out = h.sum()
     before = parse(draw_dot(out))[0]
-    assert "∇ None" in before[str(W._n.id)]
+    assert "grad None" in before[str(W._n.id)]
     out.backward()
     nodes, _ = assert_whole_graph(draw_dot(out), out)
 
@@ -174,16 +178,16 @@ def test_tensor_nodes_show_shape_dtype_summary_and_grad_stats():
     assert f"data mean {d.mean():.3g} · min {d.min():.3g} · max {d.max():.3g}" in w_label
     g = W.grad
     zeros = float(np.mean(g == 0))
-    assert (f"∇ norm {np.linalg.norm(g):.3g} · mean {g.mean():.3g} · zeros {zeros:.0%}"
+    assert (f"grad norm {np.linalg.norm(g):.3g} · mean {g.mean():.3g} · zeros {zeros:.0%}"
             in w_label)
 
     b_label = nodes[str(b._n.id)]  # a handful: the values themselves, flattened
     assert "(3, 1) float64" in b_label and "data [0, 1, -1]" in b_label
-    assert "∇ [" in b_label and "∇ norm" in b_label
-    assert "∇ None" in nodes[str(x._n.id)]  # inputs get no gradient
+    assert "grad [" in b_label and "grad norm" in b_label
+    assert "grad None" in nodes[str(x._n.id)]  # inputs get no gradient
 
     h_label = nodes[str(h._n.id)]
-    assert "(3, 1) float64" in h_label and "∇ [1, 1, 1]" in h_label
+    assert "(3, 1) float64" in h_label and "grad [1, 1, 1]" in h_label
     assert "#dc2626" not in h_label  # nothing to flag
 
 
@@ -251,7 +255,7 @@ def test_module_graph_names_its_parameters():
         else:
             assert f"<B>{name} {tuple(p.shape)} float64</B>" in label
             assert f'BGCOLOR="{COLORS["parameter"]}"' in label
-            assert "∇ norm" in label
+            assert "grad norm" in label
     assert f'BGCOLOR="{COLORS["input"]}"' in nodes[str(x._n.id)]
     # the same names from a dict, or from (name, Value) pairs
     for params in (named, list(named.items()), model.named_parameters()):
@@ -284,10 +288,10 @@ def test_nan_gradients_are_flagged_in_red():
         out.backward()
     nodes, _ = parse(draw_dot(out))
     x_label = nodes[str(x._n.id)]
-    assert '<FONT COLOR="#dc2626"><B>∇: 1 NaN/Inf of 7</B></FONT>' in x_label
+    assert '<FONT COLOR="#dc2626"><B>grad: 1 NaN/Inf of 7</B></FONT>' in x_label
     assert 'COLOR="#dc2626"' in x_label.split("<TR>")[0]  # the border too
     assert "data: 1 NaN/Inf of 7" in nodes[str(y._n.id)]
-    assert "NaN/Inf" not in nodes[str(out._n.id)].split("∇")[1]  # ∇ of the output is 1
+    assert "NaN/Inf" not in nodes[str(out._n.id)].split("grad")[1]  # grad of the output is 1
     assert "color=\"#dc2626\"" in nodes[str(out._n.id)]  # its data is NaN: red record
 
     s = Value(-1.0)
@@ -295,7 +299,7 @@ def test_nan_gradients_are_flagged_in_red():
         t = s.sqrt()
         t.backward()
     s_label = parse(draw_dot(t))[0][str(s._n.id)]
-    assert "∇&#160;nan" in s_label and 'fontcolor="#dc2626"' in s_label
+    assert "grad nan" in s_label and 'fontcolor="#dc2626"' in s_label
 
 
 def test_finite_graph_has_no_red():
@@ -362,15 +366,48 @@ def test_render_png_makes_a_png(tmp_path):
     assert list(dot._repr_mimebundle_()) == ["image/png"]
 
 
-def test_without_graphviz_rendering_says_how_to_install(monkeypatch, tmp_path):
+@needs_pure
+def test_without_dot_graphviz_pure_renders(monkeypatch, tmp_path):
+    a = Value(np.arange(6.0).reshape(2, 3))
+    out = (a * a).sum()
+    out.backward()
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # no `dot` to be found
+    assert shutil.which("dot") is None
+    svg = draw_dot(out).pipe(format="svg")
+    assert svg.lstrip().startswith(b"<?xml") and b"graphviz-pure" in svg
+    assert "grad norm" in draw_dot(out).pipe(format="svg", encoding="utf-8")  # HTML labels
+    assert draw_dot(out).pipe(format="png")[:8] == PNG_MAGIC
+    # Jupyter's path: the picture in the graph's own format
+    bundle = draw_dot(out)._repr_mimebundle_()
+    assert list(bundle) == ["image/svg+xml"] and "<svg" in bundle["image/svg+xml"]
+    png = draw_dot(out, format="png")._repr_mimebundle_()["image/png"]
+    assert png[:8] == PNG_MAGIC
+    # render() names its files as graphviz does, and cleans up the source
+    dot = draw_dot(out, format="png")
+    path = dot.render(tmp_path / "graph", cleanup=True)
+    assert path == str(tmp_path / "graph.png") and open(path, "rb").read(8) == PNG_MAGIC
+    assert not (tmp_path / "graph").exists()
+    path = dot.render(outfile=tmp_path / "pic.svg")
+    assert path == str(tmp_path / "pic.svg") and (tmp_path / "pic.gv").exists()
+    assert open(path, "rb").read().lstrip().startswith(b"<?xml")
+    with pytest.raises(FileExistsError):
+        dot.render(outfile=tmp_path / "pic.svg", raise_if_result_exists=True)
+    with pytest.raises(graphviz.CalledProcessError):  # a format graphviz-pure does not write
+        dot.pipe(format="pdf")
+
+
+def test_without_any_renderer_rendering_says_how_to_install(monkeypatch, tmp_path):
     out = (Value([1.0, 2.0]) * 3).sum()
     monkeypatch.setenv("PATH", "")
+    monkeypatch.setattr(visualization, "_graphviz_pure", lambda: None)
     dot = draw_dot(out, format="png")  # building needs no `dot`
     assert "mul" in dot.source
-    for render in (lambda: dot.pipe(), lambda: dot.render(tmp_path / "g")):
+    for render in (lambda: dot.pipe(), lambda: dot.render(tmp_path / "g"),
+                   lambda: dot._repr_mimebundle_()):
         with pytest.raises(GraphvizNotFoundError) as info:
             render()
         msg = str(info.value)
+        assert "pip install graphviz-pure" in msg
         assert "apt-get install graphviz" in msg
         assert "brew install graphviz" in msg
         assert "conda install -c conda-forge graphviz" in msg
