@@ -32,12 +32,15 @@ from .engine import (
     ShapeError,
     Tensor,
     Value,
+    bool_,
     enable_grad,
     float32,
     float64,
     from_dlpack,
     get_default_dtype,
     get_num_threads,
+    int32,
+    int64,
     is_grad_enabled,
     no_grad,
     set_default_dtype,
@@ -49,9 +52,17 @@ from .gradcheck import GradcheckError, gradcheck
 from .ops import cat, chunk, dot, matmul, maximum, minimum, split, stack, where
 from .serialization import SerializationError, load, save
 
+# torch's names for the dtypes. (They shadow the builtins only inside this module.)
+bool = bool_
+long = int64
+int = int32
+float = float32
+double = float64
+
 __all__ = [
     "__version__",
-    "Value", "Tensor", "tensor", "from_dlpack", "float32", "float64", "set_default_dtype",
+    "Value", "Tensor", "tensor", "from_dlpack", "bool", "bool_", "int32", "int", "int64", "long",
+    "float32", "float", "float64", "double", "set_default_dtype",
     "get_default_dtype", "no_grad", "enable_grad", "is_grad_enabled", "set_num_threads",
     "get_num_threads", "manual_seed",
     "zeros", "ones", "full", "eye", "arange", "linspace", "rand", "randn", "randperm",

@@ -5,6 +5,8 @@ from __future__ import annotations
 import operator
 from typing import Any
 
+import numpy as np
+
 from . import _core
 from .engine import Value, _dtype, _shape_args, _wrap, get_default_dtype
 
@@ -16,6 +18,15 @@ __all__ = [
 
 def _dt(dtype: Any) -> str:
     return (get_default_dtype() if dtype is None else _dtype(dtype)).name
+
+
+def _number_dtype(x: Any) -> str | None:
+    """The dtype torch gives a Python number: bool, int64, or None (the default float)."""
+    if isinstance(x, (bool, np.bool_)):
+        return "bool"
+    if isinstance(x, (int, np.integer)):
+        return "int64"
+    return None
 
 
 def _size(op: str, n: Any) -> int:
@@ -61,11 +72,14 @@ def ones(*shape: Any, dtype: Any = None, requires_grad: bool = False) -> Value:
 
 
 def full(shape: Any, fill_value: float, dtype: Any = None, requires_grad: bool = False) -> Value:
-    """A Value of ``shape`` (an int or a tuple) filled with ``fill_value``.
+    """A Value of ``shape`` (an int or a tuple) filled with ``fill_value``; without a dtype,
+    an int fill gives int64 and a bool fill bool, as in torch.
 
-    >>> full((2, 2), 7.0).tolist()
-    [[7.0, 7.0], [7.0, 7.0]]
+    >>> full((2, 2), 7.0).tolist(), full(2, 3).dtype
+    ([[7.0, 7.0], [7.0, 7.0]], dtype('int64'))
     """
+    if dtype is None:
+        dtype = _number_dtype(fill_value)
     return _wrap(_core.full(_sizes((shape,)), float(fill_value), _dt(dtype), requires_grad))
 
 
@@ -82,12 +96,15 @@ def eye(n: int, m: int | None = None, dtype: Any = None, requires_grad: bool = F
 def arange(start: float, end: float | None = None, step: float = 1, dtype: Any = None,
            requires_grad: bool = False) -> Value:
     """Values from ``start`` up to but excluding ``end``, ``step`` apart; ``arange(n)`` is 0..n-1.
+    Integer arguments give int64, as in torch.
 
     >>> arange(4).tolist(), arange(1, 2, 0.25).tolist()
-    ([0.0, 1.0, 2.0, 3.0], [1.0, 1.25, 1.5, 1.75])
+    ([0, 1, 2, 3], [1.0, 1.25, 1.5, 1.75])
     """
     if end is None:
         start, end = 0, start
+    if dtype is None and all(_number_dtype(x) == "int64" for x in (start, end, step)):
+        dtype = "int64"
     return _wrap(_core.arange(float(start), float(end), float(step), _dt(dtype), requires_grad))
 
 

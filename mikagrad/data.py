@@ -255,8 +255,8 @@ class DataLoader:
     """Batches of ``arrays`` (numpy arrays, lists or Values sharing a first axis) as tuples
     of Values that do not require grad.
 
-    Float arrays keep their dtype; integer and bool arrays (labels) become Values of the
-    default dtype holding whole numbers, which ``cross_entropy`` takes as class indices.
+    Every array keeps its dtype: float features stay float, integer labels stay int64 (or
+    int32), which ``cross_entropy`` takes as class indices, as in torch.
     With ``shuffle``, each pass draws a new order: from ``np.random.default_rng(seed)``,
     advanced once per epoch, when ``seed`` is given, else from the engine's generator
     (``mikagrad.manual_seed``).

@@ -22,6 +22,9 @@ __all__ = [
     "Tensor",
     "from_dlpack",
     "tensor",
+    "bool_",
+    "int32",
+    "int64",
     "float32",
     "float64",
     "set_default_dtype",
@@ -35,56 +38,59 @@ __all__ = [
     "GradError",
 ]
 
+bool_ = np.dtype(np.bool_)
+int32 = np.dtype(np.int32)
+int64 = np.dtype(np.int64)
 float32 = np.dtype(np.float32)
 float64 = np.dtype(np.float64)
-_DEFAULT = [float64]
-
-# Op codes, in the order of the tables in rust/python/src/lib.rs.
-_BINARY = {n: i for i, n in enumerate(
-    ("add", "sub", "mul", "div", "pow", "maximum", "minimum", "lt", "le", "gt", "ge", "eq", "ne")
-)}
-_UNARY = {n: i for i, n in enumerate(
-    ("neg", "exp", "log", "sqrt", "abs", "sin", "cos", "tanh", "sigmoid", "relu", "gelu",
-     "softplus", "isnan")
-)}
+_DTYPES = (bool_, int32, int64, float32, float64)
 _new = object.__new__
 
 
 def _dtype(d: Any) -> np.dtype:
-    """Normalizes a dtype argument (numpy dtype, type or name) to float32 or float64."""
+    """Normalizes a dtype argument (numpy dtype, type or name) to one of MikaGrad's five."""
     if isinstance(d, Value):
         return d.dtype
+    if d is bool:
+        return bool_
     try:
         dt = np.dtype(d)
     except TypeError:
-        raise TypeError(f"dtype must be float32 or float64, got {d!r}") from None
-    if dt not in (float32, float64):
-        raise TypeError(f"dtype must be float32 or float64, got {dt}")
+        raise TypeError(
+            f"dtype must be bool, int32, int64, float32 or float64, got {d!r}"
+        ) from None
+    if dt not in _DTYPES:
+        raise TypeError(f"dtype must be bool, int32, int64, float32 or float64, got {dt}")
     return dt
 
 
 def set_default_dtype(dtype: Any) -> None:
-    """Sets the dtype of Values made from Python numbers and lists, and of new ``nn``
-    parameters (float64 to start, as numpy). Process-wide, as in PyTorch.
+    """Sets the dtype of Values made from Python floats, of int inputs to float ops, and of
+    new ``nn`` parameters (float64 to start, as numpy). Process-wide, as in PyTorch.
 
     >>> set_default_dtype(float32); Value([1.0]).dtype
     dtype('float32')
     >>> set_default_dtype(float64)
     """
-    _DEFAULT[0] = _dtype(dtype)
+    _core.set_default_dtype(_dtype(dtype).name)
 
 
 def get_default_dtype() -> np.dtype:
-    """The dtype that Python numbers and lists become.
+    """The dtype that Python floats become.
 
     >>> get_default_dtype()
     dtype('float64')
     """
-    return _DEFAULT[0]
+    return np.dtype(_core.get_default_dtype())
 
 
-def _as_array(x: Any, dtype: Any = None) -> np.ndarray:
-    """Any accepted input as a float32/float64 array; numpy floats keep their dtype."""
+def _as_array(x: Any, dtype: Any = None, floats: bool = True) -> np.ndarray:
+    """Any accepted input as an array of one of MikaGrad's dtypes.
+
+    ``floats``: every input becomes a float array (``Value(x)``, which requires grad);
+    otherwise Python ints give int64, bools bool and floats the default dtype, and numpy
+    arrays keep their dtype (``torch.tensor``'s rules).
+    """
     if isinstance(x, Value):
         arr = np.array(x.numpy())  # a new Value never aliases an old one
     elif isinstance(x, (str, bytes)) or x is None:
@@ -99,17 +105,18 @@ def _as_array(x: Any, dtype: Any = None) -> np.ndarray:
         if arr.dtype.kind == "f":
             arr = arr.astype(get_default_dtype(), copy=False)
     kind = arr.dtype.kind
-    if kind in "biu":
-        arr = arr.astype(get_default_dtype())
-    elif kind == "f":
-        if arr.dtype not in (float32, float64):
-            arr = arr.astype(get_default_dtype())
-    elif kind == "c":
+    if kind == "c":
         raise TypeError(f"Value: complex numbers are not supported (dtype {arr.dtype})")
-    else:
+    if kind not in "biuf":
         raise TypeError(f"Value: cannot make a Value from an array of dtype {arr.dtype}")
     if dtype is not None:
-        arr = arr.astype(_dtype(dtype), copy=False)
+        return arr.astype(_dtype(dtype), copy=False)
+    if floats and kind in "biu":
+        return arr.astype(get_default_dtype())
+    if kind == "f" and arr.dtype not in (float32, float64):
+        return arr.astype(get_default_dtype())
+    if kind in "iu" and arr.dtype not in (int32, int64):
+        return arr.astype(int64)
     return arr
 
 
@@ -122,17 +129,16 @@ def _wrap(n: _core.Node, *src: Any) -> Value:
     return v
 
 
-def _arg(x: Any, like: Value) -> Any:
-    """An operand for the core: a Node, or a Python number (a constant of like's dtype)."""
+def _arg(x: Any) -> Any:
+    """An operand for the core: a Node, or a Python number (it takes part in promotion as
+    torch's "wrapped number": an int32 tensor plus 2 stays int32)."""
     if type(x) is Value:
         return x._n
     if isinstance(x, (int, float)):
         return x
     if isinstance(x, Value):
         return x._n
-    if isinstance(x, np.ndarray) and x.dtype.kind != "f":
-        x = x.astype(like.dtype) if x.dtype.kind in "biu" else x
-    return _core.Node.from_numpy(_as_array(x))
+    return _core.Node.from_numpy(_as_array(x, floats=False))
 
 
 def _dims(dim: Any, axis: Any) -> list[int] | None:
@@ -167,10 +173,9 @@ class Value:
     array([2., 4.])
     """
 
-    __slots__ = ("_n", "_src", "_mask", "__weakref__")
+    __slots__ = ("_n", "_src", "__weakref__")
     _n: _core.Node
     _src: tuple[Any, ...]
-    _mask: bool
     # numpy defers to our reflected operators instead of swallowing the Value.
     __array_ufunc__ = None
     __array_priority__ = 1000
@@ -180,7 +185,10 @@ class Value:
         if type(data) in (float, int) and dtype is None:
             self._n = _core.Node.scalar(float(data), get_default_dtype().name, requires_grad)
         else:
-            arr = _as_array(data, dtype)
+            # Requiring grad needs floats (micrograd's meaning); without it, arrays keep
+            # their dtype, and Python numbers and lists still give floats.
+            keep = not requires_grad and isinstance(data, (np.ndarray, np.generic, Value))
+            arr = _as_array(data, dtype, floats=not keep)
             self._n = _core.Node.from_numpy(arr, requires_grad)
 
     # ---- data, grad and metadata ---------------------------------------------------
@@ -213,7 +221,14 @@ class Value:
 
     @property
     def dtype(self) -> np.dtype:
-        return float32 if self._n.dtype == "float32" else float64
+        return _BY_NAME[self._n.dtype]
+
+    @property
+    def _is_float(self) -> bool:
+        return self._n.dtype in ("float32", "float64")
+
+    def is_floating_point(self) -> bool:
+        return self._is_float
 
     @property
     def size(self) -> int:
@@ -268,7 +283,8 @@ class Value:
     def grad_fn(self) -> str | None:
         return self._n.op or None
 
-    def item(self) -> float:
+    def item(self) -> Any:
+        """The one element as a Python float, int or bool, by dtype."""
         return self._n.item()
 
     def tolist(self) -> Any:
@@ -345,16 +361,25 @@ class Value:
     def __int__(self) -> int:
         return int(self.item())
 
+    def __index__(self) -> int:
+        """A 0-d integer Value indexes Python sequences (``names[t]``, ``range(t)``)."""
+        if self.ndim != 0 or self._n.dtype not in ("int32", "int64", "bool"):
+            raise TypeError(
+                f"only 0-d integer Values can be used as an index, not a {self.dtype} Value "
+                f"of shape {self.shape}"
+            )
+        return int(self.item())
+
     def __hash__(self) -> int:
         return hash(self._n.id)
 
     def __repr__(self) -> str:
         g = self.grad
-        if self.size == 1 and self.ndim <= 1:
+        if self.size == 1 and self.ndim <= 1 and self._is_float:
             grad = "None" if g is None else f"{float(g.reshape(-1)[0]):.4f}"
             return f"Value(data={self.item():.4f}, grad={grad})"
         body = np.array2string(self.numpy(), separator=", ", prefix="Value(")
-        extra = "" if self.dtype == float64 else f", dtype={self.dtype}"
+        extra = "" if self.dtype in (float64, int64, bool_) else f", dtype={self.dtype}"
         extra += f", op={self.op!r}" if self.op else ""
         extra += ", requires_grad=True" if self.requires_grad and self.is_leaf else ""
         return f"Value({body}{extra})"
@@ -362,48 +387,60 @@ class Value:
     # ---- arithmetic ----------------------------------------------------------------
 
     def _bin(self, other: Any, op: str, reflected: bool = False) -> Value:
-        return _wrap(self._n.binary(_arg(other, self), _BINARY[op], reflected), self, other)
+        return _wrap(self._n.binary(_arg(other), op, reflected), self, other)
 
     def __add__(self, o: Any) -> Value:
-        return _wrap(self._n.binary(_arg(o, self), 0, False), self, o)
+        return _wrap(self._n.binary(_arg(o), "add", False), self, o)
 
     def __radd__(self, o: Any) -> Value:
-        return _wrap(self._n.binary(_arg(o, self), 0, True), self, o)
+        return _wrap(self._n.binary(_arg(o), "add", True), self, o)
 
     def __sub__(self, o: Any) -> Value:
-        return _wrap(self._n.binary(_arg(o, self), 1, False), self, o)
+        return _wrap(self._n.binary(_arg(o), "sub", False), self, o)
 
     def __rsub__(self, o: Any) -> Value:
-        return _wrap(self._n.binary(_arg(o, self), 1, True), self, o)
+        return _wrap(self._n.binary(_arg(o), "sub", True), self, o)
 
     def __mul__(self, o: Any) -> Value:
-        return _wrap(self._n.binary(_arg(o, self), 2, False), self, o)
+        return _wrap(self._n.binary(_arg(o), "mul", False), self, o)
 
     def __rmul__(self, o: Any) -> Value:
-        return _wrap(self._n.binary(_arg(o, self), 2, True), self, o)
+        return _wrap(self._n.binary(_arg(o), "mul", True), self, o)
 
     def __truediv__(self, o: Any) -> Value:
-        return _wrap(self._n.binary(_arg(o, self), 3, False), self, o)
+        return _wrap(self._n.binary(_arg(o), "div", False), self, o)
 
     def __rtruediv__(self, o: Any) -> Value:
-        return _wrap(self._n.binary(_arg(o, self), 3, True), self, o)
+        return _wrap(self._n.binary(_arg(o), "div", True), self, o)
+
+    def __floordiv__(self, o: Any) -> Value:
+        return self._bin(o, "floor_divide")
+
+    def __rfloordiv__(self, o: Any) -> Value:
+        return self._bin(o, "floor_divide", True)
+
+    def __mod__(self, o: Any) -> Value:
+        return self._bin(o, "remainder")
+
+    def __rmod__(self, o: Any) -> Value:
+        return self._bin(o, "remainder", True)
 
     def __pow__(self, o: Any) -> Value:
-        if isinstance(o, (int, float)):
-            return _wrap(self._n.pow_scalar(float(o)), self)
+        if isinstance(o, (int, float)) and self._is_float:
+            return _wrap(self._n.unary("pow", float(o)), self)
         return self._bin(o, "pow")
 
     def __rpow__(self, o: Any) -> Value:
         return self._bin(o, "pow", True)
 
     def __matmul__(self, o: Any) -> Value:
-        return _wrap(self._n.matmul(_arg(o, self), False), self, o)
+        return _wrap(self._n.matmul(_arg(o), False), self, o)
 
     def __rmatmul__(self, o: Any) -> Value:
-        return _wrap(self._n.matmul(_arg(o, self), True), self, o)
+        return _wrap(self._n.matmul(_arg(o), True), self, o)
 
     def __neg__(self) -> Value:
-        return _wrap(self._n.unary(0), self)
+        return _wrap(self._n.unary("neg"), self)
 
     def __pos__(self) -> Value:
         return self
@@ -411,78 +448,111 @@ class Value:
     def __abs__(self) -> Value:
         return self.abs()
 
-    # Comparisons are elementwise (1.0 / 0.0, no grad); the result indexes as a mask.
-    def _cmp(self, o: Any, op: str) -> Value:
-        v = self._bin(o, op)
-        v._mask = True
-        return v
-
+    # Comparisons are elementwise and give bool Values (no grad), which index as masks.
     def __lt__(self, o: Any) -> Value:
-        return self._cmp(o, "lt")
+        return self._bin(o, "lt")
 
     def __le__(self, o: Any) -> Value:
-        return self._cmp(o, "le")
+        return self._bin(o, "le")
 
     def __gt__(self, o: Any) -> Value:
-        return self._cmp(o, "gt")
+        return self._bin(o, "gt")
 
     def __ge__(self, o: Any) -> Value:
-        return self._cmp(o, "ge")
+        return self._bin(o, "ge")
 
     def __eq__(self, o: Any) -> Value:  # type: ignore[override]
-        return self._cmp(o, "eq")
+        return self._bin(o, "eq")
 
     def __ne__(self, o: Any) -> Value:  # type: ignore[override]
-        return self._cmp(o, "ne")
+        return self._bin(o, "ne")
+
+    # Logical on bool Values, bitwise on integer ones.
+    def __and__(self, o: Any) -> Value:
+        return self._bin(o, "bitwise_and")
+
+    def __rand__(self, o: Any) -> Value:
+        return self._bin(o, "bitwise_and", True)
+
+    def __or__(self, o: Any) -> Value:
+        return self._bin(o, "bitwise_or")
+
+    def __ror__(self, o: Any) -> Value:
+        return self._bin(o, "bitwise_or", True)
+
+    def __xor__(self, o: Any) -> Value:
+        return self._bin(o, "bitwise_xor")
+
+    def __rxor__(self, o: Any) -> Value:
+        return self._bin(o, "bitwise_xor", True)
+
+    def __invert__(self) -> Value:
+        return _wrap(self._n.unary("bitwise_not"), self)
+
+    def logical_not(self) -> Value:
+        return self.bool().__invert__()
 
     # ---- unary math ----------------------------------------------------------------
 
+    def _un(self, op: str, *params: float) -> Value:
+        return _wrap(self._n.unary(op, *params), self)
+
     def exp(self) -> Value:
-        return _wrap(self._n.unary(1), self)
+        return self._un("exp")
 
     def log(self) -> Value:
-        return _wrap(self._n.unary(2), self)
+        return self._un("log")
 
     def sqrt(self) -> Value:
-        return _wrap(self._n.unary(3), self)
+        return self._un("sqrt")
 
     def abs(self) -> Value:
-        return _wrap(self._n.unary(4), self)
+        return self._un("abs")
+
+    def sign(self) -> Value:
+        return self._un("sign")
 
     def sin(self) -> Value:
-        return _wrap(self._n.unary(5), self)
+        return self._un("sin")
 
     def cos(self) -> Value:
-        return _wrap(self._n.unary(6), self)
+        return self._un("cos")
 
     def tanh(self) -> Value:
-        return _wrap(self._n.unary(7), self)
+        return self._un("tanh")
 
     def sigmoid(self) -> Value:
-        return _wrap(self._n.unary(8), self)
+        return self._un("sigmoid")
 
     def relu(self) -> Value:
-        return _wrap(self._n.unary(9), self)
+        return self._un("relu")
 
     def gelu(self) -> Value:
         """GELU with the exact erf form (PyTorch's default)."""
-        return _wrap(self._n.unary(10), self)
+        return self._un("gelu")
 
     def softplus(self) -> Value:
-        return _wrap(self._n.unary(11), self)
+        return self._un("softplus")
+
+    def reciprocal(self) -> Value:
+        return self._un("reciprocal")
 
     def isnan(self) -> Value:
-        v = _wrap(self._n.unary(12))
-        v._mask = True
-        return v
+        return self._un("isnan")
+
+    def isinf(self) -> Value:
+        return self._un("isinf")
+
+    def isfinite(self) -> Value:
+        return self._un("isfinite")
 
     def leaky_relu(self, negative_slope: float = 0.01) -> Value:
-        return _wrap(self._n.leaky_relu(float(negative_slope)), self)
+        return self._un("leaky_relu", float(negative_slope))
 
     def clamp(self, min: float | None = None, max: float | None = None) -> Value:
         lo = -np.inf if min is None else float(min)
         hi = np.inf if max is None else float(max)
-        return _wrap(self._n.clamp(lo, hi), self)
+        return self._un("clamp", lo, hi)
 
     clip = clamp
 
@@ -528,7 +598,7 @@ class Value:
 
     def argmax(self, dim: int | None = None, keepdim: bool = False, *, axis: int | None = None,
                keepdims: bool | None = None) -> Value:
-        """Indices (as float values, no grad) of the largest elements."""
+        """Indices (int64, no grad) of the largest elements."""
         d = dim if dim is not None else axis
         return _wrap(self._n.arg_extreme(True, d, _keep(keepdim, keepdims)), self)
 
@@ -537,11 +607,13 @@ class Value:
         d = dim if dim is not None else axis
         return _wrap(self._n.arg_extreme(False, d, _keep(keepdim, keepdims)), self)
 
-    def any(self) -> bool:
-        return bool(np.any(self.numpy()))
+    def any(self, dim: Any = None, keepdim: bool = False) -> Value:
+        """Whether any element is nonzero (over ``dim``), as a bool Value."""
+        return _wrap(self._n.to_dtype("bool").max(_dims(dim, None), bool(keepdim)))
 
-    def all(self) -> bool:
-        return bool(np.all(self.numpy()))
+    def all(self, dim: Any = None, keepdim: bool = False) -> Value:
+        """Whether every element is nonzero (over ``dim``), as a bool Value."""
+        return _wrap(self._n.to_dtype("bool").min(_dims(dim, None), bool(keepdim)))
 
     def softmax(self, dim: int = -1) -> Value:
         return _wrap(self._n.softmax(operator.index(dim)), self)
@@ -604,10 +676,6 @@ class Value:
         return self.split(max(1, -(-n // chunks)), dim)
 
     def __getitem__(self, key: Any) -> Value:
-        if isinstance(key, Value) or (
-            isinstance(key, tuple) and any(isinstance(k, Value) for k in key)
-        ):
-            key = _value_key(key)
         return _wrap(self._n.getitem(key), self)
 
     def gather(self, dim: int, index: Any) -> Value:
@@ -620,16 +688,16 @@ class Value:
                                     list(idx.shape)), self)
 
     def to(self, dtype: Any) -> Value:
+        """A copy in ``dtype`` (torch's casts: floats truncate into ints, nonzero is True);
+        only a float result keeps the graph."""
         return _wrap(self._n.to_dtype(_dtype(dtype).name), self)
+
+    def type(self, dtype: Any) -> Value:
+        return self.to(dtype)
 
     def astype(self, dtype: Any) -> Value:
         return self.to(dtype)
 
-    def float(self) -> Value:
-        return self.to(float32)
-
-    def double(self) -> Value:
-        return self.to(float64)
 
     # ---- products ------------------------------------------------------------------
 
@@ -667,6 +735,22 @@ class Value:
         """The same data (shared memory), cut from the graph."""
         return _wrap(self._n.detach())
 
+    # Last in the class: below these, `float`, `int` and `bool` would name the methods.
+    def float(self) -> Value:
+        return self.to(float32)
+
+    def double(self) -> Value:
+        return self.to(float64)
+
+    def long(self) -> Value:
+        return self.to(int64)
+
+    def int(self) -> Value:
+        return self.to(int32)
+
+    def bool(self) -> Value:
+        return self.to(bool_)
+
 
 # numpy functions that only read the data: given a Value, they get its array.
 _DATA_ONLY = frozenset({
@@ -703,33 +787,20 @@ def _correction(correction: float | None, unbiased: bool | None, ddof: float | N
     return 1.0
 
 
-def _value_key(key: Any) -> Any:
-    """Values inside an index become numpy arrays: masks as bool, others as integers."""
-    def conv(k: Any) -> Any:
-        if not isinstance(k, Value):
-            return k
-        a = k.numpy()
-        if getattr(k, "_mask", False):
-            return a != 0
-        if not np.all(a == np.round(a)):
-            raise IndexError("index: a Value used as an index must hold integers")
-        return a.astype(np.int64)
-    return tuple(conv(k) for k in key) if isinstance(key, tuple) else conv(key)
-
-
 Tensor = Value
+_BY_NAME = {d.name: d for d in _DTYPES}
 
 
 def tensor(data: Any, dtype: Any = None, requires_grad: bool = False) -> Value:
     """Like ``torch.tensor``: a new leaf Value with its own copy of the data, not requiring
-    grad unless asked. (``Value(array)`` instead shares a suitable numpy array's memory.)
+    grad unless asked. Python ints give int64, bools bool, floats the default dtype; numpy
+    arrays keep their dtype. (``Value(array)`` instead shares a suitable array's memory.)
 
-    >>> tensor([1.0, 2.0]).requires_grad
-    False
+    >>> tensor([1.0, 2.0]).requires_grad, tensor([1, 2]).dtype
+    (False, dtype('int64'))
     """
-    if isinstance(data, (np.ndarray, Value)):
-        data = np.array(data)
-    return Value(data, dtype=dtype, requires_grad=requires_grad)
+    arr = np.array(_as_array(data, dtype, floats=False))
+    return _wrap(_core.Node.from_numpy(arr, bool(requires_grad), False))
 
 
 def set_num_threads(n: int) -> None:

@@ -273,13 +273,17 @@ def _scalar_label(n: _core.Node, name: str | None, rankdir: str) -> tuple[str, b
     """micrograd's record: ``{ name | data 2.0000 | grad 1.0000 }``, and whether it holds NaN/Inf.
 
     The braces lay the fields out in a row when the graph runs left to right."""
-    data = float(n.data().reshape(-1)[0])
+    raw = n.data().reshape(-1)[0]
+    data = float(raw)
     grad = n.grad()
     g = None if grad is None else float(grad.reshape(-1)[0])
     fields = [] if name is None else [_record(name)]
     if len(n.shape) > 0:
         fields.append(_shape(n.shape))
-    fields.append(f"data {data:.4f}")
+    if n.dtype in ("float32", "float64"):
+        fields.append(f"data {data:.4f}")
+    else:  # an int or bool shows as itself, with its dtype
+        fields += [n.dtype, f"data {raw.item()}"]
     fields.append("grad None" if g is None else f"grad {g:.4f}")
     bad = not np.isfinite(data) or (g is not None and not np.isfinite(g))
     text = " | ".join(fields)

@@ -666,7 +666,7 @@ class Fuzzer:
             if tuple(d.shape) != tuple(v.shape) or d.dtype != v.dtype:
                 raise AssertionError(f"Value shape/dtype {v.shape}/{v.dtype} but .data is "
                                      f"{d.shape}/{d.dtype}")
-            if v.dtype not in (np.float32, np.float64):
+            if v.dtype not in (np.bool_, np.int32, np.int64, np.float32, np.float64):
                 raise AssertionError(f"Value of dtype {v.dtype}")
             if v.size <= MAX_KEEP and all(n <= MAX_KEEP for n in v.shape):
                 if len(self.pool) >= POOL:
@@ -681,7 +681,8 @@ class Fuzzer:
             if i % 250 == 0:  # cut the graphs now and then, so that backward stays cheap
                 ORIGIN.clear()
                 self.pool = [p.detach().requires_grad_(self.r.random() < 0.8)
-                             if p.size else p for p in self.pool]
+                             if p.size and p.is_floating_point() else p.detach()
+                             for p in self.pool]
             act = self.r.choice(names)
             desc, thunk = getattr(self, act)()
             if trace is not None:

@@ -203,14 +203,14 @@ def test_dataloader_batches_in_order():
     np.testing.assert_array_equal(np.concatenate([yb.numpy() for _, yb in batches]), y)
 
 
-def test_dataloader_yields_values_without_grad_and_keeps_float_dtypes():
+def test_dataloader_yields_values_without_grad_and_keeps_dtypes():
     X = np.ones((6, 3), dtype=np.float32)
     y = np.array([0, 1, 2, 0, 1, 2])
     xb, yb = next(iter(DataLoader(X, y, batch_size=6)))
     assert type(xb) is Value and type(yb) is Value
     assert not xb.requires_grad and not yb.requires_grad
     assert xb.dtype == np.float32
-    assert yb.dtype == mg.get_default_dtype() and yb.tolist() == [0, 1, 2, 0, 1, 2]
+    assert yb.dtype == np.int64 and yb.tolist() == [0, 1, 2, 0, 1, 2]  # labels, as torch
     xb.data[:] = 5.0  # a batch is a copy: the dataset is untouched
     assert X[0, 0] == 1.0
 
@@ -223,11 +223,11 @@ def test_dataloader_labels_feed_cross_entropy():
     assert W.grad is not None and np.all(np.isfinite(W.grad))
 
 
-def test_dataloader_labels_follow_the_default_dtype():
+def test_dataloader_int_labels_are_class_indices():
     mg.set_default_dtype(mg.float32)
     X = np.zeros((4, 3), dtype=np.float32)
     xb, yb = next(iter(DataLoader(X, np.array([0, 2, 1, 2]), batch_size=4)))
-    assert yb.dtype == np.float32
+    assert yb.dtype == np.int64
     loss = F.cross_entropy(xb, yb)
     assert loss.dtype == np.float32 and loss.item() == pytest.approx(np.log(3))
 

@@ -127,6 +127,8 @@ def _stub_params(fn: ast.FunctionDef, method: bool) -> list[tuple[str, bool]]:
     with_default = set(a.arg for a in args[len(args) - len(fn.args.defaults):]) \
         if fn.args.defaults else set()
     out = [(a.arg, a.arg in with_default) for a in args]
+    if fn.args.vararg is not None:
+        out.append((fn.args.vararg.arg, False))
     out += [(a.arg, d is not None) for a, d in zip(fn.args.kwonlyargs, fn.args.kw_defaults)]
     return out
 

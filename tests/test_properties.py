@@ -50,6 +50,13 @@ SMALL_INT = st.integers(-2, 2).map(float)  # many ties, on purpose (argmax/argmi
 
 DTYPE = st.sampled_from([F32, F64])
 
+
+def float_result_type(operands):
+    """torch's promotion for float tensors given as (dtype, ndim): tensors with dims decide,
+    and 0-d tensors only when there are none (numpy would let a 0-d float64 win)."""
+    dims = [d for d, n in operands if n > 0]
+    return np.result_type(*(dims or [d for d, _ in operands]))
+
 # Shapes: up to 3 dims of side 0..3 (at most 27 elements, so that unique grids fit), or
 # up to 4 dims (SHAPE4) where uniqueness is not needed. Finite differences stay cheap.
 SHAPE = hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=3)
@@ -87,7 +94,7 @@ def reference(ref, arrays):
 
 
 def check(fn, ref, arrays, dtypes=None, grad=True, wrt=None, seed=0, fd_atol=1e-5,
-          fd_rtol=1e-4, fwd_dtype=None):
+          fd_rtol=1e-4, fwd_dtype=None, check_dtype=True):
     """Forward of ``fn`` on Values of ``dtypes`` vs ``ref`` in float64; gradients vs FD.
 
     ``arrays`` hold float64 values that float32 represents exactly, so the float32 and
@@ -99,7 +106,9 @@ def check(fn, ref, arrays, dtypes=None, grad=True, wrt=None, seed=0, fd_atol=1e-
     values = [Value(a.astype(d)) for a, d in zip(arrays, dtypes)]
     out = fn(*values)
     assert isinstance(out, Value), type(out)
-    out_dtype = np.result_type(*dtypes)
+    out_dtype = float_result_type(list(zip(dtypes, (a.ndim for a in arrays))))
+    if not check_dtype:
+        out_dtype = out.dtype
     assert out.dtype == out_dtype, f"{[d.name for d in dtypes]} gave {out.dtype}"
     assert_close(out.data, reference(ref, arrays), fwd_dtype or out_dtype)
     if not grad:
@@ -231,12 +240,12 @@ def test_binary_with_numpy_operand_property(name, data, shapes, dtype, value_fir
     fn, ref, ea, eb = BINARY[name]
     sa, sb = shapes.input_shapes
     a, b = data.draw(arrays(sa, ea)), data.draw(arrays(sb, eb))
+    # The array takes the Value's dtype in each run (float32, then the float64 FD run): a
+    # float32 array with dims would keep a 0-d float64 Value's result in float32 (torch).
     if value_first:
-        const = b.astype(dtype)
-        check(lambda x: fn(x, const), lambda x: ref(x, b), [a], [dtype])
+        check(lambda x: fn(x, b.astype(x.dtype)), lambda x: ref(x, b), [a], [dtype])
     else:
-        const = a.astype(dtype)
-        check(lambda y: fn(const, y), lambda y: ref(a, y), [b], [dtype])
+        check(lambda y: fn(a.astype(y.dtype), y), lambda y: ref(a, y), [b], [dtype])
 
 
 COMPARE = {
@@ -255,8 +264,9 @@ def test_comparison_property(name, data, shapes, da, db):
     fn, ref = COMPARE[name]
     sa, sb = shapes.input_shapes
     a, b = data.draw(arrays(sa, SMALL_INT)), data.draw(arrays(sb, SMALL_INT))
-    out = check(fn, lambda x, y: ref(x, y).astype(np.float64), [a, b], [da, db], grad=False)
-    assert not out.requires_grad
+    out = fn(Value(a.astype(da)), Value(b.astype(db)))
+    assert out.dtype == np.bool_ and not out.requires_grad
+    np.testing.assert_array_equal(out.data, ref(a, b))
 
 
 @given(data=st.data(), shapes=hnp.mutually_broadcastable_shapes(
@@ -832,7 +842,10 @@ def test_random_composition_property(prog, data, da, db, seed):
             biggest = max(biggest, float(np.max(np.abs(x), initial=0.0)))
     assume(np.isfinite(biggest) and biggest < 1e4)
     # float32 intermediates (before a promotion to float64) round as float32 does
-    check(fn, ref, [a, b], [da, db], seed=seed, fwd_dtype=F32 if F32 in (da, db) else F64)
+    # (The output dtype depends on which intermediates are 0-d: test_binary_property and
+    # tests/test_dtypes.py check the promotion rule itself.)
+    check(fn, ref, [a, b], [da, db], seed=seed, fwd_dtype=F32 if F32 in (da, db) else F64,
+          check_dtype=False)
 
 
 # ---- edge cases these properties found (fixed; kept as regression tests) -----------------------

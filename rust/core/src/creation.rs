@@ -1,10 +1,10 @@
 //! Creation functions and the seeded random source behind `manual_seed`.
 use std::sync::Mutex;
 
-use crate::dtype::DType;
+use crate::dtype::{Bool8, DType};
 use crate::error::{Error, Result};
 use crate::layout::checked_numel;
-use crate::storage::try_alloc;
+use crate::storage::{try_alloc, Element};
 use crate::tensor::Tensor;
 
 /// xoshiro256++, seeded through splitmix64: small, fast and reproducible everywhere.
@@ -70,43 +70,57 @@ pub fn manual_seed(seed: u64) {
     *RNG.lock().unwrap_or_else(|e| e.into_inner()) = Some(Rng::seeded(seed));
 }
 
-/// A tensor of `shape` whose i-th element (row-major) is `f(i)`, allocated fallibly.
+/// A tensor of `shape` whose i-th element (row-major) is `f(i)` cast to `dtype`, allocated
+/// fallibly.
 fn fill(
     op: &'static str,
     shape: &[usize],
     dtype: DType,
-    mut f: impl FnMut(usize) -> f64,
+    f: impl FnMut(usize) -> f64,
 ) -> Result<Tensor> {
-    let n = checked_numel(op, shape)?;
+    fn build<T: Element>(
+        op: &'static str,
+        shape: &[usize],
+        mut f: impl FnMut(usize) -> f64,
+    ) -> Result<Tensor> {
+        let n = checked_numel(op, shape)?;
+        let mut v = try_alloc::<T>(op, 0, T::ZERO)?;
+        v.try_reserve_exact(n).map_err(|_| Error::Alloc {
+            op,
+            bytes: (n * T::DTYPE.size()) as u128,
+        })?;
+        v.extend((0..n).map(|i| T::cast(f(i))));
+        Tensor::from_vec(v, shape)
+    }
     match dtype {
-        DType::F64 => {
-            let mut v = try_alloc::<f64>(op, 0, 0.0)?;
-            v.try_reserve_exact(n).map_err(|_| Error::Alloc {
-                op,
-                bytes: n as u128 * 8,
-            })?;
-            v.extend((0..n).map(f));
-            Tensor::from_vec(v, shape)
-        }
-        DType::F32 => {
-            let mut v = try_alloc::<f32>(op, 0, 0.0)?;
-            v.try_reserve_exact(n).map_err(|_| Error::Alloc {
-                op,
-                bytes: n as u128 * 4,
-            })?;
-            v.extend((0..n).map(|i| f(i) as f32));
-            Tensor::from_vec(v, shape)
-        }
+        DType::Bool => build::<Bool8>(op, shape, f),
+        DType::I32 => build::<i32>(op, shape, f),
+        DType::I64 => build::<i64>(op, shape, f),
+        DType::F32 => build::<f32>(op, shape, f),
+        DType::F64 => build::<f64>(op, shape, f),
+    }
+}
+
+fn float_only(op: &'static str, dtype: DType) -> Result<()> {
+    if dtype.is_float() {
+        Ok(())
+    } else {
+        Err(Error::type_(
+            op,
+            format!("needs a float dtype, got {dtype}"),
+        ))
     }
 }
 
 /// Uniform in [low, high).
 pub fn rand(shape: &[usize], low: f64, high: f64, dtype: DType) -> Result<Tensor> {
+    float_only("rand", dtype)?;
     let mut g = rng();
     fill("rand", shape, dtype, |_| low + (high - low) * g.uniform())
 }
 
 pub fn randn(shape: &[usize], mean: f64, std: f64, dtype: DType) -> Result<Tensor> {
+    float_only("randn", dtype)?;
     let mut g = rng();
     fill("randn", shape, dtype, |_| mean + std * g.normal())
 }

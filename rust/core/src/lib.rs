@@ -14,10 +14,12 @@ pub mod tensor;
 pub mod var;
 
 pub use dtype::DType;
+pub use dtype::{default_float, set_default_float};
 pub use error::{Error, Result};
+pub use ops::elementwise::{Binary, Number, Unary};
 pub use ops::index::Index;
 pub use ops::shape::ViewStep;
-pub use tensor::{Binary, Reduce, Tensor, Unary};
+pub use tensor::{Reduce, Tensor};
 pub use var::{is_grad_enabled, live_nodes, set_grad_enabled, NoGradGuard, Step, Var};
 
 use std::sync::atomic::{AtomicUsize, Ordering};

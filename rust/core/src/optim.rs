@@ -103,6 +103,7 @@ pub fn sgd_step(
     match param.storage() {
         Storage::F32(_) => run!(f32),
         Storage::F64(_) => run!(f64),
+        _ => return Err(Error::type_("SGD", "parameters must be float tensors")),
     }
     Ok(())
 }
@@ -147,6 +148,7 @@ pub fn adam_step(
     match param.storage() {
         Storage::F32(_) => run!(f32),
         Storage::F64(_) => run!(f64),
+        _ => return Err(Error::type_("Adam", "parameters must be float tensors")),
     }
     Ok(())
 }

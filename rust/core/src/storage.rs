@@ -4,7 +4,7 @@ use std::any::Any;
 use std::cell::UnsafeCell;
 use std::sync::Arc;
 
-use crate::dtype::{DType, Float};
+use crate::dtype::{Bool8, DType, Scalar};
 use crate::error::{Error, Result};
 
 /// A fixed-size buffer whose elements may be written through shared handles.
@@ -27,7 +27,7 @@ unsafe impl<T: Send> Sync for Buffer<T> {}
 // SAFETY: the raw pointer is into memory owned by `_vec` or `_owner`, both Send.
 unsafe impl<T: Send> Send for Buffer<T> {}
 
-impl<T: Float> Buffer<T> {
+impl<T: Scalar> Buffer<T> {
     pub fn new(mut v: Vec<T>) -> Self {
         Buffer {
             ptr: v.as_mut_ptr(),
@@ -82,7 +82,7 @@ impl<T: Float> Buffer<T> {
 }
 
 /// Allocates `n` elements, turning an impossible request into an error instead of an abort.
-pub fn try_alloc<T: Float>(op: &'static str, n: usize, fill: T) -> Result<Vec<T>> {
+pub fn try_alloc<T: Scalar>(op: &'static str, n: usize, fill: T) -> Result<Vec<T>> {
     let bytes = (n as u128) * (std::mem::size_of::<T>() as u128);
     let mut v = Vec::new();
     v.try_reserve_exact(n)
@@ -91,77 +91,96 @@ pub fn try_alloc<T: Float>(op: &'static str, n: usize, fill: T) -> Result<Vec<T>
     Ok(v)
 }
 
+/// Runs `$body` once per storage variant, with `$T` the element type and `$b` the buffer.
+macro_rules! each_storage {
+    ($storage:expr, $T:ident, $b:ident => $body:expr) => {
+        match $storage {
+            $crate::storage::Storage::Bool($b) => {
+                #[allow(dead_code)]
+                type $T = $crate::dtype::Bool8;
+                $body
+            }
+            $crate::storage::Storage::I32($b) => {
+                #[allow(dead_code)]
+                type $T = i32;
+                $body
+            }
+            $crate::storage::Storage::I64($b) => {
+                #[allow(dead_code)]
+                type $T = i64;
+                $body
+            }
+            $crate::storage::Storage::F32($b) => {
+                #[allow(dead_code)]
+                type $T = f32;
+                $body
+            }
+            $crate::storage::Storage::F64($b) => {
+                #[allow(dead_code)]
+                type $T = f64;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use each_storage;
+
 #[derive(Clone)]
 pub enum Storage {
+    Bool(Arc<Buffer<Bool8>>),
+    I32(Arc<Buffer<i32>>),
+    I64(Arc<Buffer<i64>>),
     F32(Arc<Buffer<f32>>),
     F64(Arc<Buffer<f64>>),
 }
 
 impl Storage {
     pub fn dtype(&self) -> DType {
-        match self {
-            Storage::F32(_) => DType::F32,
-            Storage::F64(_) => DType::F64,
-        }
+        each_storage!(self, T, _b => T::DTYPE)
     }
     pub fn len(&self) -> usize {
-        match self {
-            Storage::F32(b) => b.len(),
-            Storage::F64(b) => b.len(),
-        }
+        each_storage!(self, T, b => b.len())
     }
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
     /// The address of the first element; identifies the buffer for aliasing checks.
     pub fn ptr(&self) -> usize {
-        match self {
-            Storage::F32(b) => b.as_ptr() as usize,
-            Storage::F64(b) => b.as_ptr() as usize,
-        }
+        each_storage!(self, T, b => b.as_ptr() as usize)
     }
     /// True when no other tensor handle shares this buffer.
     pub fn is_unique(&self) -> bool {
-        match self {
-            Storage::F32(b) => Arc::strong_count(b) == 1,
-            Storage::F64(b) => Arc::strong_count(b) == 1,
-        }
+        each_storage!(self, T, b => Arc::strong_count(b) == 1)
     }
     pub fn same_buffer(&self, other: &Storage) -> bool {
-        match (self, other) {
-            (Storage::F32(a), Storage::F32(b)) => Arc::ptr_eq(a, b),
-            (Storage::F64(a), Storage::F64(b)) => Arc::ptr_eq(a, b),
-            _ => false,
-        }
+        each_storage!(self, T, b => T::unwrap(other).is_some_and(|o| Arc::ptr_eq(b, o)))
     }
 }
 
 /// Element types that live in a `Storage` variant.
-pub trait Element: Float {
+pub trait Element: Scalar {
     fn wrap(b: Arc<Buffer<Self>>) -> Storage;
     fn unwrap(s: &Storage) -> Option<&Arc<Buffer<Self>>>;
 }
 
-impl Element for f32 {
-    fn wrap(b: Arc<Buffer<f32>>) -> Storage {
-        Storage::F32(b)
-    }
-    fn unwrap(s: &Storage) -> Option<&Arc<Buffer<f32>>> {
-        match s {
-            Storage::F32(b) => Some(b),
-            _ => None,
+macro_rules! impl_element {
+    ($t:ty, $v:ident) => {
+        impl Element for $t {
+            fn wrap(b: Arc<Buffer<$t>>) -> Storage {
+                Storage::$v(b)
+            }
+            fn unwrap(s: &Storage) -> Option<&Arc<Buffer<$t>>> {
+                match s {
+                    Storage::$v(b) => Some(b),
+                    _ => None,
+                }
+            }
         }
-    }
+    };
 }
 
-impl Element for f64 {
-    fn wrap(b: Arc<Buffer<f64>>) -> Storage {
-        Storage::F64(b)
-    }
-    fn unwrap(s: &Storage) -> Option<&Arc<Buffer<f64>>> {
-        match s {
-            Storage::F64(b) => Some(b),
-            _ => None,
-        }
-    }
-}
+impl_element!(Bool8, Bool);
+impl_element!(i32, I32);
+impl_element!(i64, I64);
+impl_element!(f32, F32);
+impl_element!(f64, F64);

@@ -1,10 +1,11 @@
 //! `Tensor`: a storage plus a layout, with every kernel. No autograd here (see `var.rs`).
 use std::sync::Arc;
 
-use crate::dtype::{DType, Float};
+use crate::dtype::{Bool8, DType, Float, Num, Scalar};
 use crate::error::{fmt_shape, Error, Result};
 use crate::layout::{broadcast_shapes, checked_numel, wrap_dim, Dims, Layout};
-use crate::storage::{try_alloc, Buffer, Element, Storage};
+use crate::ops::elementwise::map;
+use crate::storage::{each_storage, try_alloc, Buffer, Element, Storage};
 
 #[derive(Clone)]
 pub struct Tensor {
@@ -18,9 +19,9 @@ impl std::fmt::Debug for Tensor {
     }
 }
 
-/// Runs `$body` with `$T` bound to the tensor's element type and `$b` to its buffer.
+/// Runs `$body` with `$T` the element type of a float tensor, `$b` its buffer.
 macro_rules! with_dtype {
-    ($storage:expr, $T:ident, $b:ident => $body:expr) => {
+    ($op:expr, $storage:expr, $T:ident, $b:ident => $body:expr) => {
         match $storage {
             Storage::F32($b) => {
                 #[allow(dead_code)]
@@ -32,188 +33,12 @@ macro_rules! with_dtype {
                 type $T = f64;
                 $body
             }
+            s => Err(Error::type_(
+                $op,
+                format!("needs a float tensor, got {}", s.dtype()),
+            )),
         }
     };
-}
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Unary {
-    Neg,
-    Exp,
-    Log,
-    Sqrt,
-    Abs,
-    Sign,
-    Sin,
-    Cos,
-    Tanh,
-    Sigmoid,
-    Relu,
-    /// 1 where x > 0, else 0 (relu's derivative).
-    Step,
-    Recip,
-    Softplus,
-    Gelu,
-    /// d gelu / dx.
-    GeluGrad,
-    LeakyRelu(f64),
-    /// 1 where x > 0, else the slope.
-    LeakyReluGrad(f64),
-    PowScalar(f64),
-    AddScalar(f64),
-    MulScalar(f64),
-    Clamp(f64, f64),
-    /// 1 where lo <= x <= hi, else 0 (clamp's derivative).
-    InRange(f64, f64),
-    IsNan,
-}
-
-impl Unary {
-    #[inline(always)]
-    fn apply<T: Float>(self, x: T) -> T {
-        let b = |c: bool| if c { T::ONE } else { T::ZERO };
-        match self {
-            Unary::Neg => -x,
-            Unary::Exp => x.exp(),
-            Unary::Log => x.ln(),
-            Unary::Sqrt => x.sqrt(),
-            Unary::Abs => x.abs(),
-            Unary::Sign => {
-                if x > T::ZERO {
-                    T::ONE
-                } else if x < T::ZERO {
-                    -T::ONE
-                } else {
-                    x // keeps 0 and NaN
-                }
-            }
-            Unary::Sin => x.sin(),
-            Unary::Cos => x.cos(),
-            Unary::Tanh => x.tanh(),
-            // Split on the sign so exp never overflows.
-            Unary::Sigmoid => {
-                if x >= T::ZERO {
-                    T::ONE / (T::ONE + (-x).exp())
-                } else {
-                    let e = x.exp();
-                    e / (T::ONE + e)
-                }
-            }
-            Unary::Relu => {
-                if x > T::ZERO || x.is_nan() {
-                    x
-                } else {
-                    T::ZERO
-                }
-            }
-            Unary::Step => b(x > T::ZERO),
-            Unary::Recip => T::ONE / x,
-            // max(x, 0) + log1p(exp(-|x|)): finite for any finite x.
-            Unary::Softplus => x.max_(T::ZERO) + (-x.abs()).exp().ln_1p(),
-            Unary::Gelu => {
-                let h = T::from_f64(0.5);
-                h * x * (T::ONE + (x * T::from_f64(std::f64::consts::FRAC_1_SQRT_2)).erf())
-            }
-            Unary::GeluGrad => {
-                let h = T::from_f64(0.5);
-                let cdf = h * (T::ONE + (x * T::from_f64(std::f64::consts::FRAC_1_SQRT_2)).erf());
-                let pdf = (-h * x * x).exp() * T::from_f64(0.398_942_280_401_432_7);
-                cdf + x * pdf
-            }
-            Unary::LeakyRelu(a) => {
-                if x > T::ZERO {
-                    x
-                } else {
-                    x * T::from_f64(a)
-                }
-            }
-            Unary::LeakyReluGrad(a) => {
-                if x > T::ZERO {
-                    T::ONE
-                } else {
-                    T::from_f64(a)
-                }
-            }
-            Unary::PowScalar(p) => {
-                if p == 2.0 {
-                    x * x
-                } else if p == 1.0 {
-                    x
-                } else if p == 0.5 {
-                    x.sqrt() // sqrt(-inf) is nan, as numpy; C pow gives +inf
-                } else {
-                    x.powf(T::from_f64(p))
-                }
-            }
-            Unary::AddScalar(c) => x + T::from_f64(c),
-            Unary::MulScalar(c) => x * T::from_f64(c),
-            Unary::Clamp(lo, hi) => {
-                if x.is_nan() {
-                    x
-                } else {
-                    x.max_(T::from_f64(lo)).min_(T::from_f64(hi))
-                }
-            }
-            Unary::InRange(lo, hi) => b(x >= T::from_f64(lo) && x <= T::from_f64(hi)),
-            Unary::IsNan => b(x.is_nan()),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Binary {
-    Add,
-    Sub,
-    Mul,
-    Div,
-    Pow,
-    Maximum,
-    Minimum,
-    Lt,
-    Le,
-    Gt,
-    Ge,
-    Eq,
-    Ne,
-}
-
-impl Binary {
-    pub fn name(self) -> &'static str {
-        match self {
-            Binary::Add => "add",
-            Binary::Sub => "sub",
-            Binary::Mul => "mul",
-            Binary::Div => "div",
-            Binary::Pow => "pow",
-            Binary::Maximum => "maximum",
-            Binary::Minimum => "minimum",
-            Binary::Lt => "lt",
-            Binary::Le => "le",
-            Binary::Gt => "gt",
-            Binary::Ge => "ge",
-            Binary::Eq => "eq",
-            Binary::Ne => "ne",
-        }
-    }
-    #[inline(always)]
-    fn apply<T: Float>(self, x: T, y: T) -> T {
-        let b = |c: bool| if c { T::ONE } else { T::ZERO };
-        match self {
-            Binary::Add => x + y,
-            Binary::Sub => x - y,
-            Binary::Mul => x * y,
-            Binary::Div => x / y,
-            Binary::Pow => x.powf(y),
-            Binary::Maximum => x.max_(y),
-            Binary::Minimum => x.min_(y),
-            Binary::Lt => b(x < y),
-            Binary::Le => b(x <= y),
-            Binary::Gt => b(x > y),
-            Binary::Ge => b(x >= y),
-            Binary::Eq => b(x == y),
-            Binary::Ne => b(x != y),
-        }
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -272,10 +97,16 @@ impl Tensor {
     }
 
     pub fn full(shape: &[usize], value: f64, dtype: DType) -> Result<Tensor> {
+        fn fill<T: Element>(shape: &[usize], n: usize, v: T) -> Result<Tensor> {
+            Tensor::from_vec(try_alloc("full", n, v)?, shape)
+        }
         let n = checked_numel("full", shape)?;
         match dtype {
-            DType::F32 => Tensor::from_vec(try_alloc("full", n, value as f32)?, shape),
-            DType::F64 => Tensor::from_vec(try_alloc("full", n, value)?, shape),
+            DType::Bool => fill(shape, n, Bool8::cast(value)),
+            DType::I32 => fill(shape, n, i32::cast(value)),
+            DType::I64 => fill(shape, n, i64::cast(value)),
+            DType::F32 => fill(shape, n, value as f32),
+            DType::F64 => fill(shape, n, value),
         }
     }
 
@@ -284,11 +115,9 @@ impl Tensor {
     }
 
     pub fn scalar(value: f64, dtype: DType) -> Tensor {
-        match dtype {
-            DType::F32 => Tensor::from_vec(vec![value as f32], &[]),
-            DType::F64 => Tensor::from_vec(vec![value], &[]),
-        }
-        .expect("a 0-d tensor always fits")
+        Tensor::from_vec(vec![value], &[])
+            .and_then(|t| t.to_dtype(dtype))
+            .expect("a 0-d tensor always fits")
     }
 
     // ---- metadata -----------------------------------------------------------------
@@ -325,7 +154,7 @@ impl Tensor {
     /// The elements in row-major order, as f64.
     pub fn to_vec_f64(&self) -> Result<Vec<f64>> {
         let offsets = self.layout.offsets()?;
-        with_dtype!(&self.storage, T, b => {
+        each_storage!(&self.storage, T, b => {
             let s = b.as_slice();
             Ok(offsets.into_iter().map(|o| s[o].to_f64()).collect())
         })
@@ -363,7 +192,7 @@ impl Tensor {
             };
         }
         let (mut sum, mut sq, mut zeros) = (0.0f64, 0.0f64, 0usize);
-        with_dtype!(&self.storage, T, b => {
+        each_storage!(&self.storage, T, b => {
             let s = b.as_slice();
             Layout::walk2(&self.layout, &self.layout, |o, _, len, stride, _| {
                 for i in 0..len {
@@ -392,144 +221,49 @@ impl Tensor {
         if self.is_contiguous() {
             return Ok(self.clone());
         }
-        self.map_any(|x| x)
+        self.copy()
     }
 
     /// A fresh row-major copy that owns its buffer.
     pub fn copy(&self) -> Result<Tensor> {
-        self.map_any(|x| x)
+        each_storage!(&self.storage, T, _b => map::<T, T>(self, |x| x))
     }
 
+    /// A copy in `dtype` with torch's casting rules (floats truncate into ints, ints wrap
+    /// into smaller ints, nonzero is true), or `self` if it already has that dtype.
     pub fn to_dtype(&self, dtype: DType) -> Result<Tensor> {
+        fn into<S: Element>(t: &Tensor, dtype: DType) -> Result<Tensor> {
+            match dtype {
+                DType::Bool => map::<S, Bool8>(t, Bool8::cast),
+                DType::I32 => map::<S, i32>(t, i32::cast),
+                DType::I64 => map::<S, i64>(t, i64::cast),
+                DType::F32 => map::<S, f32>(t, f32::cast),
+                DType::F64 => map::<S, f64>(t, f64::cast),
+            }
+        }
         if dtype == self.dtype() {
             return Ok(self.clone());
         }
-        let v = self.to_vec_f64()?;
-        match dtype {
-            DType::F32 => Tensor::from_vec(v.into_iter().map(|x| x as f32).collect(), self.shape()),
-            DType::F64 => Tensor::from_vec(v, self.shape()),
-        }
-    }
-
-    fn map_any(&self, f: impl Fn(f64) -> f64 + Copy) -> Result<Tensor> {
-        with_dtype!(&self.storage, T, _b => self.map::<T>(|x| T::from_f64(f(x.to_f64()))))
-    }
-
-    fn map<T: Element>(&self, f: impl Fn(T) -> T) -> Result<Tensor> {
-        let n = checked_numel("map", self.shape())?;
-        let src = T::unwrap(&self.storage)
-            .expect("dtype checked by caller")
-            .as_slice();
-        let out: Vec<T> = if let Some(s) = self.as_slice::<T>() {
-            s.iter().map(|&x| f(x)).collect()
-        } else {
-            let mut out = Vec::new();
-            out.try_reserve_exact(n).map_err(|_| Error::Alloc {
-                op: "map",
-                bytes: (n * T::DTYPE.size()) as u128,
-            })?;
-            Layout::walk2(&self.layout, &self.layout, |o, _, len, st, _| {
-                let mut i = o as isize;
-                for _ in 0..len {
-                    out.push(f(src[i as usize]));
-                    i += st;
-                }
-            });
-            out
-        };
-        Tensor::from_vec(out, self.shape())
-    }
-
-    // ---- elementwise --------------------------------------------------------------
-
-    pub fn unary(&self, op: Unary) -> Result<Tensor> {
-        // One loop per op with the op a constant, so the per-element match folds away
-        // and the loop can vectorize.
-        macro_rules! each {
-            ($($v:ident),*; $($p:ident($($a:ident),+)),*) => {
-                match op {
-                    $(Unary::$v => with_dtype!(&self.storage, T, _b => self.map::<T>(|x| Unary::$v.apply(x))),)*
-                    $(Unary::$p($($a),+) => with_dtype!(&self.storage, T, _b => self.map::<T>(|x| Unary::$p($($a),+).apply(x))),)*
-                }
-            };
-        }
-        each!(Neg, Exp, Log, Sqrt, Abs, Sign, Sin, Cos, Tanh, Sigmoid, Relu, Step, Recip, Softplus,
-              Gelu, GeluGrad, IsNan;
-              LeakyRelu(a), LeakyReluGrad(a), PowScalar(p), AddScalar(c), MulScalar(c),
-              Clamp(lo, hi), InRange(lo, hi))
-    }
-
-    pub fn binary(&self, other: &Tensor, op: Binary) -> Result<Tensor> {
-        let shape = broadcast_shapes(op.name(), self.shape(), other.shape())?;
-        let dtype = self.dtype().promote(other.dtype());
-        let a = self.cast_cow(dtype)?;
-        let b = other.cast_cow(dtype)?;
-        // One loop per op with the op a constant, as in `unary`, so the loop vectorizes.
-        macro_rules! each {
-            ($($v:ident),*) => {
-                match op {
-                    $(Binary::$v => with_dtype!(&a.storage, T, _x => {
-                        zip_map::<T>(&a, &b, &shape, |x, y| Binary::$v.apply(x, y))
-                    }),)*
-                }
-            };
-        }
-        each!(Add, Sub, Mul, Div, Pow, Maximum, Minimum, Lt, Le, Gt, Ge, Eq, Ne)
-    }
-
-    /// `self` in `dtype`, borrowed when it already is (the common case: no clone).
-    fn cast_cow(&self, dtype: DType) -> Result<std::borrow::Cow<'_, Tensor>> {
-        if dtype == self.dtype() {
-            Ok(std::borrow::Cow::Borrowed(self))
-        } else {
-            Ok(std::borrow::Cow::Owned(self.to_dtype(dtype)?))
-        }
-    }
-
-    /// `cond ? a : b`, elementwise with broadcasting; `cond` is nonzero for true.
-    pub fn where_(cond: &Tensor, a: &Tensor, b: &Tensor) -> Result<Tensor> {
-        let shape = broadcast_shapes("where", cond.shape(), a.shape())?;
-        let shape = broadcast_shapes("where", &shape, b.shape())?;
-        let dtype = a.dtype().promote(b.dtype());
-        let mask = cond.broadcast_to(&shape)?.to_dtype(dtype)?.contiguous()?;
-        let a = a.to_dtype(dtype)?.broadcast_to(&shape)?;
-        let b = b.to_dtype(dtype)?.broadcast_to(&shape)?;
-        with_dtype!(&mask.storage, T, _m => {
-            let m = mask.as_slice::<T>().expect("contiguous");
-            let picked = zip_map::<T>(&a, &b, &shape, |x, _| x)?;
-            let other = zip_map::<T>(&b, &a, &shape, |x, _| x)?;
-            let (p, o) = (picked.as_slice::<T>().expect("fresh"), other.as_slice::<T>().expect("fresh"));
-            let out: Vec<T> = (0..m.len()).map(|i| if m[i] != T::ZERO { p[i] } else { o[i] }).collect();
-            Tensor::from_vec(out, &shape)
-        })
+        each_storage!(&self.storage, T, _b => into::<T>(self, dtype))
     }
 
     /// `self += other` in place, broadcasting `other`. `self` must own a contiguous buffer.
     pub fn add_assign(&self, other: &Tensor) -> Result<()> {
-        let other = other.to_dtype(self.dtype())?.broadcast_to(self.shape())?;
-        with_dtype!(&self.storage, T, dst => {
+        let mut other = other.to_dtype(self.dtype())?.broadcast_to(self.shape())?;
+        if other.storage.ptr() == self.storage.ptr() {
+            // Adding a tensor to itself: read a copy.
+            other = other.copy()?;
+        }
+        each_storage!(&self.storage, T, dst => {
             let src = T::unwrap(&other.storage).expect("cast above");
             let s = src.as_slice();
             // SAFETY: `self` is a gradient or parameter buffer written only here and by
             // the user's numpy views, which do not run concurrently with this call.
             let d = unsafe { dst.as_mut_slice() };
-            if dst.as_ptr() == src.as_ptr() {
-                // Adding a tensor to itself: read a copy first.
-                let c = other.contiguous()?.to_vec_f64()?;
-                let mut k = 0;
-                Layout::walk2(&self.layout, &self.layout, |o, _, n, st, _| {
-                    for i in 0..n {
-                        let j = (o as isize + i as isize * st) as usize;
-                        d[j] += T::from_f64(c[k]);
-                        k += 1;
-                    }
-                });
-                return Ok(());
-            }
             Layout::walk2(&self.layout, &other.layout, |oa, ob, n, sa, sb| {
                 let (mut i, mut j) = (oa as isize, ob as isize);
                 for _ in 0..n {
-                    d[i as usize] += s[j as usize];
+                    d[i as usize] = Num::add(d[i as usize], s[j as usize]);
                     i += sa;
                     j += sb;
                 }
@@ -540,12 +274,12 @@ impl Tensor {
 
     /// Sets every element to `value`, in place.
     pub fn fill_(&self, value: f64) {
-        with_dtype!(&self.storage, T, dst => {
+        each_storage!(&self.storage, T, dst => {
             // SAFETY: as in `add_assign`.
             let d = unsafe { dst.as_mut_slice() };
             Layout::walk2(&self.layout, &self.layout, |o, _, n, st, _| {
                 for i in 0..n {
-                    d[(o as isize + i as isize * st) as usize] = T::from_f64(value);
+                    d[(o as isize + i as isize * st) as usize] = T::cast(value);
                 }
             });
         })
@@ -606,6 +340,9 @@ impl Tensor {
             Reduce::Max => "max",
             Reduce::Min => "min",
         };
+        if !self.dtype().is_float() {
+            return self.reduce_exact(op, dims, keepdim);
+        }
         let nd = self.ndim();
         // Summing leading dims of contiguous data (bias gradients): add whole rows, in order.
         let k = dims.len();
@@ -655,7 +392,7 @@ impl Tensor {
         } else {
             red.offsets()?
         };
-        with_dtype!(&self.storage, T, buf => {
+        with_dtype!(name, &self.storage, T, buf => {
             let s = buf.as_slice();
             let mut out: Vec<T> = Vec::new();
             out.try_reserve_exact(kept.numel()).map_err(|_| Error::Alloc { op: name, bytes: kept.numel() as u128 * 8 })?;
@@ -685,6 +422,57 @@ impl Tensor {
         })
     }
 
+    /// `reduce` for bool and int tensors: sums in int64 (as torch), max and min in the
+    /// tensor's own dtype (on bools they are any and all).
+    fn reduce_exact(&self, op: Reduce, dims: &[usize], keepdim: bool) -> Result<Tensor> {
+        let name = match op {
+            Reduce::Sum => "sum",
+            Reduce::Max => "max",
+            Reduce::Min => "min",
+        };
+        let nd = self.ndim();
+        let kept: Vec<usize> = (0..nd).filter(|d| !dims.contains(d)).collect();
+        let perm: Vec<usize> = kept.iter().chain(dims).copied().collect();
+        let src = match op {
+            Reduce::Sum => self.to_dtype(DType::I64)?,
+            _ => self.clone(),
+        };
+        let p = src.permute(&perm)?.contiguous()?;
+        let len: usize = dims.iter().map(|&d| self.shape()[d]).product();
+        let n_out: usize = kept.iter().map(|&d| self.shape()[d]).product();
+        if len == 0 && op != Reduce::Sum {
+            return Err(Error::value(
+                name,
+                format!(
+                    "cannot take the {name} over a zero-size dim of shape {}",
+                    fmt_shape(self.shape())
+                ),
+            ));
+        }
+        let out_shape: Vec<usize> = (0..nd)
+            .filter_map(|d| match (dims.contains(&d), keepdim) {
+                (true, true) => Some(1),
+                (true, false) => None,
+                (false, _) => Some(self.shape()[d]),
+            })
+            .collect();
+        each_storage!(p.storage(), T, _b => {
+            let s = p.as_slice::<T>().expect("contiguous");
+            let out: Vec<T> = if len == 0 {
+                try_alloc(name, n_out, T::ZERO)?
+            } else {
+                s.chunks(len)
+                    .map(|row| match op {
+                        Reduce::Sum => row.iter().fold(T::ZERO, |a, &x| Num::add(a, x)),
+                        Reduce::Max => row.iter().fold(row[0], |m, &x| Num::maximum(m, x)),
+                        Reduce::Min => row.iter().fold(row[0], |m, &x| Num::minimum(m, x)),
+                    })
+                    .collect()
+            };
+            Tensor::from_vec(out, &out_shape)
+        })
+    }
+
     /// The sum over the first `k` dims of a contiguous tensor, row by row (None: not contiguous).
     fn sum_leading_rows(&self, k: usize, keepdim: bool) -> Result<Option<Tensor>> {
         let rows: usize = self.shape()[..k].iter().product();
@@ -695,7 +483,7 @@ impl Tensor {
             Dims::new()
         };
         shape.extend_from_slice(&self.shape()[k..]);
-        with_dtype!(&self.storage, T, _b => {
+        with_dtype!("sum", &self.storage, T, _b => {
             let Some(s) = self.as_slice::<T>() else { return Ok(None) };
             let mut acc = try_alloc::<f64>("sum", width, 0.0)?;
             for row in s.chunks_exact(width.max(1)).take(rows) {
@@ -841,7 +629,7 @@ impl Tensor {
         } else {
             gemm::Parallelism::None
         };
-        with_dtype!(&a.storage, T, abuf => {
+        with_dtype!("matmul", &a.storage, T, abuf => {
             let bbuf = T::unwrap(&b.storage).expect("cast above");
             let mut out = try_alloc::<T>("matmul", total, T::ZERO)?;
             if k > 0 && m > 0 && n > 0 {
@@ -895,7 +683,7 @@ impl Tensor {
         let src = self.contiguous()?;
         let (outer, inner) = gather_geometry(index_shape, dim);
         let (n_src, n_idx) = (self.shape()[dim], index_shape[dim]);
-        with_dtype!(&src.storage, T, _b => {
+        each_storage!(&src.storage, T, _b => {
             let s = src.as_slice::<T>().expect("contiguous");
             let src_inner: usize = self.shape()[dim + 1..].iter().product();
             let mut out = Vec::with_capacity(index.len());
@@ -923,14 +711,15 @@ impl Tensor {
         let n_idx = src.shape()[dim];
         let n_dst = shape[dim];
         let dst_inner: usize = shape[dim + 1..].iter().product();
-        with_dtype!(&src.storage, T, _b => {
+        each_storage!(&src.storage, T, _b => {
             let s = src.as_slice::<T>().expect("contiguous");
             let mut out = try_alloc::<T>("scatter_add", checked_numel("scatter_add", shape)?, T::ZERO)?;
             for o in 0..outer {
                 for j in 0..n_idx {
                     for i in 0..inner {
                         let k = (o * n_idx + j) * inner + i;
-                        out[(o * n_dst + index[k]) * dst_inner + i] += s[k];
+                        let at = (o * n_dst + index[k]) * dst_inner + i;
+                        out[at] = Num::add(out[at], s[k]);
                     }
                 }
             }
@@ -978,70 +767,10 @@ fn gather_geometry(shape: &[usize], dim: usize) -> (usize, usize) {
     )
 }
 
-/// `f` over two tensors of element type `T`, broadcast to `shape`, into a new tensor.
-fn zip_map<T: Element>(
-    a: &Tensor,
-    b: &Tensor,
-    shape: &[usize],
-    f: impl Fn(T, T) -> T,
-) -> Result<Tensor> {
-    let n = checked_numel("broadcast", shape)?;
-    let (sa, sb) = (
-        T::unwrap(&a.storage).expect("same dtype").as_slice(),
-        T::unwrap(&b.storage).expect("same dtype").as_slice(),
-    );
-    // Fast paths: same-shape contiguous, and tensor-with-scalar.
-    if a.shape() == shape && b.shape() == shape {
-        if let (Some(x), Some(y)) = (a.as_slice::<T>(), b.as_slice::<T>()) {
-            return Tensor::from_vec(x.iter().zip(y).map(|(&p, &q)| f(p, q)).collect(), shape);
-        }
-    }
-    if a.shape() == shape && b.numel() == 1 {
-        if let Some(x) = a.as_slice::<T>() {
-            let q = sb[b.layout.offset];
-            return Tensor::from_vec(x.iter().map(|&p| f(p, q)).collect(), shape);
-        }
-    }
-    if b.shape() == shape && a.numel() == 1 {
-        if let Some(y) = b.as_slice::<T>() {
-            let p = sa[a.layout.offset];
-            return Tensor::from_vec(y.iter().map(|&q| f(p, q)).collect(), shape);
-        }
-    }
-    let la = a.layout.broadcast_to("broadcast", shape)?;
-    let lb = b.layout.broadcast_to("broadcast", shape)?;
-    let mut out = try_alloc::<T>("broadcast", 0, T::ZERO)?;
-    out.try_reserve_exact(n).map_err(|_| Error::Alloc {
-        op: "broadcast",
-        bytes: (n * T::DTYPE.size()) as u128,
-    })?;
-    Layout::walk2(&la, &lb, |oa, ob, len, ia, ib| {
-        // Unit-stride and row-broadcast inner loops run over slices, so they vectorize.
-        match (ia, ib) {
-            (1, 1) => out.extend(
-                sa[oa..oa + len]
-                    .iter()
-                    .zip(&sb[ob..ob + len])
-                    .map(|(&p, &q)| f(p, q)),
-            ),
-            (1, 0) => out.extend(sa[oa..oa + len].iter().map(|&p| f(p, sb[ob]))),
-            (0, 1) => out.extend(sb[ob..ob + len].iter().map(|&q| f(sa[oa], q))),
-            _ => {
-                let (mut i, mut j) = (oa as isize, ob as isize);
-                for _ in 0..len {
-                    out.push(f(sa[i as usize], sb[j as usize]));
-                    i += ia;
-                    j += ib;
-                }
-            }
-        }
-    });
-    Tensor::from_vec(out, shape)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ops::elementwise::Binary;
 
     fn t(v: &[f64], shape: &[usize]) -> Tensor {
         Tensor::from_vec(v.to_vec(), shape).unwrap()
@@ -1061,8 +790,18 @@ mod tests {
         let a = Tensor::from_vec(vec![1.0f32, 2.0], &[2]).unwrap();
         let b = t(&[0.5], &[]);
         let c = a.binary(&b, Binary::Mul).unwrap();
-        assert_eq!(c.dtype(), DType::F64);
+        assert_eq!(c.dtype(), DType::F32); // a 0-d operand does not promote (torch's rule)
         assert_eq!(c.to_vec_f64().unwrap(), vec![0.5, 1.0]);
+        let d = a.binary(&t(&[0.5], &[1]), Binary::Mul).unwrap();
+        assert_eq!(d.dtype(), DType::F64);
+        let i = Tensor::from_vec(vec![7i64, -7], &[2]).unwrap();
+        let q = i.binary(
+            &Tensor::from_vec(vec![2i32], &[1]).unwrap(),
+            Binary::FloorDiv,
+        );
+        assert_eq!(q.unwrap().to_vec_f64().unwrap(), vec![3., -4.]);
+        let lt = i.binary(&b, Binary::Lt).unwrap();
+        assert_eq!(lt.dtype(), DType::Bool);
     }
 
     #[test]

@@ -158,10 +158,11 @@ impl Var {
         }))
     }
 
-    /// The result of `op` on `parents`; recorded only if grad mode is on and a parent
-    /// requires grad.
+    /// The result of `op` on `parents`; recorded only if grad mode is on, a parent requires
+    /// grad and the result is a float tensor (an integer or bool result has no gradient).
     pub fn from_op(t: Tensor, op: impl Op + 'static, parents: Vec<Var>) -> Var {
-        if !is_grad_enabled() || !parents.iter().any(|p| p.requires_grad()) {
+        if !is_grad_enabled() || !t.dtype().is_float() || !parents.iter().any(|p| p.requires_grad())
+        {
             return Var::leaf(t, false);
         }
         LIVE_NODES.fetch_add(1, Ordering::Relaxed);
@@ -235,7 +236,22 @@ impl Var {
     pub fn requires_grad(&self) -> bool {
         self.0.requires_grad.load(Ordering::Relaxed)
     }
+    /// A leaf that may require grad: only float tensors can, as in torch.
+    pub fn new_leaf(t: Tensor, requires_grad: bool) -> Result<Var> {
+        let v = Var::leaf(t, false);
+        v.set_requires_grad(requires_grad)?;
+        Ok(v)
+    }
     pub fn set_requires_grad(&self, on: bool) -> Result<()> {
+        if on && !self.dtype().is_float() {
+            return Err(Error::grad(
+                "requires_grad",
+                format!(
+                    "only float tensors can require gradients, this one is {}",
+                    self.dtype()
+                ),
+            ));
+        }
         if !self.is_leaf() && !on {
             return Err(Error::grad(
                 "requires_grad_",

@@ -1,7 +1,8 @@
 //! `mikagrad._core`: converts between Python and the core, and nothing else.
+use mikagrad_core::dtype::Bool8;
 use mikagrad_core::storage::Storage;
 use mikagrad_core::{creation, optim};
-use mikagrad_core::{Binary, DType, Error, Index, Tensor, Unary, Var};
+use mikagrad_core::{Binary, DType, Error, Index, Number, Tensor, Unary, Var};
 use numpy::npyffi::{self, npy_intp, NPY_ARRAY_ALIGNED, NPY_ARRAY_WRITEABLE, PY_ARRAY_API};
 use numpy::{
     Element, PyArrayDescrMethods, PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn, PyUntypedArray,
@@ -49,13 +50,17 @@ impl<T> OrPy<T> for mikagrad_core::Result<T> {
 }
 
 fn parse_dtype(name: &str) -> PyResult<DType> {
-    match name {
-        "float32" => Ok(DType::F32),
-        "float64" => Ok(DType::F64),
-        _ => Err(PyTypeError::new_err(format!(
-            "dtype must be float32 or float64, got {name}"
-        ))),
-    }
+    DType::from_name(name).ok_or_else(|| {
+        PyTypeError::new_err(format!(
+            "dtype must be bool, int32, int64, float32 or float64, got {name}"
+        ))
+    })
+}
+
+/// Runs `f` with the GIL released, so other Python threads go on meanwhile. The one place
+/// that releases it: long kernels (backward, large products) call this.
+fn without_gil<T: Send>(py: Python<'_>, f: impl FnOnce() -> T + Send) -> T {
+    py.detach(f)
 }
 
 /// Keeps a buffer alive for the numpy arrays that view it.
@@ -113,6 +118,10 @@ fn numpy_view<'py>(py: Python<'py>, t: &Tensor) -> PyResult<Bound<'py, PyAny>> {
         }
     }
     match t.storage() {
+        // numpy reads the bytes as its bool dtype; Rust never reads them as `bool`.
+        Storage::Bool(b) => build::<bool>(py, t, b.as_ptr() as *const bool),
+        Storage::I32(b) => build::<i32>(py, t, b.as_ptr()),
+        Storage::I64(b) => build::<i64>(py, t, b.as_ptr()),
         Storage::F32(b) => build::<f32>(py, t, b.as_ptr()),
         Storage::F64(b) => build::<f64>(py, t, b.as_ptr()),
     }
@@ -139,11 +148,14 @@ fn is_view_of(a: &Bound<'_, PyUntypedArray>, t: &Tensor) -> bool {
         && a.dtype().itemsize() == size as usize
 }
 
-/// A tensor over a numpy array's own memory, when it is C-contiguous, aligned and
-/// writeable float32/float64 (else None: the caller copies).
+/// A tensor over a numpy array's own memory, when it is C-contiguous, aligned and writeable
+/// bool, int32, int64, float32 or float64 (else None: the caller copies).
 fn share_numpy(obj: &Bound<'_, PyAny>) -> PyResult<Option<Tensor>> {
     macro_rules! try_share {
         ($T:ty) => {
+            try_share!($T, $T)
+        };
+        ($T:ty, $E:ty) => {
             if let Ok(a) = obj.cast::<PyArrayDyn<$T>>() {
                 // SAFETY: reading the flags field of a live numpy array object.
                 let flags = unsafe { (*a.as_array_ptr()).fields.flags };
@@ -155,36 +167,42 @@ fn share_numpy(obj: &Bound<'_, PyAny>) -> PyResult<Option<Tensor>> {
                 let owner: Py<PyAny> = a.clone().into_any().unbind();
                 // SAFETY: the array object (kept in the buffer as its owner) keeps its memory
                 // alive and in place; numpy cannot resize an array that is referenced.
-                let t = unsafe { Tensor::from_foreign(a.data(), &shape, Box::new(owner)) };
+                let ptr = a.data() as *mut $E;
+                let t = unsafe { Tensor::from_foreign(ptr, &shape, Box::new(owner)) };
                 return t.py().map(Some);
             }
         };
     }
     try_share!(f64);
     try_share!(f32);
+    try_share!(i64);
+    try_share!(i32);
+    // A numpy bool is one byte, as `Bool8` (which reads any nonzero byte as true).
+    try_share!(bool, Bool8);
     Ok(None)
 }
 
-/// Copies a float32 or float64 numpy array into a new tensor.
+/// Copies a bool, int32, int64, float32 or float64 numpy array into a new tensor.
 fn tensor_from_numpy(obj: &Bound<'_, PyAny>) -> PyResult<Tensor> {
-    if let Ok(a) = obj.extract::<PyReadonlyArrayDyn<f64>>() {
-        // as_slice also accepts Fortran order, so check for C order first.
-        let v: Vec<f64> = match a.as_slice() {
-            Ok(s) if a.is_c_contiguous() => s.to_vec(),
-            _ => a.as_array().iter().copied().collect(),
+    macro_rules! try_copy {
+        ($T:ty, $E:ty, $conv:expr) => {
+            if let Ok(a) = obj.extract::<PyReadonlyArrayDyn<$T>>() {
+                // as_slice also accepts Fortran order, so check for C order first.
+                let v: Vec<$E> = match a.as_slice() {
+                    Ok(s) if a.is_c_contiguous() => s.iter().map($conv).collect(),
+                    _ => a.as_array().iter().map($conv).collect(),
+                };
+                return Tensor::from_vec(v, a.shape()).py();
+            }
         };
-        return Tensor::from_vec(v, a.shape()).py();
     }
-    if let Ok(a) = obj.extract::<PyReadonlyArrayDyn<f32>>() {
-        // as_slice also accepts Fortran order, so check for C order first.
-        let v: Vec<f32> = match a.as_slice() {
-            Ok(s) if a.is_c_contiguous() => s.to_vec(),
-            _ => a.as_array().iter().copied().collect(),
-        };
-        return Tensor::from_vec(v, a.shape()).py();
-    }
+    try_copy!(f64, f64, |&x| x);
+    try_copy!(f32, f32, |&x| x);
+    try_copy!(i64, i64, |&x| x);
+    try_copy!(i32, i32, |&x| x);
+    try_copy!(bool, Bool8, |&x| Bool8::new(x));
     Err(PyTypeError::new_err(format!(
-        "expected a float32 or float64 numpy array, got {}",
+        "expected a bool, int32, int64, float32 or float64 numpy array, got {}",
         obj.get_type().name()?
     )))
 }
@@ -198,17 +216,33 @@ fn node(v: Var) -> Node {
     Node { v }
 }
 
-/// A Node, or a Python number taken as a constant of `like`'s dtype.
-fn operand(obj: &Bound<'_, PyAny>, like: &Var) -> PyResult<Var> {
+/// An operand of a binary op: another Value's node, or a Python number.
+enum Operand {
+    Node(Var),
+    Number(Number),
+}
+
+fn operand(obj: &Bound<'_, PyAny>) -> PyResult<Operand> {
     if let Ok(n) = obj.cast::<Node>() {
-        return Ok(n.get().v.clone());
+        return Ok(Operand::Node(n.get().v.clone()));
     }
-    if obj.is_instance_of::<PyFloat>() || obj.is_instance_of::<PyInt>() {
-        return Ok(Var::constant(obj.extract::<f64>()?, like.dtype()));
+    if obj.is_instance_of::<PyBool>() {
+        return Ok(Operand::Number(Number::Bool(obj.extract()?)));
+    }
+    if obj.is_instance_of::<PyInt>() {
+        return match obj.extract::<i64>() {
+            Ok(i) => Ok(Operand::Number(Number::Int(i))),
+            Err(_) => Err(PyValueError::new_err(format!(
+                "integer {obj} does not fit in int64"
+            ))),
+        };
+    }
+    if obj.is_instance_of::<PyFloat>() {
+        return Ok(Operand::Number(Number::Float(obj.extract()?)));
     }
     if let Ok(n) = obj.getattr("_n") {
         if let Ok(n) = n.cast::<Node>() {
-            return Ok(n.get().v.clone());
+            return Ok(Operand::Node(n.get().v.clone()));
         }
     }
     Err(PyTypeError::new_err(format!(
@@ -217,21 +251,55 @@ fn operand(obj: &Bound<'_, PyAny>, like: &Var) -> PyResult<Var> {
     )))
 }
 
-const BINARY: [Binary; 13] = [
-    Binary::Add,
-    Binary::Sub,
-    Binary::Mul,
-    Binary::Div,
-    Binary::Pow,
-    Binary::Maximum,
-    Binary::Minimum,
-    Binary::Lt,
-    Binary::Le,
-    Binary::Gt,
-    Binary::Ge,
-    Binary::Eq,
-    Binary::Ne,
-];
+/// The operand as a node; a number becomes a constant in `like`'s dtype.
+fn operand_node(obj: &Bound<'_, PyAny>, like: &Var) -> PyResult<Var> {
+    match operand(obj)? {
+        Operand::Node(v) => Ok(v),
+        Operand::Number(n) => Ok(Var::leaf(n.tensor("operand", like.dtype()).py()?, false)),
+    }
+}
+
+/// The tensor of a Value (or its node), if `obj` is one.
+fn value_tensor(obj: &Bound<'_, PyAny>) -> Option<Tensor> {
+    if let Ok(n) = obj.cast::<Node>() {
+        return Some(n.get().v.tensor());
+    }
+    let n = obj.getattr("_n").ok()?;
+    n.cast::<Node>().ok().map(|n| n.get().v.tensor())
+}
+
+/// A tensor used as an index: bool is a mask, int32/int64 an integer array (as torch).
+fn tensor_index(t: &Tensor) -> PyResult<Index> {
+    let shape = t.shape().to_vec();
+    let c = t.contiguous().py()?;
+    match t.dtype() {
+        DType::Bool => Ok(Index::Mask {
+            mask: c
+                .as_slice::<Bool8>()
+                .unwrap_or(&[])
+                .iter()
+                .map(|b| b.0 != 0)
+                .collect(),
+            shape,
+        }),
+        DType::I64 => Ok(Index::Array {
+            idx: c.as_slice::<i64>().unwrap_or(&[]).to_vec(),
+            shape,
+        }),
+        DType::I32 => Ok(Index::Array {
+            idx: c
+                .as_slice::<i32>()
+                .unwrap_or(&[])
+                .iter()
+                .map(|&i| i64::from(i))
+                .collect(),
+            shape,
+        }),
+        d => Err(PyIndexError::new_err(format!(
+            "index: tensors used as indices must be bool, int32 or int64, got {d}"
+        ))),
+    }
+}
 
 /// Decodes a Python index (int, slice, None, Ellipsis, bool, integer or bool arrays).
 fn parse_index(key: &Bound<'_, PyAny>, shape: &[usize]) -> PyResult<Vec<Index>> {
@@ -264,6 +332,8 @@ fn parse_index(key: &Bound<'_, PyAny>, shape: &[usize]) -> PyResult<Vec<Index>> 
                 len: 0,
                 step: 0,
             }
+        } else if let Some(t) = value_tensor(it) {
+            tensor_index(&t)?
         } else if it.is_instance_of::<PyList>()
             || it.is_instance_of::<PyUntypedArray>()
             || it.hasattr("dtype")?
@@ -331,23 +401,6 @@ fn parse_index(key: &Bound<'_, PyAny>, shape: &[usize]) -> PyResult<Vec<Index>> 
     Ok(raw)
 }
 
-/// Unary ops by code, in the order `engine.py` lists them.
-const UNARY: [Unary; 13] = [
-    Unary::Neg,
-    Unary::Exp,
-    Unary::Log,
-    Unary::Sqrt,
-    Unary::Abs,
-    Unary::Sin,
-    Unary::Cos,
-    Unary::Tanh,
-    Unary::Sigmoid,
-    Unary::Relu,
-    Unary::Gelu,
-    Unary::Softplus,
-    Unary::IsNan,
-];
-
 #[pymethods]
 impl Node {
     /// A leaf over the array's memory when it can be shared (see `share_numpy`), else a copy.
@@ -359,16 +412,15 @@ impl Node {
             Some(t) => t,
             None => tensor_from_numpy(array)?,
         };
-        Ok(node(Var::leaf(t, requires_grad)))
+        Ok(node(Var::new_leaf(t, requires_grad).py()?))
     }
 
     #[staticmethod]
     #[pyo3(signature = (value, dtype, requires_grad=false))]
     fn scalar(value: f64, dtype: &str, requires_grad: bool) -> PyResult<Node> {
-        Ok(node(Var::leaf(
-            Tensor::scalar(value, parse_dtype(dtype)?),
-            requires_grad,
-        )))
+        Ok(node(
+            Var::new_leaf(Tensor::scalar(value, parse_dtype(dtype)?), requires_grad).py()?,
+        ))
     }
 
     // ---- metadata -----------------------------------------------------------------
@@ -461,7 +513,8 @@ impl Node {
         Ok(())
     }
 
-    fn item(&self) -> PyResult<f64> {
+    /// The one element as a Python bool, int or float, by dtype.
+    fn item<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let t = self.v.tensor();
         if t.numel() != 1 {
             return Err(PyValueError::new_err(format!(
@@ -469,7 +522,24 @@ impl Node {
                 t.shape()
             )));
         }
-        Ok(t.to_vec_f64().py()?[0])
+        let one = t.contiguous().py()?;
+        Ok(match one.storage() {
+            Storage::Bool(_) => {
+                let b = one.as_slice::<Bool8>().is_some_and(|s| s[0].0 != 0);
+                PyBool::new(py, b).to_owned().into_any()
+            }
+            Storage::I32(_) => one
+                .as_slice::<i32>()
+                .map_or(0, |s| s[0])
+                .into_pyobject(py)?
+                .into_any(),
+            Storage::I64(_) => one
+                .as_slice::<i64>()
+                .map_or(0, |s| s[0])
+                .into_pyobject(py)?
+                .into_any(),
+            _ => one.to_vec_f64().py()?[0].into_pyobject(py)?.into_any(),
+        })
     }
 
     // ---- autograd -----------------------------------------------------------------
@@ -492,7 +562,7 @@ impl Node {
         let v = self.v.clone();
         if !explain {
             // Long passes run without the GIL so other Python threads can go on.
-            py.detach(move || v.backward(seed)).py()?;
+            without_gil(py, move || v.backward(seed)).py()?;
             return Ok(Vec::new());
         }
         let mut steps = Vec::new();
@@ -530,37 +600,28 @@ impl Node {
 
     // ---- elementwise --------------------------------------------------------------
 
-    /// `op` indexes `BINARY`; `reflected` swaps the operands (`2 - x`).
-    fn binary(&self, other: &Bound<'_, PyAny>, op: usize, reflected: bool) -> PyResult<Node> {
-        let o = operand(other, &self.v)?;
-        let op = *BINARY
-            .get(op)
-            .ok_or_else(|| PyValueError::new_err("binary: unknown op"))?;
-        let (a, b) = if reflected {
-            (&o, &self.v)
-        } else {
-            (&self.v, &o)
+    /// The binary op called `op` (`"add"`, `"lt"`, ...); `reflected` swaps the operands.
+    fn binary(&self, other: &Bound<'_, PyAny>, op: &str, reflected: bool) -> PyResult<Node> {
+        let op = Binary::from_name(op)
+            .ok_or_else(|| PyValueError::new_err(format!("binary: unknown op {op:?}")))?;
+        let out = match operand(other)? {
+            Operand::Number(n) => self.v.binary_number(n, op, reflected),
+            Operand::Node(o) if reflected => o.binary(&self.v, op),
+            Operand::Node(o) => self.v.binary(&o, op),
         };
-        Ok(node(a.binary(b, op).py()?))
+        Ok(node(out.py()?))
     }
 
-    fn unary(&self, op: usize) -> PyResult<Node> {
-        let op = *UNARY
-            .get(op)
-            .ok_or_else(|| PyValueError::new_err("unary: unknown op"))?;
+    /// The unary op called `op` (`"exp"`, `"clamp"`, ...) with its float parameters.
+    #[pyo3(signature = (op, *params))]
+    fn unary(&self, op: &str, params: Vec<f64>) -> PyResult<Node> {
+        let op = Unary::from_name(op, &params).ok_or_else(|| {
+            PyValueError::new_err(format!(
+                "unary: no op {op:?} with {} parameters",
+                params.len()
+            ))
+        })?;
         Ok(node(self.v.unary(op).py()?))
-    }
-
-    fn pow_scalar(&self, p: f64) -> PyResult<Node> {
-        Ok(node(self.v.unary(Unary::PowScalar(p)).py()?))
-    }
-
-    fn leaky_relu(&self, slope: f64) -> PyResult<Node> {
-        Ok(node(self.v.unary(Unary::LeakyRelu(slope)).py()?))
-    }
-
-    fn clamp(&self, lo: f64, hi: f64) -> PyResult<Node> {
-        Ok(node(self.v.unary(Unary::Clamp(lo, hi)).py()?))
     }
 
     #[staticmethod]
@@ -602,11 +663,12 @@ impl Node {
     fn logsumexp(&self, dims: Option<Vec<isize>>, keepdim: bool) -> PyResult<Node> {
         Ok(node(self.v.logsumexp(dims.as_deref(), keepdim).py()?))
     }
-    /// Indices as a float tensor of the default index dtype (float64: exact below 2^53).
+    /// Indices as an int64 tensor, as torch.
     #[pyo3(signature = (largest, dim=None, keepdim=false))]
     fn arg_extreme(&self, largest: bool, dim: Option<isize>, keepdim: bool) -> PyResult<Node> {
         let (v, shape) = self.v.tensor().arg_extreme(largest, dim, keepdim).py()?;
-        Ok(node(Var::leaf(Tensor::from_vec(v, &shape).py()?, false)))
+        let idx: Vec<i64> = v.into_iter().map(|i| i as i64).collect();
+        Ok(node(Var::leaf(Tensor::from_vec(idx, &shape).py()?, false)))
     }
     fn softmax(&self, dim: isize) -> PyResult<Node> {
         Ok(node(self.v.softmax(dim).py()?))
@@ -691,7 +753,7 @@ impl Node {
     // ---- products -----------------------------------------------------------------
 
     fn matmul(&self, other: &Bound<'_, PyAny>, reflected: bool) -> PyResult<Node> {
-        let o = operand(other, &self.v)?;
+        let o = operand_node(other, &self.v)?;
         let (a, b) = if reflected {
             (&o, &self.v)
         } else {
@@ -702,7 +764,7 @@ impl Node {
         let big =
             a.shape().iter().product::<usize>() * b.shape().last().copied().unwrap_or(1) > 1 << 18;
         if big {
-            Ok(node(other.py().detach(move || a.matmul(&b)).py()?))
+            Ok(node(without_gil(other.py(), move || a.matmul(&b)).py()?))
         } else {
             Ok(node(a.matmul(&b).py()?))
         }
@@ -760,7 +822,7 @@ fn explain_step<'py>(py: Python<'py>, s: &mikagrad_core::Step) -> PyResult<Bound
 // ---- creation -----------------------------------------------------------------------
 
 fn leaf(t: mikagrad_core::Result<Tensor>, requires_grad: bool) -> PyResult<Node> {
-    Ok(node(Var::leaf(t.py()?, requires_grad)))
+    Ok(node(Var::new_leaf(t.py()?, requires_grad).py()?))
 }
 
 #[pyfunction]
@@ -935,6 +997,23 @@ fn live_nodes() -> usize {
     mikagrad_core::live_nodes()
 }
 
+/// The dtype Python floats become (float32 or float64), kept in the core.
+#[pyfunction]
+fn set_default_dtype(dtype: &str) -> PyResult<()> {
+    if mikagrad_core::set_default_float(parse_dtype(dtype)?) {
+        Ok(())
+    } else {
+        Err(PyTypeError::new_err(format!(
+            "the default dtype must be float32 or float64, got {dtype}"
+        )))
+    }
+}
+
+#[pyfunction]
+fn get_default_dtype() -> &'static str {
+    mikagrad_core::default_float().name()
+}
+
 #[pyfunction]
 fn is_grad_enabled() -> bool {
     mikagrad_core::is_grad_enabled()
@@ -959,6 +1038,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(adam_step, m)?)?;
     m.add_function(wrap_pyfunction!(set_grad_enabled, m)?)?;
     m.add_function(wrap_pyfunction!(is_grad_enabled, m)?)?;
+    m.add_function(wrap_pyfunction!(set_default_dtype, m)?)?;
+    m.add_function(wrap_pyfunction!(get_default_dtype, m)?)?;
     m.add_function(wrap_pyfunction!(live_nodes, m)?)?;
     m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;

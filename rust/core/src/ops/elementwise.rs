@@ -1,7 +1,433 @@
-//! Elementwise ops: each forward kernel call sits beside its derivative.
-use crate::error::Result;
-use crate::tensor::{Binary, Tensor, Unary};
+//! Elementwise ops. Each op is one entry of `unary_ops!` or `binary_ops!` below: its name,
+//! the dtypes it takes, its kernel, its derivative rule in words (explain mode) and its
+//! backward, side by side. The loops that run the kernels are at the end of the file.
+use std::borrow::Cow;
+
+use crate::dtype::{default_float, result_type, Bits, Bool8, DType, Float, Num, Rank, Scalar};
+use crate::error::{Error, Result};
+use crate::layout::{broadcast_shapes, checked_numel, Layout};
+use crate::storage::{try_alloc, Element, Storage};
+use crate::tensor::Tensor;
 use crate::var::{Ctx, Op, Var};
+
+/// Runs `$body` with `$T` the element type of `$t`, for the listed storage variants; any
+/// other dtype is a TypeError naming `$op`.
+macro_rules! dispatch {
+    ($op:expr, $t:expr, $T:ident => $body:expr; $($V:ident: $ty:ty),*) => {
+        match $t.storage() {
+            $(Storage::$V(_) => {
+                type $T = $ty;
+                $body
+            })*
+            #[allow(unreachable_patterns)]
+            _ => Err(Error::type_($op, format!("is not defined for {} tensors", $t.dtype()))),
+        }
+    };
+}
+
+macro_rules! with_float {
+    ($op:expr, $t:expr, $T:ident => $body:expr) => {
+        dispatch!($op, $t, $T => $body; F32: f32, F64: f64)
+    };
+}
+
+/// Ints and floats.
+macro_rules! with_num {
+    ($op:expr, $t:expr, $T:ident => $body:expr) => {
+        dispatch!($op, $t, $T => $body; I32: i32, I64: i64, F32: f32, F64: f64)
+    };
+}
+
+macro_rules! with_any {
+    ($t:expr, $T:ident => $body:expr) => {
+        dispatch!("", $t, $T => $body; Bool: Bool8, I32: i32, I64: i64, F32: f32, F64: f64)
+    };
+}
+
+/// Bools and ints (the bitwise ops).
+macro_rules! with_bits {
+    ($op:expr, $t:expr, $T:ident => $body:expr) => {
+        dispatch!($op, $t, $T => $body; Bool: Bool8, I32: i32, I64: i64)
+    };
+}
+
+// ---- unary ops -------------------------------------------------------------------------
+
+/// Declares the unary ops. Each entry is
+/// `Variant(params) = "name", kind, |x| kernel, "rule", |x, out, g| backward;` where kind is
+/// `float` (int and bool inputs compute in the default float dtype, as torch), `num` (ints and
+/// floats keep their dtype), `pred` (any dtype in, bool out) or `bits` (bool and ints only).
+/// Params are f64s; a kernel converts them with `T::param`. A backward gives the input's
+/// gradient, or None where it is zero.
+macro_rules! unary_ops {
+    (@f64 $p:ident) => { f64 };
+    (@run float, $name:expr, $t:expr, |$x:ident| $k:expr) => {{
+        let t = $t.cast_cow($t.dtype().to_float())?;
+        with_float!($name, t, T => map::<T, T>(&t, |$x: T| -> T { $k }))
+    }};
+    (@run num, $name:expr, $t:expr, |$x:ident| $k:expr) => {
+        with_num!($name, $t, T => map::<T, T>($t, |$x: T| -> T { $k }))
+    };
+    (@run pred, $name:expr, $t:expr, |$x:ident| $k:expr) => {
+        with_any!($t, T => map::<T, Bool8>($t, |$x: T| Bool8::new($k)))
+    };
+    (@run bits, $name:expr, $t:expr, |$x:ident| $k:expr) => {
+        with_bits!($name, $t, T => map::<T, T>($t, |$x: T| -> T { $k }))
+    };
+    ($(
+        $(#[$doc:meta])*
+        $V:ident $(($($p:ident),+))? = $name:literal, $kind:ident,
+        |$x:ident| $kernel:expr,
+        $rule:literal,
+        |$bx:ident, $bout:ident, $bg:ident| $backward:expr;
+    )*) => {
+        #[derive(Debug, Clone, Copy, PartialEq)]
+        pub enum Unary {
+            $($(#[$doc])* $V $(($(unary_ops!(@f64 $p)),+))?,)*
+        }
+
+        impl Unary {
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Unary::$V { .. } => $name,)*
+                }
+            }
+            /// The op called `name` with `params`, if there is one of that arity.
+            pub fn from_name(name: &str, params: &[f64]) -> Option<Unary> {
+                $(
+                    if name == $name {
+                        #[allow(unused_mut, unused_variables)]
+                        let mut it = params.iter().copied();
+                        let op = Unary::$V $(($({
+                            let $p = it.next()?;
+                            $p
+                        }),+))?;
+                        if it.next().is_none() {
+                            return Some(op);
+                        }
+                    }
+                )*
+                None
+            }
+            pub fn rule(self) -> &'static str {
+                match self {
+                    $(Unary::$V { .. } => $rule,)*
+                }
+            }
+            fn kernel(self, t: &Tensor) -> Result<Tensor> {
+                match self {
+                    $(
+                        #[allow(unused_variables)]
+                        Unary::$V $(($($p),+))? => unary_ops!(@run $kind, $name, t, |$x| $kernel),
+                    )*
+                }
+            }
+            #[allow(unused_variables)]
+            fn grad(self, x_: &Var, out_: &Var, g_: &Var) -> Result<Option<Var>> {
+                match self {
+                    $(Unary::$V $(($($p),+))? => {
+                        let ($bx, $bout, $bg) = (x_, out_, g_);
+                        $backward
+                    })*
+                }
+            }
+        }
+    };
+}
+
+fn some(v: Result<Var>) -> Result<Option<Var>> {
+    v.map(Some)
+}
+
+unary_ops! {
+    Neg = "neg", num, |x| x.neg(),
+        "grad_x = -g", |x, out, g| some(g.neg());
+    Abs = "abs", num, |x| Num::abs(x),
+        "grad_x = g·sign(x)", |x, out, g| some(g.mul(&x.unary(Unary::Sign)?));
+    /// -1, 0 or 1; keeps NaN.
+    Sign = "sign", num,
+        |x| if x > T::ZERO { T::ONE } else if x < T::ZERO { T::ZERO.sub(T::ONE) } else { x },
+        "no gradient (piecewise constant)", |x, out, g| Ok(None);
+    Exp = "exp", float, |x| x.exp(),
+        "grad_x = g·exp(x) = g·y", |x, out, g| some(g.mul(out));
+    Log = "log", float, |x| x.ln(),
+        "grad_x = g/x", |x, out, g| some(g.div(x));
+    Sqrt = "sqrt", float, |x| x.sqrt(),
+        "grad_x = g/(2·sqrt(x)) = g/(2y)", |x, out, g| some(g.div(&out.mul_scalar(2.0)?));
+    Sin = "sin", float, |x| x.sin(),
+        "grad_x = g·cos(x)", |x, out, g| some(g.mul(&x.unary(Unary::Cos)?));
+    Cos = "cos", float, |x| x.cos(),
+        "grad_x = -g·sin(x)", |x, out, g| some(g.mul(&x.unary(Unary::Sin)?.neg()?));
+    Tanh = "tanh", float, |x| x.tanh(),
+        "grad_x = g·(1 - y²)", |x, out, g| some(g.mul(&out.mul(out)?.neg()?.add_scalar(1.0)?));
+    /// Split on the sign so exp never overflows.
+    Sigmoid = "sigmoid", float,
+        |x| if x >= T::ZERO {
+            T::ONE / (T::ONE + (-x).exp())
+        } else {
+            let e = x.exp();
+            e / (T::ONE + e)
+        },
+        "grad_x = g·y·(1 - y)", |x, out, g| some(g.mul(&out.mul(&out.neg()?.add_scalar(1.0)?)?));
+    Relu = "relu", num, |x| if x > T::ZERO || Num::is_nan(x) { x } else { T::ZERO },
+        "grad_x = g where x > 0, else 0", |x, out, g| some(g.mul(&x.unary(Unary::Step)?));
+    /// 1 where x > 0, else 0: relu's derivative.
+    Step = "step", num, |x| if x > T::ZERO { T::ONE } else { T::ZERO },
+        "no gradient (piecewise constant)", |x, out, g| Ok(None);
+    Recip = "reciprocal", float, |x| T::ONE / x,
+        "grad_x = -g/x² = -g·y²", |x, out, g| some(g.mul(&out.mul(out)?.neg()?));
+    /// max(x, 0) + log1p(exp(-|x|)): finite for any finite x.
+    Softplus = "softplus", float, |x| x.max_(T::ZERO) + (-x.abs()).exp().ln_1p(),
+        "grad_x = g·sigmoid(x)", |x, out, g| some(g.mul(&x.unary(Unary::Sigmoid)?));
+    /// The exact erf form (PyTorch's default).
+    Gelu = "gelu", float,
+        |x| T::from_f64(0.5) * x * (T::ONE + Float::erf(x * T::from_f64(std::f64::consts::FRAC_1_SQRT_2))),
+        "grad_x = g·(Φ(x) + x·φ(x))", |x, out, g| some(g.mul(&x.unary(Unary::GeluGrad)?));
+    /// d gelu / dx.
+    GeluGrad = "gelu_grad", float,
+        |x| {
+            let h = T::from_f64(0.5);
+            let cdf = h * (T::ONE + Float::erf(x * T::from_f64(std::f64::consts::FRAC_1_SQRT_2)));
+            cdf + x * (-h * x * x).exp() * T::from_f64(0.398_942_280_401_432_7)
+        },
+        "no gradient recorded", |x, out, g| Ok(None);
+    LeakyRelu(slope) = "leaky_relu", float, |x| if x > T::ZERO { x } else { x * T::param(slope) },
+        "grad_x = g where x > 0, else slope·g",
+        |x, out, g| some(g.mul(&x.unary(Unary::LeakyReluGrad(slope))?));
+    /// 1 where x > 0, else the slope.
+    LeakyReluGrad(slope) = "leaky_relu_grad", float,
+        |x| if x > T::ZERO { T::ONE } else { T::param(slope) },
+        "no gradient (piecewise constant)", |x, out, g| Ok(None);
+    PowScalar(p) = "pow", float,
+        |x| if p == 2.0 {
+            x * x
+        } else if p == 1.0 {
+            x
+        } else if p == 0.5 {
+            x.sqrt() // sqrt(-inf) is nan, as numpy; C's pow gives +inf
+        } else {
+            x.powf(T::param(p))
+        },
+        "grad_x = g·p·x^(p-1)",
+        // p == 0: the derivative is 0 everywhere (the formula gives 0·inf at x == 0).
+        |x, out, g| if p == 0.0 {
+            some(Ok(Var::leaf(Tensor::zeros(&x.shape(), x.dtype())?, false)))
+        } else {
+            some(g.mul(&x.unary(Unary::PowScalar(p - 1.0))?.mul_scalar(p)?))
+        };
+    AddScalar(c) = "add", num, |x| x.add(T::param(c)),
+        "grad_x = g", |x, out, g| Ok(Some(g.clone()));
+    MulScalar(c) = "mul", num, |x| x.mul(T::param(c)),
+        "grad_x = g·c", |x, out, g| some(g.mul_scalar(c));
+    Clamp(lo, hi) = "clamp", num,
+        |x| if Num::is_nan(x) { x } else { Num::minimum(Num::maximum(x, T::param(lo)), T::param(hi)) },
+        "grad_x = g where min <= x <= max, else 0",
+        |x, out, g| some(g.mul(&x.unary(Unary::InRange(lo, hi))?));
+    /// 1 where lo <= x <= hi, else 0: clamp's derivative.
+    InRange(lo, hi) = "in_range", num,
+        |x| if x >= T::param(lo) && x <= T::param(hi) { T::ONE } else { T::ZERO },
+        "no gradient (piecewise constant)", |x, out, g| Ok(None);
+    IsNan = "isnan", pred, |x| Num::is_nan(x),
+        "no gradient (bool result)", |x, out, g| Ok(None);
+    IsInf = "isinf", pred, |x| x.is_inf(),
+        "no gradient (bool result)", |x, out, g| Ok(None);
+    IsFinite = "isfinite", pred, |x| !Num::is_nan(x) && !x.is_inf(),
+        "no gradient (bool result)", |x, out, g| Ok(None);
+    /// `~`: logical not on bools, bitwise not on ints.
+    Not = "bitwise_not", bits, |x| x.not(),
+        "no gradient (bool or integer result)", |x, out, g| Ok(None);
+}
+
+struct UnaryOp(Unary);
+
+impl Op for UnaryOp {
+    fn name(&self) -> &'static str {
+        self.0.name()
+    }
+    fn rule(&self) -> &'static str {
+        self.0.rule()
+    }
+    fn backward(&self, c: &Ctx, g: &Var) -> Result<Vec<Option<Var>>> {
+        Ok(vec![self.0.grad(c.input(0), c.out, g)?])
+    }
+}
+
+impl Tensor {
+    pub fn unary(&self, op: Unary) -> Result<Tensor> {
+        op.kernel(self)
+    }
+}
+
+// ---- binary ops ------------------------------------------------------------------------
+
+/// How a binary op picks its dtypes, from torch: the operands meet in `result_type`, then
+/// `arith` computes there (bool allowed: `+` is or, `*` is and), `no_bool` refuses bools,
+/// `int_div` also refuses an integer zero divisor, `int_pow` a negative integer exponent,
+/// `true_div` computes in a float dtype, `compare` gives bools and `bits` takes only bools
+/// and ints.
+macro_rules! binary_ops {
+    (@run arith, $name:expr, $a:expr, $b:expr, $shape:expr, |$x:ident, $y:ident| $k:expr) => {
+        with_any!($a, T => zip::<T, T>($a, $b, $shape, |$x: T, $y: T| -> T { $k }))
+    };
+    (@run no_bool, $name:expr, $a:expr, $b:expr, $shape:expr, |$x:ident, $y:ident| $k:expr) => {
+        with_num!($name, $a, T => zip::<T, T>($a, $b, $shape, |$x: T, $y: T| -> T { $k }))
+    };
+    (@run int_div, $name:expr, $a:expr, $b:expr, $shape:expr, |$x:ident, $y:ident| $k:expr) => {{
+        if !$b.dtype().is_float() && $b.any_zero() {
+            return Err(Error::value($name, "integer division by zero"));
+        }
+        with_num!($name, $a, T => zip::<T, T>($a, $b, $shape, |$x: T, $y: T| -> T { $k }))
+    }};
+    (@run int_pow, $name:expr, $a:expr, $b:expr, $shape:expr, |$x:ident, $y:ident| $k:expr) => {{
+        if !$b.dtype().is_float() && $b.any_negative() {
+            return Err(Error::value($name, "integers to negative integer powers are not allowed"));
+        }
+        with_num!($name, $a, T => zip::<T, T>($a, $b, $shape, |$x: T, $y: T| -> T { $k }))
+    }};
+    (@run true_div, $name:expr, $a:expr, $b:expr, $shape:expr, |$x:ident, $y:ident| $k:expr) => {
+        with_float!($name, $a, T => zip::<T, T>($a, $b, $shape, |$x: T, $y: T| -> T { $k }))
+    };
+    (@run compare, $name:expr, $a:expr, $b:expr, $shape:expr, |$x:ident, $y:ident| $k:expr) => {
+        with_any!($a, T => zip::<T, Bool8>($a, $b, $shape, |$x: T, $y: T| Bool8::new($k)))
+    };
+    (@run bits, $name:expr, $a:expr, $b:expr, $shape:expr, |$x:ident, $y:ident| $k:expr) => {
+        with_bits!($name, $a, T => zip::<T, T>($a, $b, $shape, |$x: T, $y: T| -> T { $k }))
+    };
+    (@dtype true_div, $d:expr) => { $d.to_float() };
+    (@dtype $kind:ident, $d:expr) => { $d };
+    ($(
+        $(#[$doc:meta])*
+        $V:ident = $name:literal, $kind:ident,
+        |$x:ident, $y:ident| $kernel:expr,
+        $rule:literal,
+        |$ba:ident, $bb:ident, $bout:ident, $bg:ident, $bc:ident| $backward:expr;
+    )*) => {
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum Binary {
+            $($(#[$doc])* $V,)*
+        }
+
+        impl Binary {
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Binary::$V => $name,)*
+                }
+            }
+            pub fn from_name(name: &str) -> Option<Binary> {
+                match name {
+                    $($name => Some(Binary::$V),)*
+                    _ => None,
+                }
+            }
+            pub fn rule(self) -> &'static str {
+                match self {
+                    $(Binary::$V => $rule,)*
+                }
+            }
+            /// The dtype the operands are cast to before the kernel runs.
+            fn compute_dtype(self, promoted: DType) -> DType {
+                match self {
+                    $(Binary::$V => binary_ops!(@dtype $kind, promoted),)*
+                }
+            }
+            fn kernel(self, a: &Tensor, b: &Tensor, shape: &[usize]) -> Result<Tensor> {
+                match self {
+                    $(Binary::$V => binary_ops!(@run $kind, $name, a, b, shape, |$x, $y| $kernel),)*
+                }
+            }
+            /// Gradients for (a, b); `$bc` says which inputs want one.
+            #[allow(unused_variables)]
+            fn grad(self, a_: &Var, b_: &Var, out_: &Var, g_: &Var, c_: &Ctx)
+                -> Result<Vec<Option<Var>>> {
+                match self {
+                    $(Binary::$V => {
+                        let ($ba, $bb, $bout, $bg, $bc) = (a_, b_, out_, g_, c_);
+                        $backward
+                    })*
+                }
+            }
+        }
+    };
+}
+
+binary_ops! {
+    Add = "add", arith, |x, y| x.add(y),
+        "grad_a = g, grad_b = g", |a, b, out, g, c| Ok(vec![Some(g.clone()), Some(g.clone())]);
+    Sub = "sub", no_bool, |x, y| x.sub(y),
+        "grad_a = g, grad_b = -g", |a, b, out, g, c| Ok(vec![Some(g.clone()), c.grad_for(1, || g.neg())?]);
+    Mul = "mul", arith, |x, y| x.mul(y),
+        "grad_a = g·b, grad_b = g·a",
+        |a, b, out, g, c| Ok(vec![c.grad_for(0, || g.mul(b))?, c.grad_for(1, || g.mul(a))?]);
+    /// True division: ints divide as floats, as torch.
+    Div = "div", true_div, |x, y| x / y,
+        "grad_a = g/b, grad_b = -g·a/b²",
+        // d(a/b)/db = -a/b^2 = -out/b
+        |a, b, out, g, c| Ok(vec![
+            c.grad_for(0, || g.div(b))?,
+            c.grad_for(1, || g.mul(out)?.div(b)?.neg())?,
+        ]);
+    /// `//`: rounds toward minus infinity, as Python and torch.
+    FloorDiv = "floor_divide", int_div, |x, y| x.floor_div(y),
+        "no gradient (piecewise constant)", |a, b, out, g, c| Ok(vec![None, None]);
+    /// `%`: the remainder takes the divisor's sign, as Python and torch.
+    Rem = "remainder", int_div, |x, y| x.rem(y),
+        "grad_a = g, grad_b = -g·floor(a/b)",
+        |a, b, out, g, c| Ok(vec![
+            Some(g.clone()),
+            c.grad_for(1, || g.mul(&a.tensor_op(b, Binary::FloorDiv)?)?.neg())?,
+        ]);
+    Pow = "pow", int_pow, |x, y| Num::pow(x, y),
+        "grad_a = g·b·a^(b-1), grad_b = g·a^b·ln(a)",
+        // As PyTorch: 0 where b == 0 for a, and where a == 0 and b >= 0 for b (the
+        // formulas give 0·inf there).
+        |a, b, out, g, c| {
+            let zero = Var::constant(0.0, g.dtype());
+            Ok(vec![
+                c.grad_for(0, || {
+                    let d = g.mul(b)?.mul(&a.binary(&b.add_scalar(-1.0)?, Binary::Pow)?)?;
+                    Var::where_(&b.compare(&zero, Binary::Eq)?.tensor(), &zero, &d)
+                })?,
+                c.grad_for(1, || {
+                    let d = g.mul(out)?.mul(&a.unary(Unary::Log)?)?;
+                    let at0 = a.compare(&zero, Binary::Eq)?.tensor()
+                        .binary(&b.compare(&zero, Binary::Ge)?.tensor(), Binary::And)?;
+                    Var::where_(&at0, &zero, &d)
+                })?,
+            ])
+        };
+    Maximum = "maximum", arith, |x, y| Num::maximum(x, y),
+        "grad_a = g where a > b, grad_b = g where b > a (ties split)",
+        |a, b, out, g, c| extreme_grads(a, b, g, c, Binary::Gt);
+    Minimum = "minimum", arith, |x, y| Num::minimum(x, y),
+        "grad_a = g where a < b, grad_b = g where b < a (ties split)",
+        |a, b, out, g, c| extreme_grads(a, b, g, c, Binary::Lt);
+    Lt = "lt", compare, |x, y| x < y, "no gradient (bool result)", |a, b, out, g, c| Ok(vec![None, None]);
+    Le = "le", compare, |x, y| x <= y, "no gradient (bool result)", |a, b, out, g, c| Ok(vec![None, None]);
+    Gt = "gt", compare, |x, y| x > y, "no gradient (bool result)", |a, b, out, g, c| Ok(vec![None, None]);
+    Ge = "ge", compare, |x, y| x >= y, "no gradient (bool result)", |a, b, out, g, c| Ok(vec![None, None]);
+    Eq = "eq", compare, |x, y| x == y, "no gradient (bool result)", |a, b, out, g, c| Ok(vec![None, None]);
+    Ne = "ne", compare, |x, y| x != y, "no gradient (bool result)", |a, b, out, g, c| Ok(vec![None, None]);
+    /// `&`, `|`, `^`: logical on bools, bitwise on ints.
+    And = "bitwise_and", bits, |x, y| x.and(y),
+        "no gradient (bool or integer result)", |a, b, out, g, c| Ok(vec![None, None]);
+    Or = "bitwise_or", bits, |x, y| x.or(y),
+        "no gradient (bool or integer result)", |a, b, out, g, c| Ok(vec![None, None]);
+    Xor = "bitwise_xor", bits, |x, y| x.xor(y),
+        "no gradient (bool or integer result)", |a, b, out, g, c| Ok(vec![None, None]);
+}
+
+/// maximum/minimum: the winner takes the gradient, ties split it evenly (as PyTorch).
+fn extreme_grads(a: &Var, b: &Var, g: &Var, c: &Ctx, wins: Binary) -> Result<Vec<Option<Var>>> {
+    let share = a.compare(b, wins)?.to_dtype(g.dtype())?.add(
+        &a.compare(b, Binary::Eq)?
+            .to_dtype(g.dtype())?
+            .mul_scalar(0.5)?,
+    )?;
+    Ok(vec![
+        c.grad_for(0, || g.mul(&share))?,
+        c.grad_for(1, || g.mul(&share.neg()?.add_scalar(1.0)?))?,
+    ])
+}
 
 struct BinaryOp(Binary);
 
@@ -10,166 +436,136 @@ impl Op for BinaryOp {
         self.0.name()
     }
     fn rule(&self) -> &'static str {
-        match self.0 {
-            Binary::Add => "grad_a = g, grad_b = g",
-            Binary::Sub => "grad_a = g, grad_b = -g",
-            Binary::Mul => "grad_a = g·b, grad_b = g·a",
-            Binary::Div => "grad_a = g/b, grad_b = -g·a/b²",
-            Binary::Pow => "grad_a = g·b·a^(b-1), grad_b = g·a^b·ln(a)",
-            Binary::Maximum => "grad_a = g where a > b, grad_b = g where b > a (ties split)",
-            Binary::Minimum => "grad_a = g where a < b, grad_b = g where b < a (ties split)",
-            _ => "no gradient (comparison)",
-        }
+        self.0.rule()
     }
     fn backward(&self, c: &Ctx, g: &Var) -> Result<Vec<Option<Var>>> {
-        let (a, b) = (c.input(0), c.input(1));
-        Ok(match self.0 {
-            Binary::Add => vec![Some(g.clone()), Some(g.clone())],
-            Binary::Sub => vec![Some(g.clone()), c.grad_for(1, || g.neg())?],
-            Binary::Mul => vec![c.grad_for(0, || g.mul(b))?, c.grad_for(1, || g.mul(a))?],
-            // d(a/b)/db = -a/b^2 = -out/b
-            Binary::Div => vec![
-                c.grad_for(0, || g.div(b))?,
-                c.grad_for(1, || g.mul(c.out)?.div(b)?.neg())?,
-            ],
-            // d(a^b)/da = b*a^(b-1); d(a^b)/db = a^b*ln(a)
-            Binary::Pow => {
-                // As PyTorch: 0 where b == 0 for a, and where a == 0 and b >= 0 for b
-                // (the formulas give 0·inf there).
-                let zero = Var::constant(0.0, g.dtype());
-                vec![
-                    c.grad_for(0, || {
-                        let d = g
-                            .mul(b)?
-                            .mul(&a.binary(&b.add_scalar(-1.0)?, Binary::Pow)?)?;
-                        Var::where_(&b.compare(&zero, Binary::Eq)?.tensor(), &zero, &d)
-                    })?,
-                    c.grad_for(1, || {
-                        let d = g.mul(c.out)?.mul(&a.unary(Unary::Log)?)?;
-                        let at0 = a
-                            .compare(&zero, Binary::Eq)?
-                            .mul(&b.compare(&zero, Binary::Ge)?)?;
-                        Var::where_(&at0.tensor(), &zero, &d)
-                    })?,
-                ]
-            }
-            // Ties split the gradient evenly, as PyTorch does.
-            Binary::Maximum | Binary::Minimum => {
-                let wins = if self.0 == Binary::Maximum {
-                    Binary::Gt
-                } else {
-                    Binary::Lt
-                };
-                let share = a
-                    .compare(b, wins)?
-                    .add(&a.compare(b, Binary::Eq)?.mul_scalar(0.5)?)?;
-                vec![
-                    c.grad_for(0, || g.mul(&share))?,
-                    c.grad_for(1, || g.mul(&share.neg()?.add_scalar(1.0)?))?,
-                ]
-            }
-            _ => vec![None, None],
+        self.0.grad(c.input(0), c.input(1), c.out, g, c)
+    }
+}
+
+fn rank(t: &Tensor) -> Rank {
+    if t.ndim() == 0 {
+        Rank::ZeroDim
+    } else {
+        Rank::Dims
+    }
+}
+
+impl Tensor {
+    /// `self op other` with broadcasting, in the dtype torch's `result_type` picks.
+    pub fn binary(&self, other: &Tensor, op: Binary) -> Result<Tensor> {
+        let promoted = result_type(&[(self.dtype(), rank(self)), (other.dtype(), rank(other))]);
+        self.binary_in(other, op, promoted)
+    }
+
+    /// `self op other` with both operands first cast to `promoted`'s compute dtype.
+    fn binary_in(&self, other: &Tensor, op: Binary, promoted: DType) -> Result<Tensor> {
+        let shape = broadcast_shapes(op.name(), self.shape(), other.shape())?;
+        let dtype = op.compute_dtype(promoted);
+        let a = self.cast_cow(dtype)?;
+        let b = other.cast_cow(dtype)?;
+        op.kernel(&a, &b, &shape)
+    }
+
+    /// `self` in `dtype`, borrowed when it already is (the common case: no copy).
+    pub fn cast_cow(&self, dtype: DType) -> Result<Cow<'_, Tensor>> {
+        if dtype == self.dtype() {
+            Ok(Cow::Borrowed(self))
+        } else {
+            Ok(Cow::Owned(self.to_dtype(dtype)?))
+        }
+    }
+
+    fn any_zero(&self) -> bool {
+        self.to_vec_f64().is_ok_and(|v| v.contains(&0.0))
+    }
+
+    fn any_negative(&self) -> bool {
+        self.to_vec_f64().is_ok_and(|v| v.iter().any(|&x| x < 0.0))
+    }
+
+    /// `cond ? a : b`, elementwise with broadcasting; `cond` is true where nonzero.
+    pub fn where_(cond: &Tensor, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+        let shape = broadcast_shapes("where", cond.shape(), a.shape())?;
+        let shape = broadcast_shapes("where", &shape, b.shape())?;
+        let dtype = result_type(&[(a.dtype(), rank(a)), (b.dtype(), rank(b))]);
+        let mask = cond
+            .cast_cow(DType::Bool)?
+            .broadcast_to(&shape)?
+            .contiguous()?;
+        let m = mask.as_slice::<Bool8>().expect("contiguous bool");
+        let (a, b) = (a.cast_cow(dtype)?, b.cast_cow(dtype)?);
+        with_any!(a, T => {
+            let picked = zip::<T, T>(&a, &b, &shape, |x, _| x)?;
+            let other = zip::<T, T>(&b, &a, &shape, |x, _| x)?;
+            let (p, o) = (picked.as_slice::<T>().expect("fresh"), other.as_slice::<T>().expect("fresh"));
+            let out: Vec<T> = (0..m.len()).map(|i| if m[i].is_true() { p[i] } else { o[i] }).collect();
+            Tensor::from_vec(out, &shape)
         })
     }
 }
 
-struct UnaryOp(Unary);
+/// A Python number as an operand: it takes part in `result_type` as a "wrapped number", so
+/// an int32 tensor plus 2 stays int32 and an int tensor times 0.5 becomes the default float.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Number {
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+}
 
-impl Op for UnaryOp {
-    fn name(&self) -> &'static str {
-        match self.0 {
-            Unary::Neg => "neg",
-            Unary::Exp => "exp",
-            Unary::Log => "log",
-            Unary::Sqrt => "sqrt",
-            Unary::Abs => "abs",
-            Unary::Sin => "sin",
-            Unary::Cos => "cos",
-            Unary::Tanh => "tanh",
-            Unary::Sigmoid => "sigmoid",
-            Unary::Relu => "relu",
-            Unary::Recip => "reciprocal",
-            Unary::Softplus => "softplus",
-            Unary::Gelu => "gelu",
-            Unary::LeakyRelu(_) => "leaky_relu",
-            Unary::PowScalar(_) => "pow",
-            Unary::AddScalar(_) => "add",
-            Unary::MulScalar(_) => "mul",
-            Unary::Clamp(..) => "clamp",
-            _ => "unary",
+impl Number {
+    fn dtype(self) -> DType {
+        match self {
+            Number::Bool(_) => DType::Bool,
+            Number::Int(_) => DType::I64,
+            Number::Float(_) => default_float(),
         }
     }
-    fn rule(&self) -> &'static str {
-        match self.0 {
-            Unary::Neg => "grad_x = -g",
-            Unary::Exp => "grad_x = g·exp(x) = g·y",
-            Unary::Log => "grad_x = g/x",
-            Unary::Sqrt => "grad_x = g/(2·sqrt(x)) = g/(2y)",
-            Unary::Abs => "grad_x = g·sign(x)",
-            Unary::Sin => "grad_x = g·cos(x)",
-            Unary::Cos => "grad_x = -g·sin(x)",
-            Unary::Tanh => "grad_x = g·(1 - y²)",
-            Unary::Sigmoid => "grad_x = g·y·(1 - y)",
-            Unary::Relu => "grad_x = g where x > 0, else 0",
-            Unary::Recip => "grad_x = -g/x² = -g·y²",
-            Unary::Softplus => "grad_x = g·sigmoid(x)",
-            Unary::Gelu => "grad_x = g·(Φ(x) + x·φ(x))",
-            Unary::LeakyRelu(_) => "grad_x = g where x > 0, else slope·g",
-            Unary::PowScalar(_) => "grad_x = g·p·x^(p-1)",
-            Unary::AddScalar(_) => "grad_x = g",
-            Unary::MulScalar(_) => "grad_x = g·c",
-            Unary::Clamp(..) => "grad_x = g where min <= x <= max, else 0",
-            _ => "no gradient (piecewise constant)",
-        }
-    }
-    fn backward(&self, c: &Ctx, g: &Var) -> Result<Vec<Option<Var>>> {
-        let (x, out) = (c.input(0), c.out);
-        let gx = match self.0 {
-            Unary::Neg => g.neg()?,
-            Unary::Exp => g.mul(out)?,
-            Unary::Log => g.div(x)?,
-            Unary::Sqrt => g.div(&out.mul_scalar(2.0)?)?,
-            Unary::Abs => g.mul(&x.unary(Unary::Sign)?)?,
-            Unary::Sin => g.mul(&x.unary(Unary::Cos)?)?,
-            Unary::Cos => g.mul(&x.unary(Unary::Sin)?.neg()?)?,
-            Unary::Tanh => g.mul(&out.mul(out)?.neg()?.add_scalar(1.0)?)?,
-            Unary::Sigmoid => g.mul(&out.mul(&out.neg()?.add_scalar(1.0)?)?)?,
-            Unary::Relu => g.mul(&x.unary(Unary::Step)?)?,
-            Unary::Recip => g.mul(&out.mul(out)?.neg()?)?,
-            Unary::Softplus => g.mul(&x.unary(Unary::Sigmoid)?)?,
-            Unary::Gelu => g.mul(&x.unary(Unary::GeluGrad)?)?,
-            Unary::LeakyRelu(a) => g.mul(&x.unary(Unary::LeakyReluGrad(a))?)?,
-            // p == 0: the derivative is 0 everywhere (the formula gives 0·inf at x == 0).
-            Unary::PowScalar(0.0) => Var::leaf(Tensor::zeros(&x.shape(), x.dtype())?, false),
-            Unary::PowScalar(p) => g.mul(&x.unary(Unary::PowScalar(p - 1.0))?.mul_scalar(p)?)?,
-            Unary::AddScalar(_) => g.clone(),
-            Unary::MulScalar(k) => g.mul_scalar(k)?,
-            Unary::Clamp(lo, hi) => g.mul(&x.unary(Unary::InRange(lo, hi))?)?,
-            // Piecewise-constant: zero gradient.
-            _ => return Ok(vec![None]),
+    /// The number as a 0-d tensor of `dtype`; an integer that does not fit is an error.
+    pub fn tensor(self, op: &'static str, dtype: DType) -> Result<Tensor> {
+        let t = match self {
+            Number::Bool(b) => Tensor::from_vec(vec![Bool8::new(b)], &[])?,
+            Number::Int(i) => Tensor::from_vec(vec![i], &[])?,
+            Number::Float(f) => Tensor::from_vec(vec![f], &[])?,
         };
-        Ok(vec![Some(gx)])
+        let out = t.to_dtype(dtype)?;
+        if let (Number::Int(i), DType::I32) = (self, dtype) {
+            if i32::try_from(i).is_err() {
+                return Err(Error::value(op, format!("{i} does not fit in int32")));
+            }
+        }
+        Ok(out)
     }
 }
 
 impl Var {
     pub fn binary(&self, other: &Var, op: Binary) -> Result<Var> {
         let t = self.read2(other, |a, b| a.binary(b, op))?;
-        if matches!(
-            op,
-            Binary::Lt | Binary::Le | Binary::Gt | Binary::Ge | Binary::Eq | Binary::Ne
-        ) {
-            return Ok(Var::leaf(t, false));
-        }
         Ok(Var::from_op(
             t,
             BinaryOp(op),
             vec![self.clone(), other.clone()],
         ))
     }
-    /// An elementwise comparison: 1.0 where true, 0.0 where false, no gradient.
+    /// `self op number` (or `number op self` when `reflected`), with torch's promotion.
+    pub fn binary_number(&self, n: Number, op: Binary, reflected: bool) -> Result<Var> {
+        let promoted = {
+            let t = self.read();
+            result_type(&[(t.dtype(), rank(&t)), (n.dtype(), Rank::Number)])
+        };
+        let c = Var::leaf(n.tensor(op.name(), promoted)?, false);
+        let (a, b) = if reflected { (&c, self) } else { (self, &c) };
+        let t = a.read2(b, |x, y| x.binary_in(y, op, promoted))?;
+        Ok(Var::from_op(t, BinaryOp(op), vec![a.clone(), b.clone()]))
+    }
+    /// A comparison or other op on the data alone, recorded nowhere (for backward rules).
+    fn tensor_op(&self, other: &Var, op: Binary) -> Result<Var> {
+        Ok(Var::leaf(self.read2(other, |a, b| a.binary(b, op))?, false))
+    }
+    /// An elementwise comparison: a bool tensor, no gradient.
     pub fn compare(&self, other: &Var, op: Binary) -> Result<Var> {
-        Ok(Var::leaf(self.tensor().binary(&other.tensor(), op)?, false))
+        self.tensor_op(other, op)
     }
     pub fn unary(&self, op: Unary) -> Result<Var> {
         let t = self.read().unary(op)?;
@@ -228,4 +624,93 @@ impl Var {
             vec![a.clone(), b.clone()],
         ))
     }
+}
+
+// ---- the loops -------------------------------------------------------------------------
+
+/// `f` over every element of a tensor of element type `T`, into a new row-major tensor.
+pub(crate) fn map<T: Element, U: Element>(t: &Tensor, f: impl Fn(T) -> U) -> Result<Tensor> {
+    let n = checked_numel("map", t.shape())?;
+    let out: Vec<U> = if let Some(s) = t.as_slice::<T>() {
+        s.iter().map(|&x| f(x)).collect()
+    } else {
+        let src = T::unwrap(t.storage())
+            .expect("dtype checked by caller")
+            .as_slice();
+        let mut out = try_alloc::<U>("map", 0, U::ZERO)?;
+        out.try_reserve_exact(n).map_err(|_| Error::Alloc {
+            op: "map",
+            bytes: (n * U::DTYPE.size()) as u128,
+        })?;
+        Layout::walk2(t.layout(), t.layout(), |o, _, len, st, _| {
+            let mut i = o as isize;
+            for _ in 0..len {
+                out.push(f(src[i as usize]));
+                i += st;
+            }
+        });
+        out
+    };
+    Tensor::from_vec(out, t.shape())
+}
+
+/// `f` over two tensors of element type `T`, broadcast to `shape`, into a new tensor.
+fn zip<T: Element, U: Element>(
+    a: &Tensor,
+    b: &Tensor,
+    shape: &[usize],
+    f: impl Fn(T, T) -> U,
+) -> Result<Tensor> {
+    let n = checked_numel("broadcast", shape)?;
+    let (sa, sb) = (
+        T::unwrap(a.storage()).expect("same dtype").as_slice(),
+        T::unwrap(b.storage()).expect("same dtype").as_slice(),
+    );
+    // Fast paths: same-shape contiguous, and tensor-with-scalar.
+    if a.shape() == shape && b.shape() == shape {
+        if let (Some(x), Some(y)) = (a.as_slice::<T>(), b.as_slice::<T>()) {
+            return Tensor::from_vec(x.iter().zip(y).map(|(&p, &q)| f(p, q)).collect(), shape);
+        }
+    }
+    if a.shape() == shape && b.numel() == 1 {
+        if let Some(x) = a.as_slice::<T>() {
+            let q = sb[b.layout().offset];
+            return Tensor::from_vec(x.iter().map(|&p| f(p, q)).collect(), shape);
+        }
+    }
+    if b.shape() == shape && a.numel() == 1 {
+        if let Some(y) = b.as_slice::<T>() {
+            let p = sa[a.layout().offset];
+            return Tensor::from_vec(y.iter().map(|&q| f(p, q)).collect(), shape);
+        }
+    }
+    let la = a.layout().broadcast_to("broadcast", shape)?;
+    let lb = b.layout().broadcast_to("broadcast", shape)?;
+    let mut out = try_alloc::<U>("broadcast", 0, U::ZERO)?;
+    out.try_reserve_exact(n).map_err(|_| Error::Alloc {
+        op: "broadcast",
+        bytes: (n * U::DTYPE.size()) as u128,
+    })?;
+    Layout::walk2(&la, &lb, |oa, ob, len, ia, ib| {
+        // Unit-stride and row-broadcast inner loops run over slices, so they vectorize.
+        match (ia, ib) {
+            (1, 1) => out.extend(
+                sa[oa..oa + len]
+                    .iter()
+                    .zip(&sb[ob..ob + len])
+                    .map(|(&p, &q)| f(p, q)),
+            ),
+            (1, 0) => out.extend(sa[oa..oa + len].iter().map(|&p| f(p, sb[ob]))),
+            (0, 1) => out.extend(sb[ob..ob + len].iter().map(|&q| f(sa[oa], q))),
+            _ => {
+                let (mut i, mut j) = (oa as isize, ob as isize);
+                for _ in 0..len {
+                    out.push(f(sa[i as usize], sb[j as usize]));
+                    i += ia;
+                    j += ib;
+                }
+            }
+        }
+    });
+    Tensor::from_vec(out, shape)
 }

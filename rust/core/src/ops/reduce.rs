@@ -2,7 +2,8 @@
 use crate::dtype::DType;
 use crate::error::Result;
 use crate::layout::wrap_dims;
-use crate::tensor::{Binary, Reduce, Tensor, Unary};
+use crate::ops::elementwise::{Binary, Unary};
+use crate::tensor::{Reduce, Tensor};
 use crate::var::{Ctx, Op, Var};
 
 /// The input shape with reduced dims set to 1: where a reduced gradient broadcasts back.
