@@ -49,7 +49,22 @@ from .engine import (
 )
 from .explain import explain
 from .gradcheck import GradcheckError, gradcheck
-from .ops import cat, chunk, dot, matmul, maximum, minimum, split, stack, where
+from .ops import (
+    argmax,
+    argmin,
+    argsort,
+    cat,
+    chunk,
+    dot,
+    matmul,
+    maximum,
+    minimum,
+    sort,
+    split,
+    stack,
+    topk,
+    where,
+)
 from .serialization import SerializationError, load, save
 
 # torch's names for the dtypes. (They shadow the builtins only inside this module.)
@@ -68,6 +83,7 @@ __all__ = [
     "zeros", "ones", "full", "eye", "arange", "linspace", "rand", "randn", "randperm",
     "zeros_like", "ones_like", "full_like", "rand_like", "randn_like",
     "cat", "stack", "split", "chunk", "where", "maximum", "minimum", "matmul", "dot",
+    "argmax", "argmin", "sort", "argsort", "topk",
     "gradcheck", "GradcheckError", "ShapeError", "GradError", "SerializationError",
     "save", "load", "functional", "nn", "optim", "data", "explain",
 ]

@@ -78,9 +78,13 @@ def full(shape: Any, fill_value: float, dtype: Any = None, requires_grad: bool =
     >>> full((2, 2), 7.0).tolist(), full(2, 3).dtype
     ([[7.0, 7.0], [7.0, 7.0]], dtype('int64'))
     """
+    if isinstance(fill_value, (np.generic, Value)):
+        fill_value = fill_value.item()
+    if not isinstance(fill_value, (bool, int, float)):
+        raise TypeError(f"full: fill_value must be a number, got {type(fill_value).__name__}")
     if dtype is None:
         dtype = _number_dtype(fill_value)
-    return _wrap(_core.full(_sizes((shape,)), float(fill_value), _dt(dtype), requires_grad))
+    return _wrap(_core.full(_sizes((shape,)), fill_value, _dt(dtype), requires_grad))
 
 
 def eye(n: int, m: int | None = None, dtype: Any = None, requires_grad: bool = False) -> Value:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import operator
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -362,11 +362,12 @@ class Value:
         return int(self.item())
 
     def __index__(self) -> int:
-        """A 0-d integer Value indexes Python sequences (``names[t]``, ``range(t)``)."""
-        if self.ndim != 0 or self._n.dtype not in ("int32", "int64", "bool"):
+        """A one-element integer Value indexes Python sequences (``names[t]``, ``range(t)``),
+        as in torch."""
+        if self.size != 1 or self._n.dtype not in ("int32", "int64", "bool"):
             raise TypeError(
-                f"only 0-d integer Values can be used as an index, not a {self.dtype} Value "
-                f"of shape {self.shape}"
+                f"only one-element integer Values can be used as an index, not a {self.dtype} "
+                f"Value of shape {self.shape}"
             )
         return int(self.item())
 
@@ -571,13 +572,55 @@ class Value:
         return _wrap(self._n.mean(_dims(dim, axis), _keep(keepdim, keepdims)), self)
 
     def max(self, dim: Any = None, keepdim: bool = False, *, axis: Any = None,
-            keepdims: bool | None = None) -> Value:
-        """The largest values (numpy's ``amax``; the gradient goes to the chosen positions)."""
-        return _wrap(self._n.max(_dims(dim, axis), _keep(keepdim, keepdims)), self)
+            keepdims: bool | None = None) -> Any:
+        """The largest value, or over an int ``dim`` torch's ``(values, indices)`` pair
+        (indices int64, the first of ties; the gradient goes to them). A tuple of dims
+        gives the values, as ``amax``.
+
+        >>> v, i = Value([[1.0, 5.0], [7.0, 2.0]]).max(1); v.tolist(), i.tolist()
+        ([5.0, 7.0], [1, 0])
+        """
+        return self._extreme(True, dim, keepdim, axis, keepdims)
 
     def min(self, dim: Any = None, keepdim: bool = False, *, axis: Any = None,
-            keepdims: bool | None = None) -> Value:
+            keepdims: bool | None = None) -> Any:
+        """The smallest value, or over an int ``dim`` ``(values, indices)``; see ``max``."""
+        return self._extreme(False, dim, keepdim, axis, keepdims)
+
+    def _extreme(self, largest: bool, dim: Any, keepdim: bool, axis: Any,
+                 keepdims: bool | None) -> Any:
+        d = dim if dim is not None else axis
+        if isinstance(d, (int, np.integer)):
+            v, i = self._n.extreme_at(largest, operator.index(d), _keep(keepdim, keepdims))
+            return ValuesIndices(_wrap(v, self), _wrap(i))
+        f = self._n.max if largest else self._n.min
+        return _wrap(f(_dims(dim, axis), _keep(keepdim, keepdims)), self)
+
+    def amax(self, dim: Any = None, keepdim: bool = False, *, axis: Any = None,
+             keepdims: bool | None = None) -> Value:
+        """The largest values over ``dim`` (int, tuple or None); ties share the gradient."""
+        return _wrap(self._n.max(_dims(dim, axis), _keep(keepdim, keepdims)), self)
+
+    def amin(self, dim: Any = None, keepdim: bool = False, *, axis: Any = None,
+             keepdims: bool | None = None) -> Value:
         return _wrap(self._n.min(_dims(dim, axis), _keep(keepdim, keepdims)), self)
+
+    def sort(self, dim: int = -1, descending: bool = False) -> ValuesIndices:
+        """Sorted along ``dim`` (stable; NaN last) with the int64 order, as ``torch.sort``."""
+        v, i = self._n.sort(operator.index(dim), bool(descending))
+        return ValuesIndices(_wrap(v, self), _wrap(i))
+
+    def argsort(self, dim: int = -1, descending: bool = False) -> Value:
+        return self.sort(dim, descending).indices
+
+    def topk(self, k: int, dim: int = -1, largest: bool = True,
+             sorted: bool = True) -> ValuesIndices:
+        """The ``k`` largest (or smallest) along ``dim``, in order, with int64 indices."""
+        k = operator.index(k)
+        if k < 0:
+            raise ValueError(f"topk: k must be non-negative, got {k}")
+        v, i = self._n.topk(k, operator.index(dim), bool(largest))
+        return ValuesIndices(_wrap(v, self), _wrap(i))
 
     def var(self, dim: Any = None, keepdim: bool = False, *, axis: Any = None,
             keepdims: bool | None = None, correction: float | None = None,
@@ -750,6 +793,14 @@ class Value:
 
     def bool(self) -> Value:
         return self.to(bool_)
+
+
+class ValuesIndices(NamedTuple):
+    """What ``max(dim)``, ``min(dim)``, ``sort`` and ``topk`` return, as torch's
+    ``return_types``: unpack it (``v, i = x.max(1)``) or use ``.values`` and ``.indices``."""
+
+    values: Value
+    indices: Value
 
 
 # numpy functions that only read the data: given a Value, they get its array.

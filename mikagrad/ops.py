@@ -6,9 +6,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from . import _core
-from .engine import Value, _wrap
+from .engine import Value, _wrap, tensor
 
-__all__ = ["cat", "stack", "split", "chunk", "where", "maximum", "minimum", "matmul", "dot"]
+__all__ = ["cat", "stack", "split", "chunk", "where", "maximum", "minimum", "matmul", "dot",
+           "argmax", "argmin", "sort", "argsort", "topk"]
 
 
 def _val(x: Any, like: Value | None = None) -> Value:
@@ -75,9 +76,11 @@ def where(cond: Any, a: Any, b: Any) -> Value:
     >>> where(x > 0, x, 0.0).tolist()
     [0.0, 2.0, 0.0]
     """
-    av = _val(a, b if isinstance(b, Value) else None)
-    bv = _val(b, av)
-    return _wrap(_core.Node.where_(_val(cond)._n, av._n, bv._n), av, bv)
+    # Numbers become 0-d tensors of their own dtype, so promotion follows torch's rules
+    # (an int64 branch with 0.5 gives the default float, with 7 stays int64).
+    av, bv = (x if isinstance(x, Value) else tensor(x) for x in (a, b))
+    c = cond if isinstance(cond, Value) else tensor(cond)
+    return _wrap(_core.Node.where_(c._n, av._n, bv._n), av, bv)
 
 
 def maximum(a: Any, b: Any) -> Value:
@@ -116,3 +119,49 @@ def dot(a: Any, b: Any) -> Value:
     11.0
     """
     return _val(a).dot(b)
+
+
+def argmax(v: Value, dim: int | None = None, keepdim: bool = False) -> Value:
+    """``v.argmax``: int64 indices of the largest elements.
+
+    >>> argmax(Value([1.0, 3.0, 2.0])).item()
+    1
+    """
+    return v.argmax(dim, keepdim)
+
+
+def argmin(v: Value, dim: int | None = None, keepdim: bool = False) -> Value:
+    """``v.argmin``: int64 indices of the smallest elements.
+
+    >>> argmin(Value([[1.0, 0.0], [2.0, 3.0]]), dim=1).tolist()
+    [1, 0]
+    """
+    return v.argmin(dim, keepdim)
+
+
+def sort(v: Value, dim: int = -1, descending: bool = False) -> Any:
+    """``v.sort``: ``(values, indices)``, stable, NaN last.
+
+    >>> sort(Value([3.0, 1.0, 2.0])).indices.tolist()
+    [1, 2, 0]
+    """
+    return v.sort(dim, descending)
+
+
+def argsort(v: Value, dim: int = -1, descending: bool = False) -> Value:
+    """``v.argsort``: the int64 order that sorts ``v`` along ``dim``.
+
+    >>> argsort(Value([3.0, 1.0, 2.0]), descending=True).tolist()
+    [0, 2, 1]
+    """
+    return v.argsort(dim, descending)
+
+
+def topk(v: Value, k: int, dim: int = -1, largest: bool = True, sorted: bool = True) -> Any:
+    """``v.topk``: the ``k`` largest (or smallest) along ``dim`` with their indices.
+
+    >>> values, indices = topk(Value([1.0, 4.0, 2.0, 3.0]), 2)
+    >>> values.tolist(), indices.tolist()
+    ([4.0, 3.0], [1, 3])
+    """
+    return v.topk(k, dim, largest, sorted)

@@ -33,3 +33,13 @@ def _restore_engine_state():
     mg.set_default_dtype(mg.float64)
     yield
     mg.set_default_dtype(mg.float64)
+
+
+@pytest.fixture
+def torch64():
+    """torch, with float64 as its default dtype (MikaGrad's), restored afterwards."""
+    torch = pytest.importorskip("torch")
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield torch
+    torch.set_default_dtype(old)

@@ -9,11 +9,11 @@ import pickle
 
 import numpy as np
 import pytest
+from dtype_helpers import BOOL, F64, I32, I64, expect
 
 import mikagrad as mg
 from mikagrad import Value
 
-I64, I32, BOOL, F32, F64 = (np.dtype(n) for n in ("int64", "int32", "bool", "float32", "float64"))
 INT64_MAX = np.iinfo(np.int64).max
 
 # Per dtype: values that a float round trip would not survive.
@@ -28,16 +28,6 @@ PROTOCOLS = list(range(2, pickle.HIGHEST_PROTOCOL + 1))
 
 def sample(dtype):
     return np.array(SAMPLES[dtype], dtype=dtype)
-
-
-def expect(v, values, dtype):
-    """``v`` is a Value of exactly this dtype, shape and these values."""
-    want = np.array(values, dtype=dtype)
-    assert isinstance(v, Value), f"expected a Value, got {type(v).__name__}"
-    assert v.dtype == want.dtype, f"dtype {v.dtype}, expected {want.dtype}"
-    got = np.asarray(v.numpy())
-    assert got.shape == want.shape, f"shape {got.shape}, expected {want.shape}"
-    np.testing.assert_array_equal(got, want)
 
 
 # ---- pickle and deepcopy -------------------------------------------------------------------

@@ -346,7 +346,8 @@ def test_exception_classes():
 NEGATIVE_DIMS = [
     (lambda x: x.sum(dim=-1), (2, 3)),
     (lambda x: x.sum(dim=(-1, -2)), (2,)),
-    (lambda x: x.max(dim=-2, keepdim=True), (2, 1, 4)),
+    (lambda x: x.max(dim=-2, keepdim=True).values, (2, 1, 4)),
+    (lambda x: x.amax(dim=-2, keepdim=True), (2, 1, 4)),
     (lambda x: x.softmax(dim=-2), (2, 3, 4)),
     (lambda x: x.log_softmax(-3), (2, 3, 4)),
     (lambda x: x.transpose(-1, -3), (4, 3, 2)),

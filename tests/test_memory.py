@@ -270,7 +270,8 @@ HUGE_SCRIPT = textwrap.dedent("""
         "linspace": lambda: mg.linspace(0, 1, 1 << 40),
         "sum_to_huge": lambda: mg.zeros(1 << 40, 0).sum(1),
         "mean_to_huge": lambda: mg.zeros(1 << 40, 0).mean(1),
-        "max_over_huge_to_empty": lambda: mg.zeros(1 << 40, 0).max(0),
+        "max_over_huge_to_empty": lambda: mg.zeros(1 << 40, 0).amax(0),
+        "max_dim_over_huge_to_empty": lambda: mg.zeros(1 << 40, 0).max(0).values,
         "softmax_huge_empty": lambda: mg.zeros(1 << 40, 0).softmax(0),
         "empty_matmul_to_huge": lambda: mg.zeros(1 << 40, 0) @ mg.zeros(0, 1 << 40),
     }
@@ -299,6 +300,7 @@ HUGE = {
     "sum_to_huge": {"MemoryError"},
     "mean_to_huge": {"MemoryError"},
     "max_over_huge_to_empty": {"OK (0,)", "MemoryError", "ValueError"},
+    "max_dim_over_huge_to_empty": {"OK (0,)", "MemoryError", "ValueError"},
     "softmax_huge_empty": {"OK (1099511627776, 0)", "MemoryError"},
     "empty_matmul_to_huge": {"MemoryError"},
 }

@@ -219,8 +219,12 @@ def np_var(a, axis, keepdims, ddof=1):
 REDUCE = {
     "sum": (lambda x, d, k: x.sum(dim=d, keepdim=k), np.sum),
     "mean": (lambda x, d, k: x.mean(dim=d, keepdim=k), np.mean),
-    "max": (lambda x, d, k: x.max(dim=d, keepdim=k), np.max),
-    "min": (lambda x, d, k: x.min(dim=d, keepdim=k), np.min),
+    "amax": (lambda x, d, k: x.amax(dim=d, keepdim=k), np.max),
+    "amin": (lambda x, d, k: x.amin(dim=d, keepdim=k), np.min),
+    "max": (lambda x, d, k: x.max(dim=d, keepdim=k) if not isinstance(d, int)
+            else x.max(dim=d, keepdim=k).values, np.max),
+    "min": (lambda x, d, k: x.min(dim=d, keepdim=k) if not isinstance(d, int)
+            else x.min(dim=d, keepdim=k).values, np.min),
     "var": (lambda x, d, k: x.var(dim=d, keepdim=k), np_var),
     "std": (
         lambda x, d, k: x.std(dim=d, keepdim=k),
@@ -263,7 +267,7 @@ def test_reduce_float32(name):
     check_f32(lambda v: fn(v, 1, False), distinct((3, 4, 2), seed=9, spacing=0.15))
 
 
-@pytest.mark.parametrize("name", ["sum", "mean", "max", "min", "var", "std", "logsumexp"])
+@pytest.mark.parametrize("name", ["sum", "mean", "amax", "amin", "var", "std", "logsumexp"])
 def test_reduce_accepts_numpy_and_torch_spellings(name):
     a = distinct((2, 3, 4), seed=10, spacing=0.1)
     x = Value(a)
@@ -309,7 +313,7 @@ def test_max_min_gradient_goes_to_chosen_position():
     x.max().backward()
     np.testing.assert_array_equal(x.grad, [[0, 0, 0], [1, 0, 0]])
     y = Value(np.array([[1.0, 5.0, 2.0], [7.0, -1.0, 3.0]]))
-    y.min(dim=1).sum().backward()
+    y.min(dim=1).values.sum().backward()
     np.testing.assert_array_equal(y.grad, [[1, 0, 0], [0, 1, 0]])
 
 
@@ -320,11 +324,17 @@ def test_max_min_ties_split_the_gradient_evenly():
     out.backward()
     np.testing.assert_allclose(x.grad, [0.0, 0.5, 0.5])
     y = Value(np.array([[2.0, 2.0, 2.0], [0.0, -1.0, 0.0]]))
-    y.min(dim=1).sum().backward()
+    y.amin(dim=1).sum().backward()
     np.testing.assert_allclose(y.grad, [[1 / 3, 1 / 3, 1 / 3], [0.0, 1.0, 0.0]])
     z = Value(np.array([[2.0, 2.0, 2.0], [0.0, -1.0, 0.0]]))
-    z.max(dim=1).sum().backward()
+    z.amax(dim=1).sum().backward()
     np.testing.assert_allclose(z.grad, [[1 / 3, 1 / 3, 1 / 3], [0.5, 0.0, 0.5]])
+    # max(dim) is torch's (values, indices): the gradient goes to the first of ties alone
+    w = Value(np.array([[2.0, 2.0, 2.0], [0.0, -1.0, 0.0]]))
+    v, i = w.max(dim=1)
+    assert i.dtype == np.int64 and i.tolist() == [0, 0]
+    v.sum().backward()
+    np.testing.assert_array_equal(w.grad, [[1, 0, 0], [1, 0, 0]])
 
 
 @pytest.mark.parametrize(
@@ -1104,7 +1114,7 @@ def test_large_elementwise_and_reductions_on_views(dtype):
     x, y = Value(a_np.astype(dtype)), Value(b_np.astype(dtype))
     xv = x.permute(2, 1, 0)[:, ::-1]  # (9, 33, 17), non-contiguous
     yv = y.unsqueeze(-1)  # (9, 33, 1), broadcast along the last dim
-    out = ((xv * yv).exp() - xv / (yv.abs() + 1.0)).sum(dim=(0, 2)) + xv.max(dim=1).sum()
+    out = ((xv * yv).exp() - xv / (yv.abs() + 1.0)).sum(dim=(0, 2)) + xv.max(dim=1).values.sum()
     av = a_np.transpose(2, 1, 0)[:, ::-1]
     bv = b_np[..., None]
     want = (np.exp(av * bv) - av / (np.abs(bv) + 1.0)).sum(axis=(0, 2)) + av.max(axis=1).sum()

@@ -325,9 +325,9 @@ REDUCE = {
                     lambda a, ax, k: np.sum(a, axis=ax, keepdims=k)),
     "mean": (lambda x, d, k: x.mean(dim=d, keepdim=k),
              lambda a, ax, k: np.mean(a, axis=ax, keepdims=k)),
-    "max": (lambda x, d, k: x.max(dim=d, keepdim=k),
+    "max": (lambda x, d, k: x.amax(dim=d, keepdim=k),
             lambda a, ax, k: np.max(a, axis=ax, keepdims=k)),
-    "min": (lambda x, d, k: x.min(axis=d, keepdims=k),
+    "min": (lambda x, d, k: x.amin(axis=d, keepdims=k),
             lambda a, ax, k: np.min(a, axis=ax, keepdims=k)),
     "logsumexp": (lambda x, d, k: x.logsumexp(dim=d, keepdim=k), np_logsumexp),
 }

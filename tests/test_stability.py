@@ -293,8 +293,10 @@ BINARY = {
 REDUCE = {
     "sum": (lambda x: x.sum(dim=-1), lambda a: np.sum(a, axis=-1)),
     "mean": (lambda x: x.mean(dim=-1), lambda a: np.mean(a, axis=-1)),
-    "max": (lambda x: x.max(dim=-1), lambda a: np.max(a, axis=-1)),
-    "min": (lambda x: x.min(dim=-1), lambda a: np.min(a, axis=-1)),
+    "max": (lambda x: x.max(dim=-1).values, lambda a: np.max(a, axis=-1)),
+    "min": (lambda x: x.min(dim=-1).values, lambda a: np.min(a, axis=-1)),
+    "amax": (lambda x: x.amax(dim=-1), lambda a: np.max(a, axis=-1)),
+    "amin": (lambda x: x.amin(dim=-1), lambda a: np.min(a, axis=-1)),
     "var": (lambda x: x.var(dim=-1), lambda a: np.var(a, axis=-1, ddof=1)),
     "std": (lambda x: x.std(dim=-1), lambda a: np.std(a, axis=-1, ddof=1)),
     "argmax": (lambda x: x.argmax(dim=-1), lambda a: np.argmax(a, axis=-1)),

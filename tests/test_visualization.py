@@ -213,7 +213,7 @@ def test_every_op_in_the_engine_can_be_drawn():
         a.permute(1, 0).transpose(0, 1), b.expand(2, 3), a[:, ::2].sum() * a,
         a.gather(1, np.array([[0, 1, 2], [2, 1, 0]])), mg.cat([a[:1], a[1:]]),
         mg.stack([a[0], a[1]]), a.split(1)[0] * a, (a @ a.T).sum() + a,
-        a.to(mg.float32).double(), a.max(1, keepdim=True) + a.min(0), a.mean() + a.var(),
+        a.to(mg.float32).double(), a.amax(1, keepdim=True) + a.amin(0), a.mean() + a.var(),
         a.std() + a.logsumexp(1, keepdim=True),
     ]
     out = parts[0].sum()

@@ -670,6 +670,19 @@ impl Node {
         let idx: Vec<i64> = v.into_iter().map(|i| i as i64).collect();
         Ok(node(Var::leaf(Tensor::from_vec(idx, &shape).py()?, false)))
     }
+    /// torch's `max(dim)` / `min(dim)`: (values, int64 indices).
+    fn extreme_at(&self, largest: bool, dim: isize, keepdim: bool) -> PyResult<(Node, Node)> {
+        let (v, i) = self.v.extreme_at(largest, dim, keepdim).py()?;
+        Ok((node(v), node(i)))
+    }
+    fn sort(&self, dim: isize, descending: bool) -> PyResult<(Node, Node)> {
+        let (v, i) = self.v.sort(dim, descending).py()?;
+        Ok((node(v), node(i)))
+    }
+    fn topk(&self, k: usize, dim: isize, largest: bool) -> PyResult<(Node, Node)> {
+        let (v, i) = self.v.topk(k, dim, largest).py()?;
+        Ok((node(v), node(i)))
+    }
     fn softmax(&self, dim: isize) -> PyResult<Node> {
         Ok(node(self.v.softmax(dim).py()?))
     }
@@ -825,10 +838,24 @@ fn leaf(t: mikagrad_core::Result<Tensor>, requires_grad: bool) -> PyResult<Node>
     Ok(node(Var::new_leaf(t.py()?, requires_grad).py()?))
 }
 
+/// `shape` filled with a Python bool, int or float, exactly (an int64 fill keeps all 64 bits).
 #[pyfunction]
-fn full(shape: Vec<usize>, value: f64, dtype: &str, requires_grad: bool) -> PyResult<Node> {
+fn full(
+    shape: Vec<usize>,
+    value: &Bound<'_, PyAny>,
+    dtype: &str,
+    requires_grad: bool,
+) -> PyResult<Node> {
+    let n = match operand(value)? {
+        Operand::Number(n) => n,
+        Operand::Node(_) => {
+            return Err(PyTypeError::new_err(
+                "full: the fill value must be a number",
+            ))
+        }
+    };
     leaf(
-        Tensor::full(&shape, value, parse_dtype(dtype)?),
+        Tensor::full_number(&shape, n, parse_dtype(dtype)?),
         requires_grad,
     )
 }

@@ -539,6 +539,15 @@ impl Number {
     }
 }
 
+impl Tensor {
+    /// `shape` filled with the number `n` in `dtype`, exactly (no round trip through f64).
+    pub fn full_number(shape: &[usize], n: Number, dtype: DType) -> Result<Tensor> {
+        let one = n.tensor("full", dtype)?;
+        checked_numel("full", shape)?;
+        one.broadcast_to(shape)?.copy()
+    }
+}
+
 impl Var {
     pub fn binary(&self, other: &Var, op: Binary) -> Result<Var> {
         let t = self.read2(other, |a, b| a.binary(b, op))?;

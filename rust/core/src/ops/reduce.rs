@@ -1,8 +1,12 @@
-//! Reductions and the fused, numerically stable softmax family.
-use crate::dtype::DType;
-use crate::error::Result;
-use crate::layout::wrap_dims;
+//! Reductions, the ones that return indices (max/min over a dim, sort, topk), and the fused,
+//! numerically stable softmax family.
+use std::cmp::Ordering;
+
+use crate::dtype::{DType, Num};
+use crate::error::{fmt_shape, Error, Result};
+use crate::layout::{wrap_dim, wrap_dims};
 use crate::ops::elementwise::{Binary, Unary};
+use crate::storage::{each_storage, try_alloc};
 use crate::tensor::{Reduce, Tensor};
 use crate::var::{Ctx, Op, Var};
 
@@ -98,6 +102,15 @@ impl Var {
     }
 
     pub fn mean(&self, dims: Option<&[isize]>, keepdim: bool) -> Result<Var> {
+        if !self.dtype().is_float() {
+            return Err(Error::type_(
+                "mean",
+                format!(
+                    "needs a float tensor, got {} (use .float() first)",
+                    self.dtype()
+                ),
+            ));
+        }
         let n = self.count("mean", dims)?;
         self.sum(dims, keepdim)?.mul_scalar(1.0 / n as f64)
     }
@@ -258,6 +271,131 @@ impl Var {
                 dim: dims.first().copied().unwrap_or(0),
             },
             vec![self.clone()],
+        ))
+    }
+}
+
+// ---- reductions that return indices ------------------------------------------------------
+
+/// Ascending order with NaN after everything (torch's order for sorting).
+fn nan_last<T: Num>(a: T, b: T) -> Ordering {
+    match (a.is_nan(), b.is_nan()) {
+        (true, true) => Ordering::Equal,
+        (true, false) => Ordering::Greater,
+        (false, true) => Ordering::Less,
+        _ => a.partial_cmp(&b).unwrap_or(Ordering::Equal),
+    }
+}
+
+impl Tensor {
+    /// The int64 indices that sort each row along `dim` (stable; NaN counts as the largest).
+    pub fn argsort(&self, dim: usize, descending: bool) -> Result<Tensor> {
+        let nd = self.ndim();
+        let moved: Vec<usize> = (0..nd).filter(|&i| i != dim).chain([dim]).collect();
+        let p = self.permute(&moved)?.contiguous()?;
+        let len = self.shape()[dim];
+        let mut out: Vec<i64> = try_alloc("argsort", p.numel(), 0)?;
+        if len > 0 {
+            each_storage!(p.storage(), T, _b => {
+                let s = p.as_slice::<T>().expect("contiguous");
+                for (row, o) in s.chunks(len).zip(out.chunks_mut(len)) {
+                    let mut order: Vec<usize> = (0..len).collect();
+                    if descending {
+                        order.sort_by(|&i, &j| nan_last(row[j], row[i]));
+                    } else {
+                        order.sort_by(|&i, &j| nan_last(row[i], row[j]));
+                    }
+                    for (dst, &i) in o.iter_mut().zip(&order) {
+                        *dst = i as i64;
+                    }
+                }
+            });
+        }
+        let sorted = Tensor::from_vec(out, p.shape())?;
+        let mut back = vec![0; nd];
+        for (i, &m) in moved.iter().enumerate() {
+            back[m] = i;
+        }
+        sorted.permute(&back)?.contiguous()
+    }
+}
+
+/// An int64 index tensor as the (values, shape) that `Var::gather` takes.
+fn index_parts(t: &Tensor) -> Result<(Vec<i64>, Vec<usize>)> {
+    let c = t.contiguous()?;
+    let v = c.as_slice::<i64>().map(<[i64]>::to_vec).unwrap_or_default();
+    Ok((v, t.shape().to_vec()))
+}
+
+impl Var {
+    /// torch's `max(dim)` / `min(dim)`: the values and their int64 indices (the first of
+    /// ties). The values are gathered at the indices, so their gradient goes there alone.
+    pub fn extreme_at(&self, largest: bool, dim: isize, keepdim: bool) -> Result<(Var, Var)> {
+        let name = if largest { "max" } else { "min" };
+        if self.ndim() == 0 {
+            wrap_dim(name, dim, 1)?;
+            return Ok((
+                self.mul_scalar(1.0)?,
+                Var::leaf(Tensor::zeros(&[], DType::I64)?, false),
+            ));
+        }
+        let d = wrap_dim(name, dim, self.ndim())?;
+        let (idx, shape) = self.tensor().arg_extreme(largest, Some(d as isize), true)?;
+        let idx: Vec<i64> = idx.into_iter().map(|i| i as i64).collect();
+        let values = self.gather(d as isize, &idx, &shape)?;
+        let indices = Var::leaf(Tensor::from_vec(idx, &shape)?, false);
+        if keepdim {
+            return Ok((values, indices));
+        }
+        let dims = [d as isize];
+        Ok((values.squeeze(Some(&dims))?, indices.squeeze(Some(&dims))?))
+    }
+
+    /// torch's `sort(dim, descending)`: the sorted values (gathered, so their gradient flows
+    /// back to where each came from) and the int64 order.
+    pub fn sort(&self, dim: isize, descending: bool) -> Result<(Var, Var)> {
+        if self.ndim() == 0 {
+            wrap_dim("sort", dim, 1)?;
+            return Ok((
+                self.mul_scalar(1.0)?,
+                Var::leaf(Tensor::zeros(&[], DType::I64)?, false),
+            ));
+        }
+        let d = wrap_dim("sort", dim, self.ndim())?;
+        let order = self.tensor().argsort(d, descending)?;
+        let (idx, shape) = index_parts(&order)?;
+        Ok((
+            self.gather(d as isize, &idx, &shape)?,
+            Var::leaf(order, false),
+        ))
+    }
+
+    /// torch's `topk`: the `k` largest (or smallest) along `dim`, in order, with indices.
+    pub fn topk(&self, k: usize, dim: isize, largest: bool) -> Result<(Var, Var)> {
+        let shape = self.shape();
+        let d = wrap_dim("topk", dim, shape.len().max(1))?;
+        let n = shape.get(d).copied().unwrap_or(1);
+        if k > n {
+            return Err(Error::index(
+                "topk",
+                format!(
+                    "k ({k}) is larger than dim {d} of size {n} in shape {}",
+                    fmt_shape(&shape)
+                ),
+            ));
+        }
+        if shape.is_empty() {
+            return self.sort(dim, largest);
+        }
+        let order = self
+            .tensor()
+            .argsort(d, largest)?
+            .slice(d, 0, k, 1)
+            .contiguous()?;
+        let (idx, ishape) = index_parts(&order)?;
+        Ok((
+            self.gather(d as isize, &idx, &ishape)?,
+            Var::leaf(order, false),
         ))
     }
 }

@@ -11,28 +11,12 @@ import operator
 
 import numpy as np
 import pytest
+from dtype_helpers import BOOL, F32, F64, I32, I64, expect, same_as_torch, t
 
 import mikagrad as mg
 from mikagrad import Value
 
-I64, I32, BOOL, F32, F64 = (np.dtype(n) for n in ("int64", "int32", "bool", "float32", "float64"))
 INT64_MAX, INT64_MIN = np.iinfo(np.int64).max, np.iinfo(np.int64).min
-
-
-def expect(v, values, dtype):
-    """``v`` is a Value of exactly this dtype, shape and these values."""
-    want = np.array(values, dtype=dtype)
-    assert isinstance(v, Value), f"expected a Value, got {type(v).__name__}"
-    assert v.dtype == want.dtype, f"dtype {v.dtype}, expected {want.dtype}"
-    got = np.asarray(v.numpy())
-    assert got.dtype == want.dtype, f"numpy() dtype {got.dtype}, expected {want.dtype}"
-    assert got.shape == want.shape, f"shape {got.shape}, expected {want.shape}"
-    np.testing.assert_array_equal(got, want)
-
-
-def t(values, dtype):
-    """A tensor of exactly ``dtype`` (through numpy, so the dtype is never inferred)."""
-    return mg.tensor(np.array(values, dtype=dtype))
 
 
 class T:
@@ -58,34 +42,6 @@ def build(x):
 def ref(x):
     """The numpy twin of a table entry (Python numbers stay Python numbers)."""
     return x.array() if isinstance(x, T) else x
-
-
-@pytest.fixture
-def torch64():
-    """torch, with float64 as its default dtype (MikaGrad's), restored afterwards."""
-    torch = pytest.importorskip("torch")
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield torch
-    torch.set_default_dtype(old)
-
-
-def tname(dtype):
-    """torch.int64 -> 'int64', to compare with a numpy dtype's name."""
-    return str(dtype).split(".")[-1]
-
-
-def same_as_torch(v, r):
-    """MikaGrad result ``v`` has torch result ``r``'s dtype, shape and values."""
-    assert v.dtype.name == tname(r.dtype), f"dtype {v.dtype}, torch gives {tname(r.dtype)}"
-    want = r.detach().numpy()
-    got = np.asarray(v.numpy())
-    assert got.shape == want.shape, f"shape {got.shape}, torch gives {want.shape}"
-    if want.dtype.kind == "f":
-        tol = 1e-6 if want.dtype == np.float32 else 1e-12
-        np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
-    else:
-        np.testing.assert_array_equal(got, want)
 
 
 # ---- dtype names -------------------------------------------------------------------------
