@@ -41,6 +41,7 @@ __all__ = [
     "get_num_threads",
     "set_default_dtype",
     "get_default_dtype",
+    "elementwise_ops",
 ]
 
 class ShapeError(ValueError):
@@ -199,6 +200,7 @@ def set_grad_enabled(on: bool) -> bool:
 def is_grad_enabled() -> bool: ...
 def set_default_dtype(dtype: str) -> None: ...
 def get_default_dtype() -> str: ...
+def elementwise_ops() -> list[tuple[str, str, str]]: ...
 def live_nodes() -> int:
     """Graph nodes alive in this process (for leak tests)."""
 def set_num_threads(n: int) -> None:

@@ -504,6 +504,9 @@ class Value:
     def log(self) -> Value:
         return self._un("log")
 
+    def log1p(self) -> Value:
+        return self._un("log1p")
+
     def sqrt(self) -> Value:
         return self._un("sqrt")
 

@@ -9,12 +9,13 @@ from typing import Any
 
 import numpy as np
 
-from .engine import Value, _as_array
+from .creation import eye
+from .engine import Value, _as_array, tensor
 
 __all__ = [
     "relu", "tanh", "sigmoid", "gelu", "leaky_relu", "softplus", "softmax", "log_softmax",
     "mse_loss", "l1_loss", "cross_entropy", "nll_loss", "binary_cross_entropy",
-    "binary_cross_entropy_with_logits", "hinge_loss",
+    "binary_cross_entropy_with_logits", "hinge_loss", "one_hot",
 ]
 
 
@@ -226,3 +227,23 @@ def hinge_loss(scores: Value, labels: Any, reduction: str = "mean") -> Value:
     y = _v(labels, scores)
     _same_shape("hinge_loss", scores, y)
     return _reduce((1 - y * scores).relu(), reduction, "hinge_loss")
+
+
+def one_hot(indices: Any, num_classes: int = -1) -> Value:
+    """torch's ``one_hot``: an int64 Value of shape ``(*indices.shape, num_classes)`` with a 1
+    at each index; ``num_classes=-1`` takes the largest index plus one.
+
+    >>> one_hot(tensor([0, 2]), num_classes=3).tolist()
+    [[1, 0, 0], [0, 0, 1]]
+    """
+    idx = indices if isinstance(indices, Value) else tensor(indices)
+    if idx.dtype.kind not in "iu":
+        raise TypeError(f"one_hot: indices must be an integer tensor, got {idx.dtype}")
+    lo, hi = (int(idx.min().item()), int(idx.max().item())) if idx.size else (0, -1)
+    n = hi + 1 if num_classes == -1 else int(num_classes)
+    if lo < 0 or hi >= n:
+        raise ValueError(
+            f"one_hot: indices must lie in [0, {n}), got {lo if lo < 0 else hi} "
+            f"(shape {idx.shape})"
+        )
+    return eye(n, dtype="int64")[idx]

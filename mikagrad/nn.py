@@ -687,6 +687,8 @@ class Embedding(Module):
         self.weight = init.normal_(_empty(num_embeddings, embedding_dim))
 
     def forward(self, indices: Any) -> Value:
+        if isinstance(indices, Value) and indices.dtype in (np.int64, np.int32):
+            return self.weight[indices]  # the core checks the range
         idx = np.asarray(indices.numpy() if isinstance(indices, Value) else indices)
         if idx.dtype.kind == "f" and np.all(idx == np.round(idx)):
             idx = idx.astype(np.int64)

@@ -318,8 +318,32 @@ OTHER = [
     ("zeros_like_huge", lambda: mg.zeros_like(v(1).expand(1 << 40)), MemoryError, ()),
 ]
 
+def b(*values):
+    return mg.tensor(np.array(values, dtype=bool))
+
+
+# Ops whose dtype kind refuses some inputs (tests/test_op_catalog.py asks for a row per op:
+# "<op>_bool", "<op>_float", "<op>_by_zero" or "<op>_negative_int").
+DTYPE_REFUSED = [
+    ("neg_bool", lambda: -b(True), TypeError, ("neg", "bool")),
+    ("abs_bool", lambda: b(True).abs(), TypeError, ("abs", "bool")),
+    ("sign_bool", lambda: b(True).sign(), TypeError, ("sign", "bool")),
+    ("relu_bool", lambda: b(True).relu(), TypeError, ("relu", "bool")),
+    ("clamp_bool", lambda: b(True).clamp(0, 1), TypeError, ("clamp", "bool")),
+    ("bitwise_not_float", lambda: ~v(3), TypeError, ("bitwise_not", "float64")),
+    ("sub_bool", lambda: b(True) - b(False), TypeError, ("sub", "bool")),
+    ("floor_divide_by_zero", lambda: mg.tensor([3, 4]) // mg.tensor([1, 0]), ValueError,
+     ("floor_divide", "zero")),
+    ("remainder_by_zero", lambda: mg.tensor([3]) % 0, ValueError, ("remainder", "zero")),
+    ("pow_negative_int", lambda: mg.tensor([2]) ** -1, ValueError, ("pow", "negative")),
+    ("bitwise_and_float", lambda: v(2) & v(2), TypeError, ("bitwise_and", "float64")),
+    ("bitwise_or_float", lambda: v(2) | b(True, False), TypeError, ("bitwise_or", "float64")),
+    ("bitwise_xor_float", lambda: v(2) ^ 1, TypeError, ("bitwise_xor", "float64")),
+]
+
 TABLE = (
     CONSTRUCTION
+    + DTYPE_REFUSED
     + SHAPE_MISMATCH
     + [(f"dim_{name}", fn, IndexError, ("out of",)) for name, fn in DIM_OUT_OF_RANGE]
     + [(f"index_{name}", fn, IndexError, ("out of",)) for name, fn in INDEX_OUT_OF_RANGE]

@@ -76,6 +76,8 @@ BINARY = {
     "pow": (lambda a, b: a**b, np.power, "positive", "any"),
     "maximum": (lambda a, b: mg.maximum(a, b), np.maximum, "even", "odd"),
     "minimum": (lambda a, b: mg.minimum(a, b), np.minimum, "even", "odd"),
+    # (random data lands within the FD step of a jump of % with probability ~1e-6)
+    "remainder": (lambda a, b: a % b, np.mod, "positive", "nonzero"),
 }
 
 SHAPE_PAIRS = [
@@ -155,6 +157,8 @@ UNARY = {
     "neg": (lambda x: -x, lambda a: -a, "any"),
     "exp": (lambda x: x.exp(), np.exp, "any"),
     "log": (lambda x: x.log(), np.log, "positive"),
+    "log1p": (lambda x: x.log1p(), np.log1p, "positive"),
+    "reciprocal": (lambda x: x.reciprocal(), lambda a: 1.0 / a, "away0"),
     "sqrt": (lambda x: x.sqrt(), np.sqrt, "positive"),
     "abs": (lambda x: x.abs(), np.abs, "away0"),
     "sin": (lambda x: x.sin(), np.sin, "any"),

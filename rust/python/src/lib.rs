@@ -1036,6 +1036,14 @@ fn set_default_dtype(dtype: &str) -> PyResult<()> {
     }
 }
 
+/// The elementwise ops the core declares, as (family, name, dtype kind).
+#[pyfunction]
+fn elementwise_ops() -> Vec<(&'static str, &'static str, &'static str)> {
+    let unary = Unary::catalog().into_iter().map(|(n, k)| ("unary", n, k));
+    let binary = Binary::catalog().into_iter().map(|(n, k)| ("binary", n, k));
+    unary.chain(binary).collect()
+}
+
 #[pyfunction]
 fn get_default_dtype() -> &'static str {
     mikagrad_core::default_float().name()
@@ -1067,6 +1075,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(is_grad_enabled, m)?)?;
     m.add_function(wrap_pyfunction!(set_default_dtype, m)?)?;
     m.add_function(wrap_pyfunction!(get_default_dtype, m)?)?;
+    m.add_function(wrap_pyfunction!(elementwise_ops, m)?)?;
     m.add_function(wrap_pyfunction!(live_nodes, m)?)?;
     m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;

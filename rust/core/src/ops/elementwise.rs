@@ -114,6 +114,11 @@ macro_rules! unary_ops {
                     $(Unary::$V { .. } => $rule,)*
                 }
             }
+            /// Every unary op as (name, dtype kind); names starting with `_` are the
+            /// derivatives that backward rules use, not ops of their own.
+            pub fn catalog() -> Vec<(&'static str, &'static str)> {
+                vec![$(($name, stringify!($kind)),)*]
+            }
             fn kernel(self, t: &Tensor) -> Result<Tensor> {
                 match self {
                     $(
@@ -152,6 +157,9 @@ unary_ops! {
         "grad_x = g·exp(x) = g·y", |x, out, g| some(g.mul(out));
     Log = "log", float, |x| x.ln(),
         "grad_x = g/x", |x, out, g| some(g.div(x));
+    /// log(1 + x), exact for tiny x.
+    Log1p = "log1p", float, |x| x.ln_1p(),
+        "grad_x = g/(1 + x)", |x, out, g| some(g.div(&x.add_scalar(1.0)?));
     Sqrt = "sqrt", float, |x| x.sqrt(),
         "grad_x = g/(2·sqrt(x)) = g/(2y)", |x, out, g| some(g.div(&out.mul_scalar(2.0)?));
     Sin = "sin", float, |x| x.sin(),
@@ -172,7 +180,7 @@ unary_ops! {
     Relu = "relu", num, |x| if x > T::ZERO || Num::is_nan(x) { x } else { T::ZERO },
         "grad_x = g where x > 0, else 0", |x, out, g| some(g.mul(&x.unary(Unary::Step)?));
     /// 1 where x > 0, else 0: relu's derivative.
-    Step = "step", num, |x| if x > T::ZERO { T::ONE } else { T::ZERO },
+    Step = "_step", num, |x| if x > T::ZERO { T::ONE } else { T::ZERO },
         "no gradient (piecewise constant)", |x, out, g| Ok(None);
     Recip = "reciprocal", float, |x| T::ONE / x,
         "grad_x = -g/x² = -g·y²", |x, out, g| some(g.mul(&out.mul(out)?.neg()?));
@@ -184,7 +192,7 @@ unary_ops! {
         |x| T::from_f64(0.5) * x * (T::ONE + Float::erf(x * T::from_f64(std::f64::consts::FRAC_1_SQRT_2))),
         "grad_x = g·(Φ(x) + x·φ(x))", |x, out, g| some(g.mul(&x.unary(Unary::GeluGrad)?));
     /// d gelu / dx.
-    GeluGrad = "gelu_grad", float,
+    GeluGrad = "_gelu_grad", float,
         |x| {
             let h = T::from_f64(0.5);
             let cdf = h * (T::ONE + Float::erf(x * T::from_f64(std::f64::consts::FRAC_1_SQRT_2)));
@@ -195,7 +203,7 @@ unary_ops! {
         "grad_x = g where x > 0, else slope·g",
         |x, out, g| some(g.mul(&x.unary(Unary::LeakyReluGrad(slope))?));
     /// 1 where x > 0, else the slope.
-    LeakyReluGrad(slope) = "leaky_relu_grad", float,
+    LeakyReluGrad(slope) = "_leaky_relu_grad", float,
         |x| if x > T::ZERO { T::ONE } else { T::param(slope) },
         "no gradient (piecewise constant)", |x, out, g| Ok(None);
     PowScalar(p) = "pow", float,
@@ -224,7 +232,7 @@ unary_ops! {
         "grad_x = g where min <= x <= max, else 0",
         |x, out, g| some(g.mul(&x.unary(Unary::InRange(lo, hi))?));
     /// 1 where lo <= x <= hi, else 0: clamp's derivative.
-    InRange(lo, hi) = "in_range", num,
+    InRange(lo, hi) = "_in_range", num,
         |x| if x >= T::param(lo) && x <= T::param(hi) { T::ONE } else { T::ZERO },
         "no gradient (piecewise constant)", |x, out, g| Ok(None);
     IsNan = "isnan", pred, |x| Num::is_nan(x),
@@ -323,6 +331,10 @@ macro_rules! binary_ops {
                 match self {
                     $(Binary::$V => $rule,)*
                 }
+            }
+            /// Every binary op as (name, dtype kind).
+            pub fn catalog() -> Vec<(&'static str, &'static str)> {
+                vec![$(($name, stringify!($kind)),)*]
             }
             /// The dtype the operands are cast to before the kernel runs.
             fn compute_dtype(self, promoted: DType) -> DType {
