@@ -332,6 +332,7 @@ DTYPE_REFUSED = [
     ("clamp_bool", lambda: b(True).clamp(0, 1), TypeError, ("clamp", "bool")),
     ("bitwise_not_float", lambda: ~v(3), TypeError, ("bitwise_not", "float64")),
     ("sub_bool", lambda: b(True) - b(False), TypeError, ("sub", "bool")),
+    ("sub_bool_number", lambda: mg.tensor([1, 2]) - True, TypeError, ("sub", "~")),
     ("floor_divide_by_zero", lambda: mg.tensor([3, 4]) // mg.tensor([1, 0]), ValueError,
      ("floor_divide", "zero")),
     ("remainder_by_zero", lambda: mg.tensor([3]) % 0, ValueError, ("remainder", "zero")),

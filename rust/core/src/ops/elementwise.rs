@@ -301,6 +301,15 @@ macro_rules! binary_ops {
     (@run bits, $name:expr, $a:expr, $b:expr, $shape:expr, |$x:ident, $y:ident| $k:expr) => {
         with_bits!($name, $a, T => zip::<T, T>($a, $b, $shape, |$x: T, $y: T| -> T { $k }))
     };
+    (@check no_bool, $name:expr, $a:expr, $b:expr) => {{
+        if $a == DType::Bool || $b == DType::Bool {
+            return Err(Error::type_(
+                $name,
+                "is not defined for bool operands (to invert a mask, use ~), as in torch",
+            ));
+        }
+    }};
+    (@check $kind:ident, $name:expr, $a:expr, $b:expr) => {{}};
     (@dtype true_div, $d:expr) => { $d.to_float() };
     (@dtype $kind:ident, $d:expr) => { $d };
     ($(
@@ -335,6 +344,13 @@ macro_rules! binary_ops {
             /// Every binary op as (name, dtype kind).
             pub fn catalog() -> Vec<(&'static str, &'static str)> {
                 vec![$(($name, stringify!($kind)),)*]
+            }
+            /// Refuses operand dtypes the op's kind does not take (before promotion).
+            fn check_operands(self, a: DType, b: DType) -> Result<()> {
+                match self {
+                    $(Binary::$V => binary_ops!(@check $kind, $name, a, b),)*
+                }
+                Ok(())
             }
             /// The dtype the operands are cast to before the kernel runs.
             fn compute_dtype(self, promoted: DType) -> DType {
@@ -466,6 +482,7 @@ fn rank(t: &Tensor) -> Rank {
 impl Tensor {
     /// `self op other` with broadcasting, in the dtype torch's `result_type` picks.
     pub fn binary(&self, other: &Tensor, op: Binary) -> Result<Tensor> {
+        op.check_operands(self.dtype(), other.dtype())?;
         let promoted = result_type(&[(self.dtype(), rank(self)), (other.dtype(), rank(other))]);
         self.binary_in(other, op, promoted)
     }
@@ -571,6 +588,7 @@ impl Var {
     }
     /// `self op number` (or `number op self` when `reflected`), with torch's promotion.
     pub fn binary_number(&self, n: Number, op: Binary, reflected: bool) -> Result<Var> {
+        op.check_operands(self.dtype(), n.dtype())?;
         let promoted = {
             let t = self.read();
             result_type(&[(t.dtype(), rank(&t)), (n.dtype(), Rank::Number)])
