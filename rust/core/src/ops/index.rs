@@ -1,34 +1,173 @@
-//! Indexing: basic (views), advanced (integer arrays and masks), gather.
+//! Indexing: basic (views), advanced (integer arrays and masks), index_select, gather, and
+//! their kernels (`impl Tensor` at the end). Index tensors go from their buffer straight
+//! to a `Vec<usize>` of checked positions; no float round trip.
 use std::sync::Arc;
 
+use crate::dtype::{Bool8, DType, Num, Scalar};
 use crate::error::{fmt_shape, Error, Result};
-use crate::layout::{broadcast_shapes, wrap_dim};
+use crate::layout::{broadcast_shapes, checked_numel, wrap_dim, Dims, Layout};
 use crate::ops::shape::ViewStep;
+use crate::storage::{each_storage, try_alloc, try_with_capacity, Storage};
 use crate::tensor::Tensor;
 use crate::var::{Ctx, Op, Var};
 
-/// One item of a Python index, already decoded by the binding.
+/// One item of a Python index as the binding found it; `Var::index` resolves it.
 #[derive(Debug, Clone)]
 pub enum Index {
     Int(i64),
-    /// `start, start+step, ...`, `len` elements; computed with `slice.indices`.
+    /// `slice(start, stop, step)`, resolved against its dim as Python's `slice.indices`.
     Slice {
-        start: usize,
-        len: usize,
-        step: isize,
+        start: Option<i64>,
+        stop: Option<i64>,
+        step: Option<i64>,
     },
     NewAxis,
     Ellipsis,
-    /// Integer indices (possibly negative) with their shape.
-    Array {
-        idx: Vec<i64>,
-        shape: Vec<usize>,
-    },
-    /// A boolean mask covering `shape.len()` dims.
-    Mask {
-        mask: Vec<bool>,
-        shape: Vec<usize>,
-    },
+    /// A bool tensor is a mask, an int32/int64 tensor an integer array (a 0-d one an int).
+    Tensor(Tensor),
+}
+
+/// An index item whose kind is known, before it meets its dims.
+enum Item {
+    Int(i64),
+    Slice(Option<i64>, Option<i64>, Option<i64>),
+    NewAxis,
+    Ellipsis,
+    Array(Tensor),
+    Mask(Tensor),
+}
+
+impl Item {
+    /// How many of the input's dims this item uses up.
+    fn consumes(&self) -> usize {
+        match self {
+            Item::Int(_) | Item::Slice(..) | Item::Array(_) => 1,
+            Item::Mask(m) => m.ndim(),
+            Item::NewAxis | Item::Ellipsis => 0,
+        }
+    }
+}
+
+/// An advanced index on dim `pos` of the view: checked positions and their shape.
+struct Advanced {
+    pos: usize,
+    idx: Vec<usize>,
+    shape: Vec<usize>,
+}
+
+fn classify(item: &Index, has_array: bool) -> Result<Item> {
+    Ok(match item {
+        // With arrays present, ints are advanced indices too (numpy's rule).
+        Index::Int(k) if has_array => Item::Array(Tensor::from_vec(vec![*k], &[])?),
+        Index::Int(k) => Item::Int(*k),
+        Index::Slice { start, stop, step } => Item::Slice(*start, *stop, *step),
+        Index::NewAxis => Item::NewAxis,
+        Index::Ellipsis => Item::Ellipsis,
+        Index::Tensor(t) => match t.dtype() {
+            DType::Bool => Item::Mask(t.contiguous()?),
+            DType::I32 | DType::I64 if t.ndim() == 0 && !has_array => Item::Int(scalar_i64(t)),
+            DType::I32 | DType::I64 => Item::Array(t.clone()),
+            d => {
+                return Err(Error::index(
+                    "index",
+                    format!(
+                        "tensors used as indices must hold integers or booleans \
+                         (bool, int32 or int64), got {d}"
+                    ),
+                ))
+            }
+        },
+    })
+}
+
+fn is_array(item: &Index) -> bool {
+    matches!(item, Index::Tensor(t) if t.dtype() == DType::Bool || t.ndim() > 0)
+}
+
+fn scalar_i64(t: &Tensor) -> i64 {
+    each_storage!(t.storage(), T, b => b.as_slice()[t.layout().offset].to_i64())
+}
+
+/// Python's `slice.indices(size)` as (start, length, step).
+fn resolve_slice(
+    start: Option<i64>,
+    stop: Option<i64>,
+    step: Option<i64>,
+    size: usize,
+) -> Result<(usize, usize, isize)> {
+    // i64::MIN has no negation; no dim is long enough to tell it from -i64::MAX.
+    let step = step.unwrap_or(1).max(-i64::MAX);
+    if step == 0 {
+        return Err(Error::value("index", "slice step cannot be zero"));
+    }
+    let n = size as i64;
+    let (lo, hi) = if step < 0 { (-1, n - 1) } else { (0, n) };
+    let clamp = |v: Option<i64>, default: i64| match v {
+        None => default,
+        Some(v) if v < 0 => v.saturating_add(n).max(lo),
+        Some(v) => v.min(hi),
+    };
+    let (start, stop) = if step < 0 {
+        (clamp(start, hi), clamp(stop, lo))
+    } else {
+        (clamp(start, lo), clamp(stop, hi))
+    };
+    let len = if step > 0 && stop > start {
+        (stop - start - 1) / step + 1
+    } else if step < 0 && start > stop {
+        (start - stop - 1) / -step + 1
+    } else {
+        0
+    };
+    Ok((start.max(0) as usize, len as usize, step as isize))
+}
+
+/// The entries of an int32 or int64 tensor in row-major order, negatives counted from the
+/// end, each checked against `size` (the length of dim `dim`).
+fn indices(op: &'static str, t: &Tensor, size: usize, dim: usize) -> Result<Vec<usize>> {
+    let t = t.contiguous()?;
+    match t.storage() {
+        Storage::I64(_) => wrap_all(op, t.as_slice::<i64>().expect("contiguous"), size, dim),
+        Storage::I32(_) => wrap_all(op, t.as_slice::<i32>().expect("contiguous"), size, dim),
+        s => Err(Error::type_(
+            op,
+            format!(
+                "index must be an int32 or int64 tensor, got {} of shape {}",
+                s.dtype(),
+                fmt_shape(t.shape())
+            ),
+        )),
+    }
+}
+
+fn wrap_all<I: Copy + Into<i64>>(
+    op: &'static str,
+    s: &[I],
+    size: usize,
+    dim: usize,
+) -> Result<Vec<usize>> {
+    let n = size as i64;
+    let wrap = |i: i64| if i < 0 { i + n } else { i };
+    let mut out = try_with_capacity(op, s.len())?;
+    // One branch-free pass; only the error path looks for the culprit.
+    let mut ok = true;
+    out.extend(s.iter().map(|&i| {
+        let w = wrap(i.into());
+        ok &= (w as u64) < size as u64;
+        w as usize
+    }));
+    if !ok {
+        let bad: i64 = s
+            .iter()
+            .map(|&i| i.into())
+            .find(|&i| (wrap(i) as u64) >= size as u64)
+            .unwrap_or_default();
+        return Err(Error::index(
+            op,
+            format!("index {bad} is out of bounds for dim {dim} with size {size}"),
+        ));
+    }
+    Ok(out)
 }
 
 struct IndexSelect {
@@ -65,7 +204,7 @@ impl Op for IndexAdd {
         "grad_src = g at the indices"
     }
     fn backward(&self, _: &Ctx, g: &Var) -> Result<Vec<Option<Var>>> {
-        Ok(vec![Some(g.index_select(self.dim, self.idx.clone())?)])
+        Ok(vec![Some(g.select_at(self.dim, self.idx.clone())?)])
     }
 }
 
@@ -111,20 +250,32 @@ impl Op for ScatterAdd {
     }
 }
 
-fn wrap_index(op: &'static str, i: i64, size: usize, dim: usize) -> Result<usize> {
-    let w = if i < 0 { i + size as i64 } else { i };
-    if w < 0 || w >= size as i64 {
-        return Err(Error::index(
-            op,
-            format!("index {i} is out of bounds for dim {dim} with size {size}"),
-        ));
-    }
-    Ok(w as usize)
-}
-
 impl Var {
+    /// `torch.index_select`: the slices at `index` (a 0-d or 1-D int32/int64 tensor,
+    /// negatives from the end, repeats allowed) along `dim`.
+    pub fn index_select(&self, dim: isize, index: &Tensor) -> Result<Var> {
+        let shape = self.shape();
+        if index.ndim() > 1 {
+            return Err(Error::index(
+                "index_select",
+                format!(
+                    "index must be 0-d or 1-D, got shape {}",
+                    fmt_shape(index.shape())
+                ),
+            ));
+        }
+        if shape.is_empty() {
+            // A 0-d input acts as one of length 1, as torch.
+            let out = self.reshape(&[1])?.index_select(dim, index)?;
+            return out.reshape(index.shape());
+        }
+        let d = wrap_dim("index_select", dim, shape.len())?;
+        let idx = indices("index_select", index, shape[d], d)?;
+        self.select_at(d, Arc::new(idx))
+    }
+
     /// Slices `idx` (in range) along `dim`; repeated indices are allowed.
-    pub fn index_select(&self, dim: usize, idx: Arc<Vec<usize>>) -> Result<Var> {
+    fn select_at(&self, dim: usize, idx: Arc<Vec<usize>>) -> Result<Var> {
         let t = self.tensor().index_select(dim, &idx)?;
         Ok(Var::from_op(
             t,
@@ -145,10 +296,12 @@ impl Var {
         ))
     }
 
-    /// `torch.gather`: `out[i][j] = self[i][index[i][j]]` for `dim = 1`.
-    pub fn gather(&self, dim: isize, index: &[i64], index_shape: &[usize]) -> Result<Var> {
+    /// `torch.gather`: `out[i][j] = self[i][index[i][j]]` for `dim = 1`; `index` is an
+    /// int32/int64 tensor of the input's shape outside `dim`.
+    pub fn gather(&self, dim: isize, index: &Tensor) -> Result<Var> {
         let shape = self.shape();
         let d = wrap_dim("gather", dim, shape.len())?;
+        let index_shape = index.shape();
         let fits = index_shape.len() == shape.len()
             && (0..shape.len()).all(|i| i == d || index_shape[i] == shape[i]);
         if !fits {
@@ -161,10 +314,7 @@ impl Var {
                 ),
             ));
         }
-        let idx: Vec<usize> = index
-            .iter()
-            .map(|&i| wrap_index("gather", i, shape[d], d))
-            .collect::<Result<_>>()?;
+        let idx = indices("gather", index, shape[d], d)?;
         self.gather_at(d, Arc::new(idx), index_shape)
     }
 
@@ -185,34 +335,13 @@ impl Var {
     /// numpy indexing: ints, slices, None, Ellipsis, integer arrays and boolean masks.
     pub fn index(&self, items: &[Index]) -> Result<Var> {
         let shape = self.shape();
-        let has_array = items
+        let has_array = items.iter().any(is_array);
+        let items: Vec<Item> = items
             .iter()
-            .any(|i| matches!(i, Index::Array { .. } | Index::Mask { .. }));
-        // With arrays present, ints are advanced indices too (numpy's rule).
-        let items: Vec<Index> = items
-            .iter()
-            .map(|i| match i {
-                Index::Int(k) if has_array => Index::Array {
-                    idx: vec![*k],
-                    shape: vec![],
-                },
-                other => other.clone(),
-            })
-            .collect();
-        let consumed: usize = items
-            .iter()
-            .map(|i| match i {
-                Index::Int(_) | Index::Slice { .. } | Index::Array { .. } => 1,
-                Index::Mask { shape, .. } => shape.len(),
-                Index::NewAxis | Index::Ellipsis => 0,
-            })
-            .sum();
-        if items
-            .iter()
-            .filter(|i| matches!(i, Index::Ellipsis))
-            .count()
-            > 1
-        {
+            .map(|i| classify(i, has_array))
+            .collect::<Result<_>>()?;
+        let consumed: usize = items.iter().map(Item::consumes).sum();
+        if items.iter().filter(|i| matches!(i, Item::Ellipsis)).count() > 1 {
             return Err(Error::index(
                 "index",
                 "an index can only have a single ellipsis",
@@ -229,60 +358,61 @@ impl Var {
         }
         // Basic pass: views; advanced dims are kept whole and remembered.
         let mut steps = Vec::new();
-        let mut adv: Vec<(usize, Vec<i64>, Vec<usize>)> = Vec::new(); // (dim in view, idx, shape)
+        let mut adv: Vec<Advanced> = Vec::new();
         let (mut src, mut out) = (0usize, 0usize); // dim in the input, dim in the view
         for item in &items {
             match item {
-                Index::Int(k) => {
-                    let i = wrap_index("index", *k, shape[src], src)?;
+                Item::Int(k) => {
+                    let i = wrap_all("index", &[*k], shape[src], src)?[0];
                     steps.push(ViewStep::Select { dim: out, index: i });
                     src += 1;
                 }
-                Index::Slice { start, len, step } => {
+                Item::Slice(start, stop, step) => {
+                    let (start, len, step) = resolve_slice(*start, *stop, *step, shape[src])?;
                     steps.push(ViewStep::Slice {
                         dim: out,
-                        start: *start,
-                        len: *len,
-                        step: *step,
+                        start,
+                        len,
+                        step,
                     });
                     src += 1;
                     out += 1;
                 }
-                Index::NewAxis => {
+                Item::NewAxis => {
                     steps.push(ViewStep::Unsqueeze { dim: out });
                     out += 1;
                 }
-                Index::Ellipsis => {
+                Item::Ellipsis => {
                     let skip = shape.len() - consumed;
                     src += skip;
                     out += skip;
                 }
-                Index::Array { idx, shape: ishape } => {
-                    let i = idx
-                        .iter()
-                        .map(|&k| wrap_index("index", k, shape[src], src).map(|w| w as i64))
-                        .collect::<Result<Vec<_>>>()?;
-                    adv.push((out, i, ishape.clone()));
+                Item::Array(t) => {
+                    adv.push(Advanced {
+                        pos: out,
+                        idx: indices("index", t, shape[src], src)?,
+                        shape: t.shape().to_vec(),
+                    });
                     src += 1;
                     out += 1;
                 }
-                Index::Mask {
-                    mask,
-                    shape: mshape,
-                } => {
-                    if mshape.is_empty() {
+                Item::Mask(m) => {
+                    let mask = m.as_slice::<Bool8>().expect("contiguous");
+                    if m.ndim() == 0 {
                         // A scalar bool adds a dim of length 1 (True) or 0 (False).
+                        let hit = mask[0].is_true();
                         steps.push(ViewStep::Unsqueeze { dim: out });
-                        adv.push((
-                            out,
-                            if mask[0] { vec![0] } else { vec![] },
-                            vec![usize::from(mask[0])],
-                        ));
+                        adv.push(Advanced {
+                            pos: out,
+                            idx: if hit { vec![0] } else { vec![] },
+                            shape: vec![usize::from(hit)],
+                        });
                         out += 1;
                         continue;
                     }
+                    let mshape = m.shape();
                     let covered = &shape[src..src + mshape.len()];
-                    if covered != mshape.as_slice() {
+                    if covered != mshape {
                         return Err(Error::index(
                             "index",
                             format!(
@@ -294,20 +424,19 @@ impl Var {
                         ));
                     }
                     // nonzero(): one integer array per masked dim.
-                    let hits: Vec<usize> = (0..mask.len()).filter(|&k| mask[k]).collect();
-                    let mut rem = vec![0i64; hits.len()];
-                    let mut per_dim = vec![vec![0i64; hits.len()]; mshape.len()];
-                    for (j, &h) in hits.iter().enumerate() {
-                        rem[j] = h as i64;
-                    }
+                    let hits: Vec<usize> = (0..mask.len()).filter(|&k| mask[k].is_true()).collect();
+                    let mut rem = hits.clone();
+                    let mut per_dim = vec![Vec::new(); mshape.len()];
                     for d in (0..mshape.len()).rev() {
-                        for j in 0..hits.len() {
-                            per_dim[d][j] = rem[j] % mshape[d] as i64;
-                            rem[j] /= mshape[d] as i64;
-                        }
+                        per_dim[d] = rem.iter().map(|&r| r % mshape[d]).collect();
+                        rem.iter_mut().for_each(|r| *r /= mshape[d]);
                     }
                     for idx in per_dim {
-                        adv.push((out, idx, vec![hits.len()]));
+                        adv.push(Advanced {
+                            pos: out,
+                            idx,
+                            shape: vec![hits.len()],
+                        });
                         src += 1;
                         out += 1;
                     }
@@ -322,57 +451,267 @@ impl Var {
         if adv.is_empty() {
             return Ok(viewed);
         }
-        self.advanced(viewed, adv)
+        advanced(viewed, adv)
+    }
+}
+
+/// The advanced part of an index: the arrays broadcast together, their dims merged into
+/// one, and one `index_select` on it.
+fn advanced(viewed: Var, adv: Vec<Advanced>) -> Result<Var> {
+    let mut bshape = Dims::new();
+    for a in &adv {
+        bshape = broadcast_shapes("index", &bshape, &a.shape).map_err(|_| {
+            let shapes: Vec<String> = adv.iter().map(|a| fmt_shape(&a.shape)).collect();
+            Error::index(
+                "index",
+                format!(
+                    "index arrays could not be broadcast together with shapes {}",
+                    shapes.join(", ")
+                ),
+            )
+        })?;
+    }
+    let positions: Vec<usize> = adv.iter().map(|a| a.pos).collect();
+    let adjacent = positions.windows(2).all(|w| w[1] == w[0] + 1);
+    // Adjacent advanced dims stay where they are; separated ones go first (numpy's rule).
+    let (src, first) = if adjacent {
+        (viewed, positions[0])
+    } else {
+        let rest = (0..viewed.ndim()).filter(|d| !positions.contains(d));
+        let perm: Vec<usize> = positions.iter().copied().chain(rest).collect();
+        (viewed.permute(&perm)?, 0)
+    };
+    let sshape = src.shape();
+    let k = adv.len();
+    let sizes = &sshape[first..first + k];
+    let n = checked_numel("index", &bshape)?;
+    // Row-major position in the merged dim: sum of index * stride over the arrays.
+    let mut flat: Vec<usize> = Vec::new();
+    for (j, a) in adv.into_iter().enumerate() {
+        let stride: usize = sizes[j + 1..].iter().product();
+        let spread = if a.shape.as_slice() == bshape.as_slice() {
+            a.idx
+        } else {
+            let offs = Layout::contiguous(&a.shape)
+                .broadcast_to("index", &bshape)?
+                .offsets()?;
+            offs.into_iter().map(|o| a.idx[o]).collect()
+        };
+        if j == 0 && stride == 1 {
+            flat = spread;
+        } else if j == 0 {
+            flat = spread.into_iter().map(|i| i * stride).collect();
+        } else {
+            flat.iter_mut()
+                .zip(spread)
+                .for_each(|(f, i)| *f += i * stride);
+        }
+    }
+    debug_assert_eq!(flat.len(), n);
+    let merged: usize = sizes.iter().product();
+    let outer = &sshape[..first];
+    let inner = &sshape[first + k..];
+    let mshape: Vec<usize> = outer
+        .iter()
+        .chain([&merged])
+        .chain(inner)
+        .copied()
+        .collect();
+    let oshape: Vec<usize> = outer.iter().chain(&bshape).chain(inner).copied().collect();
+    src.reshape(&mshape)?
+        .select_at(first, Arc::new(flat))?
+        .reshape(&oshape)
+}
+
+/// Sizes before `dim` and after it, for kernels over contiguous data.
+fn geometry(shape: &[usize], dim: usize) -> (usize, usize) {
+    (
+        shape[..dim].iter().product(),
+        shape[dim + 1..].iter().product(),
+    )
+}
+
+impl Tensor {
+    /// Picks the slices `idx` along `dim` (indices already in range): whole rows copied.
+    pub fn index_select(&self, dim: usize, idx: &[usize]) -> Result<Tensor> {
+        let mut shape = self.shape().to_vec();
+        let inner = geometry(&shape, dim).1;
+        let n_src = shape[dim];
+        shape[dim] = idx.len();
+        let n = checked_numel("index", &shape)?;
+        if n == 0 {
+            return Tensor::zeros(&shape, self.dtype());
+        }
+        let src = self.contiguous()?;
+        each_storage!(src.storage(), T, _b => {
+            let s = src.as_slice::<T>().expect("contiguous");
+            let mut out = try_with_capacity::<T>("index", n)?;
+            for block in s.chunks_exact(n_src * inner) {
+                if inner == 1 {
+                    out.extend(idx.iter().map(|&i| block[i]));
+                } else {
+                    for &i in idx {
+                        out.extend_from_slice(&block[i * inner..(i + 1) * inner]);
+                    }
+                }
+            }
+            Tensor::from_vec(out, &shape)
+        })
     }
 
-    fn advanced(&self, viewed: Var, adv: Vec<(usize, Vec<i64>, Vec<usize>)>) -> Result<Var> {
-        let vshape = viewed.shape();
-        let mut bshape = crate::layout::Dims::new();
-        for (_, _, s) in &adv {
-            bshape = broadcast_shapes("index", &bshape, s).map_err(|_| {
-                Error::index(
-                    "index",
-                    "index arrays could not be broadcast together".to_string(),
-                )
-            })?;
-        }
-        let positions: Vec<usize> = adv.iter().map(|a| a.0).collect();
-        let adjacent = positions.windows(2).all(|w| w[1] == w[0] + 1);
-        let rest: Vec<usize> = (0..vshape.len())
-            .filter(|d| !positions.contains(d))
-            .collect();
-        // Advanced dims first, merged into one, then one index_select on that dim.
-        let perm: Vec<usize> = positions.iter().chain(&rest).copied().collect();
-        let sizes: Vec<usize> = positions.iter().map(|&p| vshape[p]).collect();
-        let merged: usize = sizes.iter().product();
-        let mut mshape = vec![merged];
-        mshape.extend(rest.iter().map(|&d| vshape[d]));
-        let flat_src = viewed.permute(&perm)?.reshape(&mshape)?;
-        let n: usize = bshape.iter().product();
-        let mut flat = vec![0usize; n];
-        for (k, (_, idx, s)) in adv.iter().enumerate() {
-            let b = Tensor::from_vec(idx.iter().map(|&i| i as f64).collect(), s)?
-                .broadcast_to(&bshape)?
-                .to_vec_f64()?;
-            let stride: usize = sizes[k + 1..].iter().product();
-            for (f, &i) in flat.iter_mut().zip(&b) {
-                *f += i as usize * stride;
+    /// Zeros of `shape`, with `src`'s slices added at `idx` along `dim`; repeats add up.
+    pub fn index_add(shape: &[usize], dim: usize, idx: &[usize], src: &Tensor) -> Result<Tensor> {
+        let inner = geometry(shape, dim).1;
+        let (w_src, w_dst) = (idx.len() * inner, shape[dim] * inner);
+        let src = src.contiguous()?;
+        each_storage!(src.storage(), T, _b => {
+            let s = src.as_slice::<T>().expect("contiguous");
+            let n = checked_numel("index_add", shape)?;
+            let mut out = try_alloc::<T>("index_add", n, T::ZERO)?;
+            if w_src > 0 && w_dst > 0 {
+                for (block, dst) in s.chunks_exact(w_src).zip(out.chunks_exact_mut(w_dst)) {
+                    for (row, &i) in block.chunks_exact(inner).zip(idx) {
+                        let to = &mut dst[i * inner..(i + 1) * inner];
+                        for (d, &x) in to.iter_mut().zip(row) {
+                            *d = Num::add(*d, x);
+                        }
+                    }
+                }
             }
+            Tensor::from_vec(out, shape)
+        })
+    }
+
+    /// `out[i][j] = self[i][index[i][j]]` along `dim`, as `torch.gather`; `index_shape`
+    /// equals the input's shape outside `dim` (checked by the caller).
+    pub fn gather(&self, dim: usize, index: &[usize], index_shape: &[usize]) -> Result<Tensor> {
+        if index.is_empty() {
+            return Tensor::zeros(index_shape, self.dtype());
         }
-        let picked = flat_src.index_select(0, Arc::new(flat))?;
-        let mut oshape = bshape.clone();
-        oshape.extend(rest.iter().map(|&d| vshape[d]));
-        let out = picked.reshape(&oshape)?;
-        if !adjacent || positions[0] == 0 {
-            return Ok(out);
+        let inner = geometry(index_shape, dim).1;
+        let (w_src, w_idx) = (self.shape()[dim] * inner, index_shape[dim] * inner);
+        let src = self.contiguous()?;
+        each_storage!(src.storage(), T, _b => {
+            let s = src.as_slice::<T>().expect("contiguous");
+            let mut out = try_with_capacity::<T>("gather", index.len())?;
+            for (block, rows) in s.chunks_exact(w_src).zip(index.chunks_exact(w_idx)) {
+                if inner == 1 {
+                    out.extend(rows.iter().map(|&i| block[i]));
+                } else {
+                    for row in rows.chunks_exact(inner) {
+                        out.extend(row.iter().enumerate().map(|(k, &i)| block[i * inner + k]));
+                    }
+                }
+            }
+            Tensor::from_vec(out, index_shape)
+        })
+    }
+
+    /// Zeros of `shape` with `src` added at `index` along `dim`; the inverse of gather.
+    pub fn scatter_add(
+        shape: &[usize],
+        dim: usize,
+        index: &[usize],
+        src: &Tensor,
+    ) -> Result<Tensor> {
+        let inner = geometry(shape, dim).1;
+        let (w_idx, w_dst) = (src.shape()[dim] * inner, shape[dim] * inner);
+        let src = src.contiguous()?;
+        each_storage!(src.storage(), T, _b => {
+            let s = src.as_slice::<T>().expect("contiguous");
+            let n = checked_numel("scatter_add", shape)?;
+            let mut out = try_alloc::<T>("scatter_add", n, T::ZERO)?;
+            if w_idx > 0 && w_dst > 0 {
+                let blocks = s.chunks_exact(w_idx).zip(index.chunks_exact(w_idx));
+                for ((block, rows), dst) in blocks.zip(out.chunks_exact_mut(w_dst)) {
+                    for (xs, row) in block.chunks_exact(inner).zip(rows.chunks_exact(inner)) {
+                        for (k, (&x, &i)) in xs.iter().zip(row).enumerate() {
+                            let at = i * inner + k;
+                            dst[at] = Num::add(dst[at], x);
+                        }
+                    }
+                }
+            }
+            Tensor::from_vec(out, shape)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(v: &[f64], shape: &[usize]) -> Tensor {
+        Tensor::from_vec(v.to_vec(), shape).unwrap()
+    }
+
+    #[test]
+    fn gather_and_scatter_are_inverse() {
+        let a = t(&[1., 2., 3., 4., 5., 6.], &[2, 3]);
+        let g = a.gather(1, &[2, 0], &[2, 1]).unwrap();
+        assert_eq!(g.to_vec_f64().unwrap(), vec![3., 4.]);
+        let s = Tensor::scatter_add(&[2, 3], 1, &[2, 0], &g).unwrap();
+        assert_eq!(s.to_vec_f64().unwrap(), vec![0., 0., 3., 4., 0., 0.]);
+        let g0 = a.gather(0, &[1, 0, 1], &[1, 3]).unwrap();
+        assert_eq!(g0.to_vec_f64().unwrap(), vec![4., 2., 6.]);
+    }
+
+    #[test]
+    fn index_select_copies_rows_of_any_dtype() {
+        let a = Tensor::from_vec(vec![1i32, 2, 3, 4, 5, 6], &[3, 2]).unwrap();
+        let r = a.index_select(0, &[2, 2, 0]).unwrap();
+        assert_eq!(r.as_slice::<i32>().unwrap(), &[5, 6, 5, 6, 1, 2]);
+        let c = a.transpose(0, 1).index_select(1, &[1]).unwrap();
+        assert_eq!(c.shape(), &[2, 1]);
+        assert_eq!(c.as_slice::<i32>().unwrap(), &[3, 4]);
+    }
+
+    #[test]
+    fn index_add_accumulates_repeats() {
+        let src = t(&[1., 2., 3.], &[3]);
+        let out = Tensor::index_add(&[2], 0, &[1, 1, 0], &src).unwrap();
+        assert_eq!(out.to_vec_f64().unwrap(), vec![3., 3.]);
+        let rows = t(&[1., 2., 3., 4.], &[2, 2]);
+        let out = Tensor::index_add(&[2, 3], 1, &[2, 2], &rows).unwrap();
+        assert_eq!(out.to_vec_f64().unwrap(), vec![0., 0., 3., 0., 0., 7.]);
+    }
+
+    #[test]
+    fn slices_resolve_as_python() {
+        // slice(start, stop, step) over `size`: (start, length, step), as slice.indices.
+        type Case = (
+            Option<i64>,
+            Option<i64>,
+            Option<i64>,
+            usize,
+            (usize, usize, isize),
+        );
+        let big = (Some(i64::MIN), Some(i64::MAX), Some(i64::MIN));
+        let cases: &[Case] = &[
+            (None, None, None, 5, (0, 5, 1)),
+            (None, None, Some(-1), 5, (4, 5, -1)),
+            (Some(-2), None, None, 5, (3, 2, 1)),
+            (Some(10), Some(-10), Some(-2), 5, (4, 3, -2)),
+            (Some(1), Some(1), None, 5, (1, 0, 1)),
+            (None, None, Some(-1), 0, (0, 0, -1)),
+            (big.0, big.1, big.2, 3, (0, 0, -i64::MAX as isize)),
+        ];
+        for &(a, b, c, n, want) in cases {
+            assert_eq!(
+                resolve_slice(a, b, c, n).unwrap(),
+                want,
+                "{a:?}:{b:?}:{c:?} of {n}"
+            );
         }
-        // Adjacent advanced dims stay where they were (numpy's rule).
-        let nb = bshape.len();
-        let before = positions[0];
-        let order: Vec<usize> = (nb..nb + before)
-            .chain(0..nb)
-            .chain(nb + before..oshape.len())
-            .collect();
-        out.permute(&order)
+        assert!(resolve_slice(None, None, Some(0), 3).is_err());
+    }
+
+    #[test]
+    fn out_of_range_names_the_index() {
+        let e = wrap_all("gather", &[0i32, 5, 1], 3, 1).unwrap_err();
+        assert!(e
+            .to_string()
+            .contains("index 5 is out of bounds for dim 1 with size 3"));
+        assert_eq!(wrap_all("gather", &[-1i64, -3], 3, 0).unwrap(), vec![2, 0]);
     }
 }
