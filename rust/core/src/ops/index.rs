@@ -122,57 +122,94 @@ fn resolve_slice(
     Ok((start.max(0) as usize, len as usize, step as isize))
 }
 
-/// The entries of an int32 or int64 tensor in row-major order, negatives counted from the
-/// end, each checked against `size` (the length of dim `dim`).
-fn indices(op: &'static str, t: &Tensor, size: usize, dim: usize) -> Result<Vec<usize>> {
-    let t = t.contiguous()?;
-    match t.storage() {
-        Storage::I64(_) => wrap_all(op, t.as_slice::<i64>().expect("contiguous"), size, dim),
-        Storage::I32(_) => wrap_all(op, t.as_slice::<i32>().expect("contiguous"), size, dim),
-        s => Err(Error::type_(
-            op,
-            format!(
-                "index must be an int32 or int64 tensor, got {} of shape {}",
-                s.dtype(),
-                fmt_shape(t.shape())
-            ),
-        )),
+/// An index entry read where it lies: an int32/int64 entry, already checked in range,
+/// negatives counted from the end of a dim of `n`.
+trait Pos: Copy + Send + Sync + Into<i64> {
+    fn at(self, n: usize) -> usize;
+}
+
+impl Pos for i64 {
+    fn at(self, n: usize) -> usize {
+        (if self < 0 { self + n as i64 } else { self }) as usize
     }
 }
 
-fn wrap_all<I: Copy + Into<i64>>(
-    op: &'static str,
-    s: &[I],
-    size: usize,
-    dim: usize,
-) -> Result<Vec<usize>> {
-    let n = size as i64;
-    let wrap = |i: i64| if i < 0 { i + n } else { i };
-    let mut out = try_with_capacity(op, s.len())?;
-    // One branch-free pass; only the error path looks for the culprit.
-    let mut ok = true;
-    out.extend(s.iter().map(|&i| {
-        let w = wrap(i.into());
-        ok &= (w as u64) < size as u64;
-        w as usize
-    }));
-    if !ok {
-        let bad: i64 = s
-            .iter()
-            .map(|&i| i.into())
-            .find(|&i| (wrap(i) as u64) >= size as u64)
-            .unwrap_or_default();
-        return Err(Error::index(
-            op,
-            format!("index {bad} is out of bounds for dim {dim} with size {size}"),
-        ));
+impl Pos for i32 {
+    fn at(self, n: usize) -> usize {
+        i64::from(self).at(n)
     }
-    Ok(out)
+}
+
+/// Runs `$body` with `$ix` the entries of a contiguous int32/int64 tensor, as `&[i32]` or
+/// `&[i64]`; any other dtype is a TypeError naming `$op`.
+macro_rules! with_index {
+    ($op:expr, $t:expr, $ix:ident => $body:expr) => {
+        match $t.storage() {
+            Storage::I64(_) => {
+                let $ix = $t.as_slice::<i64>().expect("contiguous");
+                $body
+            }
+            Storage::I32(_) => {
+                let $ix = $t.as_slice::<i32>().expect("contiguous");
+                $body
+            }
+            s => Err(Error::type_(
+                $op,
+                format!(
+                    "index must be an int32 or int64 tensor, got {} of shape {}",
+                    s.dtype(),
+                    fmt_shape($t.shape())
+                ),
+            )),
+        }
+    };
+}
+
+/// `t` as a contiguous int32/int64 tensor whose entries all fit a dim of `size` (negatives
+/// from the end): kernels then read its buffer as it is, with no copy.
+fn checked_index(op: &'static str, t: &Tensor, size: usize, dim: usize) -> Result<Tensor> {
+    let t = t.contiguous()?;
+    with_index!(op, t, ix => check_all(op, ix, size, dim))?;
+    Ok(t)
+}
+
+/// The entries of an int32 or int64 tensor in row-major order as positions in `0..size`.
+fn indices(op: &'static str, t: &Tensor, size: usize, dim: usize) -> Result<Vec<usize>> {
+    let t = checked_index(op, t, size, dim)?;
+    with_index!(op, t, ix => {
+        let mut out = try_with_capacity(op, ix.len())?;
+        out.extend(ix.iter().map(|&i| i.at(size)));
+        Ok(out)
+    })
+}
+
+fn check_all<I: Pos>(op: &'static str, s: &[I], size: usize, dim: usize) -> Result<()> {
+    let bad = |i: I| (i.at(size) as u64) >= size as u64;
+    // A branch-free pass; only the error path looks for the culprit.
+    if !s.iter().fold(false, |any, &i| any | bad(i)) {
+        return Ok(());
+    }
+    let culprit: i64 = s.iter().find(|&&i| bad(i)).map_or(0, |&i| i.into());
+    Err(Error::index(
+        op,
+        format!("index {culprit} is out of bounds for dim {dim} with size {size}"),
+    ))
+}
+
+/// The piece length that splits `n` elements of a memory-bound loop over the threads
+/// `set_num_threads` allows, or None to stay on this thread (small inputs, one thread).
+fn split_len(n: usize) -> Option<usize> {
+    let threads = match crate::num_threads() {
+        0 => rayon::current_num_threads(),
+        t => t,
+    };
+    (n >= 1 << 16 && threads > 1).then(|| n.div_ceil(threads))
 }
 
 struct IndexSelect {
     dim: usize,
     idx: Arc<Vec<usize>>,
+    merged: Vec<usize>,
 }
 
 impl Op for IndexSelect {
@@ -183,11 +220,12 @@ impl Op for IndexSelect {
         "grad_x = zeros with g added at the selected indices (repeats add up)"
     }
     fn backward(&self, c: &Ctx, g: &Var) -> Result<Vec<Option<Var>>> {
-        Ok(vec![Some(g.index_add(
-            self.dim,
-            &self.idx,
-            &c.input(0).shape(),
-        )?)])
+        let mut picked = self.merged.clone();
+        picked[self.dim] = self.idx.len();
+        let summed = g
+            .reshape(&picked)?
+            .index_add(self.dim, &self.idx, &self.merged)?;
+        Ok(vec![Some(summed.reshape(&c.input(0).shape())?)])
     }
 }
 
@@ -208,9 +246,10 @@ impl Op for IndexAdd {
     }
 }
 
+/// `index` is a checked contiguous int tensor (the user's own buffer, no copy).
 struct Gather {
     dim: usize,
-    index: Arc<Vec<usize>>,
+    index: Tensor,
 }
 
 impl Op for Gather {
@@ -231,7 +270,7 @@ impl Op for Gather {
 
 struct ScatterAdd {
     dim: usize,
-    index: Arc<Vec<usize>>,
+    index: Tensor,
 }
 
 impl Op for ScatterAdd {
@@ -241,12 +280,8 @@ impl Op for ScatterAdd {
     fn rule(&self) -> &'static str {
         "grad_src = g gathered at index"
     }
-    fn backward(&self, c: &Ctx, g: &Var) -> Result<Vec<Option<Var>>> {
-        Ok(vec![Some(g.gather_at(
-            self.dim,
-            self.index.clone(),
-            &c.input(0).shape(),
-        )?)])
+    fn backward(&self, _: &Ctx, g: &Var) -> Result<Vec<Option<Var>>> {
+        Ok(vec![Some(g.gather_at(self.dim, self.index.clone())?)])
     }
 }
 
@@ -276,12 +311,31 @@ impl Var {
 
     /// Slices `idx` (in range) along `dim`; repeated indices are allowed.
     fn select_at(&self, dim: usize, idx: Arc<Vec<usize>>) -> Result<Var> {
-        let t = self.tensor().index_select(dim, &idx)?;
-        Ok(Var::from_op(
-            t,
-            IndexSelect { dim, idx },
-            vec![self.clone()],
-        ))
+        let shape = self.shape().to_vec();
+        let mut out = shape.clone();
+        out[dim] = idx.len();
+        self.select_merged(&shape, dim, idx, &out)
+    }
+
+    /// `select_at` on the input reshaped to `merged`, the result reshaped to `out`.
+    fn select_merged(
+        &self,
+        merged: &[usize],
+        dim: usize,
+        idx: Arc<Vec<usize>>,
+        out: &[usize],
+    ) -> Result<Var> {
+        let t = self
+            .tensor()
+            .reshape(merged)?
+            .index_select(dim, &idx)?
+            .reshape(out)?;
+        let op = IndexSelect {
+            dim,
+            idx,
+            merged: merged.to_vec(),
+        };
+        Ok(Var::from_op(t, op, vec![self.clone()]))
     }
 
     fn index_add(&self, dim: usize, idx: &Arc<Vec<usize>>, shape: &[usize]) -> Result<Var> {
@@ -314,16 +368,15 @@ impl Var {
                 ),
             ));
         }
-        let idx = indices("gather", index, shape[d], d)?;
-        self.gather_at(d, Arc::new(idx), index_shape)
+        self.gather_at(d, checked_index("gather", index, shape[d], d)?)
     }
 
-    fn gather_at(&self, dim: usize, index: Arc<Vec<usize>>, index_shape: &[usize]) -> Result<Var> {
-        let t = self.tensor().gather(dim, &index, index_shape)?;
+    fn gather_at(&self, dim: usize, index: Tensor) -> Result<Var> {
+        let t = self.tensor().gather(dim, &index)?;
         Ok(Var::from_op(t, Gather { dim, index }, vec![self.clone()]))
     }
 
-    fn scatter_add(&self, dim: usize, index: Arc<Vec<usize>>, shape: &[usize]) -> Result<Var> {
+    fn scatter_add(&self, dim: usize, index: Tensor, shape: &[usize]) -> Result<Var> {
         let t = Tensor::scatter_add(shape, dim, &index, &self.tensor())?;
         Ok(Var::from_op(
             t,
@@ -363,18 +416,23 @@ impl Var {
         for item in &items {
             match item {
                 Item::Int(k) => {
-                    let i = wrap_all("index", &[*k], shape[src], src)?[0];
+                    check_all("index", &[*k], shape[src], src)?;
+                    let i = k.at(shape[src]);
                     steps.push(ViewStep::Select { dim: out, index: i });
                     src += 1;
                 }
                 Item::Slice(start, stop, step) => {
                     let (start, len, step) = resolve_slice(*start, *stop, *step, shape[src])?;
-                    steps.push(ViewStep::Slice {
-                        dim: out,
-                        start,
-                        len,
-                        step,
-                    });
+                    // Beside arrays, a whole dim needs no view node (whose kept gradient
+                    // would cost a copy); alone, `x[:]` is still a new view as in torch.
+                    if !(has_array && (start, len, step) == (0, shape[src], 1)) {
+                        steps.push(ViewStep::Slice {
+                            dim: out,
+                            start,
+                            len,
+                            step,
+                        });
+                    }
                     src += 1;
                     out += 1;
                 }
@@ -518,9 +576,7 @@ fn advanced(viewed: Var, adv: Vec<Advanced>) -> Result<Var> {
         .copied()
         .collect();
     let oshape: Vec<usize> = outer.iter().chain(&bshape).chain(inner).copied().collect();
-    src.reshape(&mshape)?
-        .select_at(first, Arc::new(flat))?
-        .reshape(&oshape)
+    src.select_merged(&mshape, first, Arc::new(flat), &oshape)
 }
 
 /// Sizes before `dim` and after it, for kernels over contiguous data.
@@ -529,6 +585,67 @@ fn geometry(shape: &[usize], dim: usize) -> (usize, usize) {
         shape[..dim].iter().product(),
         shape[dim + 1..].iter().product(),
     )
+}
+
+/// The start, in the other tensor, of the block each element of a gather/scatter index
+/// falls in: it moves by `stride` every `len` elements.
+struct RowStarts {
+    len: usize,
+    stride: usize,
+    left: usize,
+    start: usize,
+}
+
+impl RowStarts {
+    fn new(len: usize, stride: usize) -> Self {
+        RowStarts {
+            len,
+            stride,
+            left: len,
+            start: 0,
+        }
+    }
+
+    fn next(&mut self) -> usize {
+        let start = self.start;
+        self.left -= 1;
+        if self.left == 0 {
+            self.left = self.len;
+            self.start += self.stride;
+        }
+        start
+    }
+}
+
+/// Gather along the last dim of contiguous data: block `b` of `index` (`w_idx` long) picks
+/// from block `b` of `s` (`w_src` long). Memory-bound on large inputs (each pick touches a
+/// new cache line), so those are split over the threads `set_num_threads` allows.
+fn gather_rows<T: Scalar, I: Pos>(
+    s: &[T],
+    index: &[I],
+    w_src: usize,
+    w_idx: usize,
+) -> Result<Vec<T>> {
+    use rayon::prelude::*;
+    let mut out = try_alloc("gather", index.len(), T::ZERO)?;
+    let fill = |out: &mut [T], index: &[I], s: &[T]| {
+        // One flat pass, no per-block setup: blocks are often one index long. (With one
+        // element per row, `w_src` is also the length of the gathered dim.)
+        let mut rows = RowStarts::new(w_idx, w_src);
+        for (o, &i) in out.iter_mut().zip(index) {
+            *o = s[rows.next() + i.at(w_src)];
+        }
+    };
+    let Some(piece) = split_len(index.len()) else {
+        fill(&mut out, index, s);
+        return Ok(out);
+    };
+    let blocks = piece.div_ceil(w_idx);
+    out.par_chunks_mut(blocks * w_idx)
+        .zip(index.par_chunks(blocks * w_idx))
+        .zip(s.par_chunks(blocks * w_src))
+        .for_each(|((out, index), s)| fill(out, index, s));
+    Ok(out)
 }
 
 impl Tensor {
@@ -582,56 +699,69 @@ impl Tensor {
         })
     }
 
-    /// `out[i][j] = self[i][index[i][j]]` along `dim`, as `torch.gather`; `index_shape`
-    /// equals the input's shape outside `dim` (checked by the caller).
-    pub fn gather(&self, dim: usize, index: &[usize], index_shape: &[usize]) -> Result<Tensor> {
-        if index.is_empty() {
-            return Tensor::zeros(index_shape, self.dtype());
+    /// `out[i][j] = self[i][index[i][j]]` along `dim`, as `torch.gather`. `index` is a
+    /// contiguous int32/int64 tensor, in range, of the input's shape outside `dim`.
+    pub fn gather(&self, dim: usize, index: &Tensor) -> Result<Tensor> {
+        let shape = index.shape();
+        if index.numel() == 0 {
+            return Tensor::zeros(shape, self.dtype());
         }
-        let inner = geometry(index_shape, dim).1;
-        let (w_src, w_idx) = (self.shape()[dim] * inner, index_shape[dim] * inner);
+        let n = self.shape()[dim];
+        let inner = geometry(shape, dim).1;
+        let (w_src, w_idx) = (n * inner, shape[dim] * inner);
         let src = self.contiguous()?;
         each_storage!(src.storage(), T, _b => {
             let s = src.as_slice::<T>().expect("contiguous");
-            let mut out = try_with_capacity::<T>("gather", index.len())?;
-            for (block, rows) in s.chunks_exact(w_src).zip(index.chunks_exact(w_idx)) {
+            with_index!("gather", index, ix => {
                 if inner == 1 {
-                    out.extend(rows.iter().map(|&i| block[i]));
-                } else {
+                    return Tensor::from_vec(gather_rows(s, ix, w_src, w_idx)?, shape);
+                }
+                let mut out = try_with_capacity::<T>("gather", ix.len())?;
+                for (block, rows) in s.chunks_exact(w_src).zip(ix.chunks_exact(w_idx)) {
                     for row in rows.chunks_exact(inner) {
-                        out.extend(row.iter().enumerate().map(|(k, &i)| block[i * inner + k]));
+                        out.extend(row.iter().enumerate().map(|(k, &i)| block[i.at(n) * inner + k]));
                     }
                 }
-            }
-            Tensor::from_vec(out, index_shape)
+                Tensor::from_vec(out, shape)
+            })
         })
     }
 
-    /// Zeros of `shape` with `src` added at `index` along `dim`; the inverse of gather.
+    /// Zeros of `shape` with `src` added at `index` (as in `gather`) along `dim`; the
+    /// inverse of gather.
     pub fn scatter_add(
         shape: &[usize],
         dim: usize,
-        index: &[usize],
+        index: &Tensor,
         src: &Tensor,
     ) -> Result<Tensor> {
+        let n = shape[dim];
         let inner = geometry(shape, dim).1;
-        let (w_idx, w_dst) = (src.shape()[dim] * inner, shape[dim] * inner);
+        let (w_idx, w_dst) = (src.shape()[dim] * inner, n * inner);
         let src = src.contiguous()?;
         each_storage!(src.storage(), T, _b => {
             let s = src.as_slice::<T>().expect("contiguous");
-            let n = checked_numel("scatter_add", shape)?;
-            let mut out = try_alloc::<T>("scatter_add", n, T::ZERO)?;
-            if w_idx > 0 && w_dst > 0 {
-                let blocks = s.chunks_exact(w_idx).zip(index.chunks_exact(w_idx));
-                for ((block, rows), dst) in blocks.zip(out.chunks_exact_mut(w_dst)) {
-                    for (xs, row) in block.chunks_exact(inner).zip(rows.chunks_exact(inner)) {
-                        for (k, (&x, &i)) in xs.iter().zip(row).enumerate() {
-                            let at = i * inner + k;
-                            dst[at] = Num::add(dst[at], x);
+            let mut out = try_alloc::<T>("scatter_add", checked_numel("scatter_add", shape)?, T::ZERO)?;
+            with_index!("scatter_add", index, ix => {
+                if inner == 1 && w_idx > 0 {
+                    let mut rows = RowStarts::new(w_idx, w_dst);
+                    for (&x, &i) in s.iter().zip(ix) {
+                        let at = rows.next() + i.at(n);
+                        out[at] = Num::add(out[at], x);
+                    }
+                } else if w_idx > 0 && w_dst > 0 {
+                    let blocks = s.chunks_exact(w_idx).zip(ix.chunks_exact(w_idx));
+                    for ((block, rows), dst) in blocks.zip(out.chunks_exact_mut(w_dst)) {
+                        for (xs, row) in block.chunks_exact(inner).zip(rows.chunks_exact(inner)) {
+                            for (k, (&x, &i)) in xs.iter().zip(row).enumerate() {
+                                let at = i.at(n) * inner + k;
+                                dst[at] = Num::add(dst[at], x);
+                            }
                         }
                     }
                 }
-            }
+                Ok(())
+            })?;
             Tensor::from_vec(out, shape)
         })
     }
@@ -648,11 +778,13 @@ mod tests {
     #[test]
     fn gather_and_scatter_are_inverse() {
         let a = t(&[1., 2., 3., 4., 5., 6.], &[2, 3]);
-        let g = a.gather(1, &[2, 0], &[2, 1]).unwrap();
+        let idx = Tensor::from_vec(vec![2i64, -3], &[2, 1]).unwrap();
+        let g = a.gather(1, &idx).unwrap();
         assert_eq!(g.to_vec_f64().unwrap(), vec![3., 4.]);
-        let s = Tensor::scatter_add(&[2, 3], 1, &[2, 0], &g).unwrap();
+        let s = Tensor::scatter_add(&[2, 3], 1, &idx, &g).unwrap();
         assert_eq!(s.to_vec_f64().unwrap(), vec![0., 0., 3., 4., 0., 0.]);
-        let g0 = a.gather(0, &[1, 0, 1], &[1, 3]).unwrap();
+        let rows = Tensor::from_vec(vec![1i32, 0, 1], &[1, 3]).unwrap();
+        let g0 = a.gather(0, &rows).unwrap();
         assert_eq!(g0.to_vec_f64().unwrap(), vec![4., 2., 6.]);
     }
 
@@ -708,10 +840,12 @@ mod tests {
 
     #[test]
     fn out_of_range_names_the_index() {
-        let e = wrap_all("gather", &[0i32, 5, 1], 3, 1).unwrap_err();
+        let e = check_all("gather", &[0i32, 5, 1], 3, 1).unwrap_err();
         assert!(e
             .to_string()
             .contains("index 5 is out of bounds for dim 1 with size 3"));
-        assert_eq!(wrap_all("gather", &[-1i64, -3], 3, 0).unwrap(), vec![2, 0]);
+        assert!(check_all("gather", &[-4i64], 3, 0).is_err());
+        let t = Tensor::from_vec(vec![-1i64, -3], &[2]).unwrap();
+        assert_eq!(indices("index", &t, 3, 0).unwrap(), vec![2, 0]);
     }
 }
