@@ -51,8 +51,15 @@ impl Item {
 /// An advanced index on dim `pos` of the view: checked positions and their shape.
 struct Advanced {
     pos: usize,
-    idx: Vec<usize>,
+    idx: Entries,
     shape: Vec<usize>,
+}
+
+/// An advanced index's entries: a checked int tensor, read in place (negatives wrap
+/// against `size`), or positions a mask produced.
+enum Entries {
+    Ints { t: Tensor, size: usize },
+    Positions(Vec<usize>),
 }
 
 fn classify(item: &Index, has_array: bool) -> Result<Item> {
@@ -448,7 +455,10 @@ impl Var {
                 Item::Array(t) => {
                     adv.push(Advanced {
                         pos: out,
-                        idx: indices("index", t, shape[src], src)?,
+                        idx: Entries::Ints {
+                            t: checked_index("index", t, shape[src], src)?,
+                            size: shape[src],
+                        },
                         shape: t.shape().to_vec(),
                     });
                     src += 1;
@@ -462,7 +472,7 @@ impl Var {
                         steps.push(ViewStep::Unsqueeze { dim: out });
                         adv.push(Advanced {
                             pos: out,
-                            idx: if hit { vec![0] } else { vec![] },
+                            idx: Entries::Positions(if hit { vec![0] } else { vec![] }),
                             shape: vec![usize::from(hit)],
                         });
                         out += 1;
@@ -492,7 +502,7 @@ impl Var {
                     for idx in per_dim {
                         adv.push(Advanced {
                             pos: out,
-                            idx,
+                            idx: Entries::Positions(idx),
                             shape: vec![hits.len()],
                         });
                         src += 1;
@@ -543,26 +553,24 @@ fn advanced(viewed: Var, adv: Vec<Advanced>) -> Result<Var> {
     let k = adv.len();
     let sizes = &sshape[first..first + k];
     let n = checked_numel("index", &bshape)?;
-    // Row-major position in the merged dim: sum of index * stride over the arrays.
-    let mut flat: Vec<usize> = Vec::new();
-    for (j, a) in adv.into_iter().enumerate() {
+    // Row-major position in the merged dim: sum of index * stride over the arrays, read
+    // from each array's buffer in one pass (one allocation: the positions kept for backward).
+    let mut flat: Vec<usize> = try_with_capacity("index", n)?;
+    for (j, a) in adv.iter().enumerate() {
         let stride: usize = sizes[j + 1..].iter().product();
-        let spread = if a.shape.as_slice() == bshape.as_slice() {
-            a.idx
+        let offs = if a.shape.as_slice() == bshape.as_slice() {
+            None
         } else {
-            let offs = Layout::contiguous(&a.shape)
-                .broadcast_to("index", &bshape)?
-                .offsets()?;
-            offs.into_iter().map(|o| a.idx[o]).collect()
+            let l = Layout::contiguous(&a.shape).broadcast_to("index", &bshape)?;
+            Some(l.offsets()?)
         };
-        if j == 0 && stride == 1 {
-            flat = spread;
-        } else if j == 0 {
-            flat = spread.into_iter().map(|i| i * stride).collect();
-        } else {
-            flat.iter_mut()
-                .zip(spread)
-                .for_each(|(f, i)| *f += i * stride);
+        let offs = offs.as_deref();
+        match &a.idx {
+            Entries::Ints { t, size } => with_index!("index", t, ix => {
+                accumulate(&mut flat, ix, offs, |i| i.at(*size) * stride);
+                Ok(())
+            })?,
+            Entries::Positions(p) => accumulate(&mut flat, p, offs, |i| i * stride),
         }
     }
     debug_assert_eq!(flat.len(), n);
@@ -577,6 +585,25 @@ fn advanced(viewed: Var, adv: Vec<Advanced>) -> Result<Var> {
         .collect();
     let oshape: Vec<usize> = outer.iter().chain(&bshape).chain(inner).copied().collect();
     src.select_merged(&mshape, first, Arc::new(flat), &oshape)
+}
+
+/// Adds `term` of each entry of `src` (through the broadcast offsets `offs`, if any) into
+/// `flat`; the first array fills it.
+fn accumulate<E: Copy>(
+    flat: &mut Vec<usize>,
+    src: &[E],
+    offs: Option<&[usize]>,
+    term: impl Fn(E) -> usize,
+) {
+    match (flat.is_empty(), offs) {
+        (true, None) => flat.extend(src.iter().map(|&e| term(e))),
+        (true, Some(o)) => flat.extend(o.iter().map(|&k| term(src[k]))),
+        (false, None) => flat.iter_mut().zip(src).for_each(|(f, &e)| *f += term(e)),
+        (false, Some(o)) => flat
+            .iter_mut()
+            .zip(o)
+            .for_each(|(f, &k)| *f += term(src[k])),
+    }
 }
 
 /// Sizes before `dim` and after it, for kernels over contiguous data.
