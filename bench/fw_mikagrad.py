@@ -11,7 +11,7 @@ import mikagrad as mg
 import mikagrad.functional as F
 from mikagrad import nn, optim
 
-from .workloads import L2, LR, chain_run, chain_split, softmax_run, tiny_cases
+from .workloads import L2, LR, chain_run, chain_split, index_cases, softmax_run, tiny_cases
 
 NAME = "MikaGrad"
 
@@ -142,3 +142,7 @@ def matmul(n: int, dtype: str, transposed: bool) -> Callable[[], Any]:
         with mg.no_grad():
             return (a.T @ b) if transposed else (a @ b)
     return run
+
+
+def index() -> dict[str, Callable[[], Any]]:
+    return index_cases(mg, _t)

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .workloads import L2, LR, chain_run, chain_split, softmax_run, tiny_cases
+from .workloads import L2, LR, chain_run, chain_split, index_cases, softmax_run, tiny_cases
 
 NAME = "PyTorch"
 torch.set_num_threads(2)
@@ -119,3 +119,7 @@ def matmul(n: int, dtype: str, transposed: bool) -> Callable[[], Any]:
         with torch.no_grad():
             return (a.T @ b) if transposed else (a @ b)
     return run
+
+
+def index() -> dict[str, Callable[[], Any]]:
+    return index_cases(torch, _t)

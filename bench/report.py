@@ -563,7 +563,8 @@ def render(res: dict[str, Any]) -> str:
                   + ". Their multi-threaded numbers (PyTorch, OpenBLAS, MikaGrad's matmul) are "
                   "not reliable; rerun with `--wait-quiet 120` when the machine is idle.", ""]
     lines += [_HOW]
-    if any(res.get(k) for k in ("tiny", "chain", "steps", "layers", "softmax", "matmul")):
+    if any(res.get(k) for k in ("tiny", "chain", "steps", "layers", "softmax", "index",
+                                 "matmul")):
         lines += ["## Results", ""]
     sections = [
         ("tiny", "### Per-op overhead (forward only)",
@@ -576,6 +577,9 @@ def render(res: dict[str, Any]) -> str:
         ("softmax", "### Softmax and cross-entropy",
          "Forward + backward on (N, C) logits, float32; softmax is given a random upstream "
          "gradient, cross-entropy has integer targets and mean reduction."),
+        ("index", "### Integer-array indexing and gather",
+         "makemore's bigram sizes: 228,146 int64 indices into 27 characters; `probs` is "
+         "float32 and requires grad (so the graph is recorded), `eye` is float32."),
     ]
     for key, title, note in sections:
         if res.get(key):

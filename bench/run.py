@@ -40,8 +40,8 @@ from .child import matmul_budget  # noqa: E402
 from .timing import SETTLE_S, Budget, Stats, measure_many, measure_once  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-SECTIONS = ["check", "tiny", "chain", "steps", "layers", "softmax", "matmul", "scaling",
-            "memory", "import", "profile"]
+SECTIONS = ["check", "tiny", "chain", "steps", "layers", "softmax", "index", "matmul",
+            "scaling", "memory", "import", "profile"]
 BLAS_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 T0 = time.perf_counter()
 
@@ -158,6 +158,15 @@ def sec_softmax(fws: dict[str, Any], budget: Budget, quick: bool) -> dict[str, A
             fws, lambda fw, n=n, c=c: fw.softmax(n, c), budget)
         out[f"cross-entropy ({n}, {c}), forward + backward"] = timed(
             fws, lambda fw, n=n, c=c: fw.cross_entropy(n, c), budget)
+    return out
+
+
+def sec_index(fws: dict[str, Any], budget: Budget) -> dict[str, Any]:
+    tables = {name: fw.index() for name, fw in fws.items() if hasattr(fw, "index")}
+    out = {case: measure_many({name: t[case] for name, t in tables.items()}, budget)
+           for case in tables["MikaGrad"]}
+    tables.clear()
+    gc.collect()
     return out
 
 
@@ -418,6 +427,7 @@ def main(argv: list[str] | None = None) -> int:
         ("steps", lambda: sec_steps(fws, budget, args.quick)),
         ("layers", lambda: sec_layers(fws, budget, args.quick)),
         ("softmax", lambda: sec_softmax(fws, budget, args.quick)),
+        ("index", lambda: sec_index(fws, budget)),
         ("matmul", lambda: sec_matmul(fws, args.quick)),
         ("scaling", lambda: sec_scaling(fws, args.quick)),
         ("memory", lambda: sec_memory(fws)),

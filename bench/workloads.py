@@ -121,3 +121,40 @@ def softmax_run(t: Callable[..., Any], n: int, c: int) -> Callable[[], None]:
         z.grad = None
         z.softmax(-1).backward(w)
     return run
+
+
+# ---- indexing: makemore's bigram statements ------------------------------------------------
+# 228,146 (character, next character) pairs over 27 characters, as in makemore part 1.
+INDEX_N, INDEX_C = 228146, 27
+
+
+def index_cases(lib: Any, t: Callable[..., Any]) -> dict[str, Callable[[], Any]]:
+    """Integer-array indexing and gather on makemore's sizes, written once: ``lib`` is
+    mikagrad or torch (``arange``, ``eye``, dtypes), ``t(array, dtype, grad=...)`` its tensor.
+    ``probs`` requires grad, so the forward rows record the graph as training does."""
+    n, c = INDEX_N, INDEX_C
+    rng = np.random.default_rng(0)
+    probs = t(rng.random((n, c)), lib.float32, grad=True)
+    ys, xs = t(rng.integers(0, c, n), lib.int64), t(rng.integers(0, c, n), lib.int64)
+    idx = t(rng.integers(0, c, (n, 1)), lib.int64)
+    eye = lib.eye(c, dtype=lib.float32)
+
+    def backward(out: Callable[[], Any]) -> Callable[[], None]:
+        def run() -> None:
+            probs.grad = None
+            out().sum().backward()
+        return run
+
+    def pick() -> Any:
+        return probs[lib.arange(n), ys]
+
+    def gather() -> Any:
+        return probs.gather(1, idx)
+
+    return {
+        f"probs[arange(N), ys], probs ({n}, {c})": pick,
+        f"eye({c})[xs], {n} int64 indices": lambda: eye[xs],
+        f"probs.gather(1, idx), idx ({n}, 1)": gather,
+        "probs[arange(N), ys].sum(), forward + backward": backward(pick),
+        "probs.gather(1, idx).sum(), forward + backward": backward(gather),
+    }

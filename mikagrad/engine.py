@@ -725,13 +725,14 @@ class Value:
         return _wrap(self._n.getitem(key), self)
 
     def gather(self, dim: int, index: Any) -> Value:
-        idx = np.asarray(index)
-        if idx.dtype.kind == "f" and np.all(idx == np.round(idx)):
-            idx = idx.astype(np.int64)
-        if idx.dtype.kind not in "iu":
-            raise TypeError(f"gather: index must hold integers, got dtype {idx.dtype}")
-        return _wrap(self._n.gather(operator.index(dim), idx.astype(np.int64).ravel().tolist(),
-                                    list(idx.shape)), self)
+        """``torch.gather``: ``out[i][j] = self[i][index[i][j]]`` for ``dim=1``; ``index`` is an
+        int32/int64 Value, array or list shaped as self outside ``dim``."""
+        return _wrap(self._n.gather(operator.index(dim), index), self)
+
+    def index_select(self, dim: int, index: Any) -> Value:
+        """``torch.index_select``: the slices at ``index`` (0-d or 1-D, int32/int64) along
+        ``dim``; repeats are allowed and their gradients add up."""
+        return _wrap(self._n.index_select(operator.index(dim), index), self)
 
     def to(self, dtype: Any) -> Value:
         """A copy in ``dtype`` (torch's casts: floats truncate into ints, nonzero is True);

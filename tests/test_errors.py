@@ -216,6 +216,7 @@ DIM_OUT_OF_RANGE = [
     ("chunk", lambda: v(2, 3).chunk(2, dim=-3)),
     ("permute", lambda: v(2, 3).permute(0, 2)),
     ("flatten_end", lambda: v(2, 3).flatten(0, 5)),
+    ("index_select", lambda: v(2, 3).index_select(2, mg.tensor([0]))),
 ]
 
 INDEX_OUT_OF_RANGE = [
@@ -232,6 +233,11 @@ INDEX_OUT_OF_RANGE = [
     ("tuple_second", lambda: v(2, 3)[1, -4]),
     ("list_in_second_dim", lambda: v(2, 3)[:, [0, 3]]),
     ("empty_dim", lambda: v(0, 3)[0]),
+    ("index_select", lambda: v(3, 2).index_select(0, mg.tensor([0, 3]))),
+    ("index_select_negative", lambda: v(3, 2).index_select(1, mg.tensor([-3]))),
+    ("int32_tensor", lambda: v(3)[mg.tensor(np.array([0, -4], np.int32))]),
+    ("int64_tensor_pair", lambda: v(2, 3)[mg.tensor([0, 1]), mg.tensor([0, 3])]),
+    ("gather_int_tensor", lambda: v(2, 3).gather(1, mg.tensor([[0], [3]]))),
 ]
 
 OTHER = [
@@ -270,6 +276,22 @@ OTHER = [
     ("slice_step_zero", lambda: v(3)[::0], ValueError, ("zero",)),
     ("gather_float_index", lambda: v(2, 3).gather(1, np.full((2, 3), 0.5)), TypeError,
      ("gather",)),
+    ("gather_float_tensor_index", lambda: v(2, 3).gather(1, mg.tensor([[0.0], [1.0]])),
+     TypeError, ("gather", "float64", "(2, 1)")),
+    ("index_select_float_index", lambda: v(3).index_select(0, mg.tensor([0.0])), TypeError,
+     ("index_select", "float64")),
+    ("index_select_float_list", lambda: v(3).index_select(0, [0.5]), TypeError,
+     ("index_select",)),
+    ("index_select_2d_index", lambda: v(3).index_select(0, mg.tensor([[0]])), IndexError,
+     ("index_select", "(1, 1)")),
+    ("float32_tensor_index", lambda: v(3, 3)[mg.tensor([0.0, 1.0]).float()], IndexError,
+     ("float32",)),
+    ("bool_tensor_mask_shape", lambda: v(3, 4)[mg.tensor(np.ones((3, 5), bool))], IndexError,
+     ("(3, 5)", "(3, 4)")),
+    ("bool_mask_after_slice", lambda: v(3, 4)[:, mg.tensor([True, False])], IndexError,
+     ("(2,)", "(3, 4)")),
+    ("slice_float_bound", lambda: v(3)[0.5:], TypeError, ("slice",)),
+    ("two_ellipses", lambda: v(3, 4)[..., 0, ...], IndexError, ("ellipsis",)),
     ("split_zero", lambda: v(3).split(0), ValueError, ("split",)),
     ("chunk_zero", lambda: v(3).chunk(0), ValueError, ("chunk",)),
     ("cat_not_a_list", lambda: mg.cat(v(3)), TypeError, ("cat",)),
@@ -403,6 +425,11 @@ EDGE_CASES = {
     "sum_empty_dim": lambda: Value(np.ones((0, 2))).sum(0),
     "std_empty_dim": lambda: Value(np.ones((0, 2))).std(0),
     "gather_empty": lambda: Value(np.ones((2, 0))).gather(0, np.zeros((2, 0), dtype=np.int64)),
+    "index_select_0d": lambda: Value(1.0).index_select(0, mg.tensor(0)),
+    "index_select_empty": lambda: Value(np.ones((0, 2))).index_select(0, mg.tensor([0])),
+    "index_empty_by_tensor": lambda: Value(np.ones((0, 2)))[mg.tensor([0])],
+    "gather_empty_src": lambda: Value(np.ones((2, 0))).gather(1, mg.tensor(np.zeros((2, 1), int))),
+    "slice_huge_step": lambda: v(3)[:: -(2**63)],
     "where_empty": lambda: mg.where(np.ones((2, 0), bool), v(2, 0), v(2, 0)),
     "where_empty_broadcast": lambda: mg.where(np.ones((), bool), v(1), v(2, 0)),
 }

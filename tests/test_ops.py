@@ -658,6 +658,101 @@ def test_gather(name):
     )
 
 
+# ---- index_select and integer tensors as indices --------------------------------------------
+
+INDEX_SELECT_CASES = {
+    "rows_repeats": ((4, 3), 0, [2, 0, 2, 2]),
+    "cols": ((3, 5), 1, [4, 0, 4]),
+    "last_dim_negative": ((2, 3, 4), -1, [-1, 0, -1]),
+    "middle": ((2, 3, 4), 1, [1, 1]),
+    "1d": ((5,), 0, [3, 3, 0]),
+    "0d_index": ((4, 3), 0, 2),
+    "empty": ((4, 3), 1, []),
+}
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.int64])
+@pytest.mark.parametrize("name", list(INDEX_SELECT_CASES))
+def test_index_select(name, dtype):
+    shape, dim, index = INDEX_SELECT_CASES[name]
+    idx = mg.tensor(np.array(index, dtype=dtype))
+    check_op(
+        lambda x: x.index_select(dim, idx),
+        randn(shape, seed=38),
+        ref=lambda a: np.take(a, np.atleast_1d(index).astype(np.int64), axis=dim),
+    )
+
+
+TENSOR_INDEX_CASES = {
+    "rows_repeats": (np.array([3, 1, 1, 0]),),
+    "2d": (np.array([[0, 1], [1, 1]]),),
+    "negative": (np.array([-1, -4, -1]),),
+    "pair_repeats": (np.array([0, 2, 2]), np.array([1, 1, 4])),
+    "pair_broadcast": (np.array([[0], [3]]), np.array([4, 0, 4])),
+    "slice_then_array": (slice(1, None), np.array([0, 4, 4])),
+    "separated": (np.array([0, 3, 3]), slice(None), np.array([2, 2, 0])),
+    "ellipsis_last": (Ellipsis, np.array([2, 0, 2])),
+    "int_and_array": (1, slice(None, None, -1), np.array([2, 2])),
+}
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.int64])
+@pytest.mark.parametrize("name", list(TENSOR_INDEX_CASES))
+def test_int_tensor_index(name, dtype):
+    key = TENSOR_INDEX_CASES[name]
+    tkey = tuple(mg.tensor(k.astype(dtype)) if isinstance(k, np.ndarray) else k for k in key)
+    check_op(lambda x: x[tkey], randn((4, 5, 3), seed=39), ref=lambda a: a[key])
+
+
+def test_int32_and_int64_indices_agree_with_numpy():
+    a = randn((6, 4, 5), seed=40)
+    r = np.random.default_rng(41)
+    rows, cols = r.integers(-6, 6, (3, 7)), r.integers(0, 5, 7)
+    g = r.integers(0, 4, (6, 9, 5))
+    x = Value(a)
+    for dtype in (np.int32, np.int64):
+        tr, tc = mg.tensor(rows.astype(dtype)), mg.tensor(cols.astype(dtype))
+        for got, want in [
+            (x[tr], a[rows]),
+            (x[tr, :, tc], a[rows, :, cols]),
+            (x[:, 1:3, tc], a[:, 1:3, cols]),
+            (x[tr, 2], a[rows, 2]),
+            (x.index_select(2, tc), np.take(a, cols, axis=2)),
+            (x.gather(1, mg.tensor(g.astype(dtype))), np.take_along_axis(a, g, axis=1)),
+        ]:
+            np.testing.assert_array_equal(got.numpy(), want)
+
+
+@pytest.mark.parametrize("dtype", [np.bool_, np.int32, np.int64, np.float32, np.float64])
+def test_index_family_on_every_source_dtype(dtype):
+    a = (np.arange(24).reshape(4, 6) % 3).astype(dtype)
+    x = mg.tensor(a)
+    rows, idx = [3, 0, 3], np.array([[5, 0], [1, 1], [0, 0], [2, 5]])
+    for got, want in [
+        (x[mg.tensor(rows)], a[rows]),
+        (x[mg.tensor(rows), mg.tensor([5, 5, 0])], a[rows, [5, 5, 0]]),
+        (x[:, mg.tensor(rows)], a[:, rows]),
+        (x[mg.tensor(a != 0)], a[a != 0]),
+        (x.index_select(1, mg.tensor(rows)), np.take(a, rows, axis=1)),
+        (x.gather(1, mg.tensor(idx)), np.take_along_axis(a, idx, axis=1)),
+    ]:
+        assert got.dtype == dtype
+        np.testing.assert_array_equal(got.numpy(), want)
+
+
+@given(s0=st.slices(7), s1=st.slices(5))
+def test_slices_resolve_as_numpy(s0, s1):
+    a = np.arange(35.0).reshape(7, 5)
+    np.testing.assert_array_equal(Value(a)[s0, s1].numpy(), a[s0, s1])
+    np.testing.assert_array_equal(Value(a)[..., s1].numpy(), a[..., s1])
+
+
+def test_slice_bounds_past_int64_clamp():
+    a = np.arange(6.0)
+    for s in (slice(-(10**30), 10**30), slice(10**30, None, -(10**30)), slice(None, -(10**30), -1)):
+        np.testing.assert_array_equal(Value(a)[s].numpy(), a[s])
+
+
 # ---- matmul and dot --------------------------------------------------------------------------
 
 MATMUL_SHAPES = [

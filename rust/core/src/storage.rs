@@ -83,11 +83,17 @@ impl<T: Scalar> Buffer<T> {
 
 /// Allocates `n` elements, turning an impossible request into an error instead of an abort.
 pub fn try_alloc<T: Scalar>(op: &'static str, n: usize, fill: T) -> Result<Vec<T>> {
+    let mut v = try_with_capacity(op, n)?;
+    v.resize(n, fill);
+    Ok(v)
+}
+
+/// An empty Vec with room for `n` elements, for kernels that fill it with `extend`.
+pub fn try_with_capacity<T>(op: &'static str, n: usize) -> Result<Vec<T>> {
     let bytes = (n as u128) * (std::mem::size_of::<T>() as u128);
     let mut v = Vec::new();
     v.try_reserve_exact(n)
         .map_err(|_| Error::Alloc { op, bytes })?;
-    v.resize(n, fill);
     Ok(v)
 }
 

@@ -1,4 +1,5 @@
-//! `Tensor`: a storage plus a layout, with every kernel. No autograd here (see `var.rs`).
+//! `Tensor`: a storage plus a layout; construction, casts, views and (for now) the reduction
+//! and matmul kernels. Indexing kernels live in `ops/index.rs`. No autograd here (`var.rs`).
 use std::sync::Arc;
 
 use crate::dtype::{Bool8, DType, Float, Num, Scalar};
@@ -650,99 +651,6 @@ impl Tensor {
             Tensor::from_vec(out, &out_shape)
         })
     }
-
-    // ---- gathers and scatters -----------------------------------------------------
-
-    /// Picks the slices `idx` along `dim` (indices already in range).
-    pub fn index_select(&self, dim: usize, idx: &[usize]) -> Result<Tensor> {
-        let mut shape = self.shape().to_vec();
-        shape[dim] = idx.len();
-        let out = Tensor::zeros(&shape, self.dtype())?;
-        for (j, &i) in idx.iter().enumerate() {
-            out.slice(dim, j, 1, 1)
-                .add_assign(&self.slice(dim, i, 1, 1))?;
-        }
-        Ok(out)
-    }
-
-    /// Zeros of `shape`, with `src`'s slices added at `idx` along `dim`; repeats add up.
-    pub fn index_add(shape: &[usize], dim: usize, idx: &[usize], src: &Tensor) -> Result<Tensor> {
-        let out = Tensor::zeros(shape, src.dtype())?;
-        for (j, &i) in idx.iter().enumerate() {
-            out.slice(dim, i, 1, 1)
-                .add_assign(&src.slice(dim, j, 1, 1))?;
-        }
-        Ok(out)
-    }
-
-    /// `out[i][j] = self[i][index[i][j]]` along `dim`, as `torch.gather`.
-    pub fn gather(&self, dim: usize, index: &[usize], index_shape: &[usize]) -> Result<Tensor> {
-        if index.is_empty() {
-            return Tensor::zeros(index_shape, self.dtype());
-        }
-        let src = self.contiguous()?;
-        let (outer, inner) = gather_geometry(index_shape, dim);
-        let (n_src, n_idx) = (self.shape()[dim], index_shape[dim]);
-        each_storage!(&src.storage, T, _b => {
-            let s = src.as_slice::<T>().expect("contiguous");
-            let src_inner: usize = self.shape()[dim + 1..].iter().product();
-            let mut out = Vec::with_capacity(index.len());
-            for o in 0..outer {
-                for j in 0..n_idx {
-                    for i in 0..inner {
-                        let at = index[(o * n_idx + j) * inner + i];
-                        out.push(s[(o * n_src + at) * src_inner + i]);
-                    }
-                }
-            }
-            Tensor::from_vec(out, index_shape)
-        })
-    }
-
-    /// Zeros of `shape` with `src` added at `index` along `dim`; the inverse of gather.
-    pub fn scatter_add(
-        shape: &[usize],
-        dim: usize,
-        index: &[usize],
-        src: &Tensor,
-    ) -> Result<Tensor> {
-        let src = src.contiguous()?;
-        let (outer, inner) = gather_geometry(src.shape(), dim);
-        let n_idx = src.shape()[dim];
-        let n_dst = shape[dim];
-        let dst_inner: usize = shape[dim + 1..].iter().product();
-        each_storage!(&src.storage, T, _b => {
-            let s = src.as_slice::<T>().expect("contiguous");
-            let mut out = try_alloc::<T>("scatter_add", checked_numel("scatter_add", shape)?, T::ZERO)?;
-            for o in 0..outer {
-                for j in 0..n_idx {
-                    for i in 0..inner {
-                        let k = (o * n_idx + j) * inner + i;
-                        let at = (o * n_dst + index[k]) * dst_inner + i;
-                        out[at] = Num::add(out[at], s[k]);
-                    }
-                }
-            }
-            Tensor::from_vec(out, shape)
-        })
-    }
-
-    /// Joins tensors of one dtype along `dim`; shapes agree elsewhere (checked by caller).
-    pub fn cat(parts: &[Tensor], dim: usize) -> Result<Tensor> {
-        let mut shape = parts[0].shape().to_vec();
-        shape[dim] = parts.iter().map(|p| p.shape()[dim]).sum();
-        let dtype = parts
-            .iter()
-            .fold(parts[0].dtype(), |d, p| d.promote(p.dtype()));
-        let out = Tensor::zeros(&shape, dtype)?;
-        let mut at = 0;
-        for p in parts {
-            let len = p.shape()[dim];
-            out.slice(dim, at, len, 1).add_assign(p)?;
-            at += len;
-        }
-        Ok(out)
-    }
 }
 
 /// Sum in f64 with eight independent accumulators, so the loop vectorizes and float32
@@ -757,14 +665,6 @@ fn sum_f64<T: Float>(xs: &[T]) -> f64 {
         }
     }
     acc.iter().sum::<f64>() + tail
-}
-
-/// Sizes before `dim` and after it, for gather and scatter on contiguous data.
-fn gather_geometry(shape: &[usize], dim: usize) -> (usize, usize) {
-    (
-        shape[..dim].iter().product(),
-        shape[dim + 1..].iter().product(),
-    )
 }
 
 #[cfg(test)]
@@ -838,22 +738,6 @@ mod tests {
         assert!(!tr.storage().same_buffer(a.storage()));
         assert_eq!(tr.to_vec_f64().unwrap(), vec![0., 3., 1., 4., 2., 5.]);
         assert!(a.reshape(&[4]).is_err());
-    }
-
-    #[test]
-    fn gather_and_scatter_are_inverse() {
-        let a = t(&[1., 2., 3., 4., 5., 6.], &[2, 3]);
-        let g = a.gather(1, &[2, 0], &[2, 1]).unwrap();
-        assert_eq!(g.to_vec_f64().unwrap(), vec![3., 4.]);
-        let s = Tensor::scatter_add(&[2, 3], 1, &[2, 0], &g).unwrap();
-        assert_eq!(s.to_vec_f64().unwrap(), vec![0., 0., 3., 4., 0., 0.]);
-    }
-
-    #[test]
-    fn index_add_accumulates_repeats() {
-        let src = t(&[1., 2., 3.], &[3]);
-        let out = Tensor::index_add(&[2], 0, &[1, 1, 0], &src).unwrap();
-        assert_eq!(out.to_vec_f64().unwrap(), vec![3., 3.]);
     }
 
     #[test]

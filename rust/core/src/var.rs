@@ -392,7 +392,10 @@ impl Var {
                     });
                 }
             }
-            v.accumulate_grad(g.tensor())?;
+            // Drop the node first: a gradient nobody else holds is kept without a copy.
+            let t = g.tensor();
+            drop(g);
+            v.accumulate_grad(t)?;
         }
         Ok(())
     }

@@ -268,137 +268,95 @@ fn value_tensor(obj: &Bound<'_, PyAny>) -> Option<Tensor> {
     n.cast::<Node>().ok().map(|n| n.get().v.tensor())
 }
 
-/// A tensor used as an index: bool is a mask, int32/int64 an integer array (as torch).
-fn tensor_index(t: &Tensor) -> PyResult<Index> {
-    let shape = t.shape().to_vec();
-    let c = t.contiguous().py()?;
-    match t.dtype() {
-        DType::Bool => Ok(Index::Mask {
-            mask: c
-                .as_slice::<Bool8>()
-                .unwrap_or(&[])
-                .iter()
-                .map(|b| b.0 != 0)
-                .collect(),
-            shape,
-        }),
-        DType::I64 => Ok(Index::Array {
-            idx: c.as_slice::<i64>().unwrap_or(&[]).to_vec(),
-            shape,
-        }),
-        DType::I32 => Ok(Index::Array {
-            idx: c
-                .as_slice::<i32>()
-                .unwrap_or(&[])
-                .iter()
-                .map(|&i| i64::from(i))
-                .collect(),
-            shape,
-        }),
-        d => Err(PyIndexError::new_err(format!(
-            "index: tensors used as indices must be bool, int32 or int64, got {d}"
+/// One item of a Python index, handed to the core as it is; the core resolves slices,
+/// ellipsis and arrays against the dims.
+fn index_item(it: &Bound<'_, PyAny>) -> PyResult<Index> {
+    if it.is_none() {
+        return Ok(Index::NewAxis);
+    }
+    if it.is_instance_of::<PyEllipsis>() {
+        return Ok(Index::Ellipsis);
+    }
+    if it.is_instance_of::<PyBool>() {
+        let b = Bool8::new(it.extract()?);
+        return Ok(Index::Tensor(Tensor::from_vec(vec![b], &[]).py()?));
+    }
+    if it.is_instance_of::<PyInt>() {
+        return it
+            .extract::<i64>()
+            .map(Index::Int)
+            .map_err(|_| PyIndexError::new_err(format!("index: integer index {it} is too large")));
+    }
+    if let Ok(s) = it.cast::<PySlice>() {
+        return Ok(Index::Slice {
+            start: slice_bound(&s.getattr("start")?)?,
+            stop: slice_bound(&s.getattr("stop")?)?,
+            step: slice_bound(&s.getattr("step")?)?,
+        });
+    }
+    if let Some(t) = value_tensor(it) {
+        return Ok(Index::Tensor(t));
+    }
+    if it.is_instance_of::<PyList>()
+        || it.is_instance_of::<PyUntypedArray>()
+        || it.hasattr("dtype")?
+    {
+        // Lists, arrays and numpy scalars (np.int64(2), np.bool_(True)).
+        return index_array("index", it).map(Index::Tensor);
+    }
+    Err(PyTypeError::new_err(format!(
+        "index: unsupported index type {}",
+        it.get_type().name()?
+    )))
+}
+
+/// A slice bound as an i64; ints past int64 clamp, which `slice.indices` would do too.
+fn slice_bound(v: &Bound<'_, PyAny>) -> PyResult<Option<i64>> {
+    if v.is_none() {
+        return Ok(None);
+    }
+    if let Ok(i) = v.extract::<i64>() {
+        return Ok(Some(i));
+    }
+    match v.call_method0("__index__") {
+        Ok(big) => Ok(Some(if big.gt(0)? { i64::MAX } else { i64::MIN })),
+        Err(_) => Err(PyTypeError::new_err(format!(
+            "index: slice indices must be integers or None, got {}",
+            v.get_type().name()?
         ))),
     }
 }
 
-/// Decodes a Python index (int, slice, None, Ellipsis, bool, integer or bool arrays).
-fn parse_index(key: &Bound<'_, PyAny>, shape: &[usize]) -> PyResult<Vec<Index>> {
-    let items: Vec<Bound<'_, PyAny>> = match key.cast::<PyTuple>() {
-        Ok(t) => t.iter().collect(),
-        Err(_) => vec![key.clone()],
-    };
-    let py = key.py();
-    let np = py.import("numpy")?;
-    let mut raw = Vec::with_capacity(items.len());
-    for it in &items {
-        let idx = if it.is_none() {
-            Index::NewAxis
-        } else if it.is_instance_of::<PyEllipsis>() {
-            Index::Ellipsis
-        } else if it.is_instance_of::<PyBool>() {
-            Index::Mask {
-                mask: vec![it.extract::<bool>()?],
-                shape: vec![],
-            }
-        } else if it.is_instance_of::<PyInt>() {
-            Index::Int(
-                it.extract::<i64>()
-                    .map_err(|_| PyIndexError::new_err("index: integer index too large"))?,
-            )
-        } else if it.is_instance_of::<PySlice>() {
-            // Resolved below, once the dim it applies to is known.
-            Index::Slice {
-                start: 0,
-                len: 0,
-                step: 0,
-            }
-        } else if let Some(t) = value_tensor(it) {
-            tensor_index(&t)?
-        } else if it.is_instance_of::<PyList>()
-            || it.is_instance_of::<PyUntypedArray>()
-            || it.hasattr("dtype")?
-        {
-            // Lists, arrays and numpy scalars (np.int64(2), np.bool_(True)).
-            let arr = np.getattr("asarray")?.call1((it,))?;
-            let kind: String = arr.getattr("dtype")?.getattr("kind")?.extract()?;
-            let ashape: Vec<usize> = arr.getattr("shape")?.extract()?;
-            match kind.as_str() {
-                "b" => {
-                    let a = arr.extract::<PyReadonlyArrayDyn<bool>>()?;
-                    Index::Mask { mask: a.as_array().iter().copied().collect(), shape: ashape }
-                }
-                "i" | "u" => {
-                    let a = arr.call_method1("astype", ("int64",))?;
-                    let a = a.extract::<PyReadonlyArrayDyn<i64>>()?;
-                    Index::Array { idx: a.as_array().iter().copied().collect(), shape: ashape }
-                }
-                // An empty list has float dtype in numpy; it selects nothing.
-                "f" if ashape == [0] => Index::Array { idx: vec![], shape: vec![0] },
-                _ => {
-                    return Err(PyIndexError::new_err(format!(
-                        "index: arrays used as indices must be integers or booleans, got dtype kind '{kind}'"
-                    )))
-                }
-            }
-        } else {
-            return Err(PyTypeError::new_err(format!(
-                "index: unsupported index type {}",
-                it.get_type().name()?
-            )));
-        };
-        raw.push(idx);
+/// An index given as a Value (its tensor, no copy), a numpy array (shared when it can be)
+/// or a list; integer dtypes other than int32/int64 become int64. The core checks dtypes.
+fn index_array(op: &str, obj: &Bound<'_, PyAny>) -> PyResult<Tensor> {
+    if let Some(t) = value_tensor(obj) {
+        return Ok(t);
     }
-    // Resolve slices against the dims they land on.
-    let consumed: usize = raw
-        .iter()
-        .map(|i| match i {
-            Index::Int(_) | Index::Slice { .. } | Index::Array { .. } => 1,
-            Index::Mask { shape, .. } => shape.len(),
-            _ => 0,
-        })
-        .sum();
-    let mut src = 0usize;
-    for (it, idx) in items.iter().zip(raw.iter_mut()) {
-        match idx {
-            Index::Slice { .. } => {
-                let Some(&size) = shape.get(src) else {
-                    break; // too many indices: reported by the core
-                };
-                let s = it.cast::<PySlice>()?.indices(size as isize)?;
-                *idx = Index::Slice {
-                    start: s.start.max(0) as usize,
-                    len: s.slicelength,
-                    step: s.step,
-                };
-                src += 1;
-            }
-            Index::Ellipsis => src += shape.len().saturating_sub(consumed),
-            Index::Int(_) | Index::Array { .. } => src += 1,
-            Index::Mask { shape, .. } => src += shape.len(),
-            Index::NewAxis => {}
+    let np = obj.py().import("numpy")?;
+    let mut arr = np.getattr("asarray")?.call1((obj,))?;
+    let dtype = arr.getattr("dtype")?;
+    let kind: String = dtype.getattr("kind")?.extract()?;
+    let name: String = dtype.getattr("name")?.extract()?;
+    let size: usize = arr.getattr("size")?.extract()?;
+    let widen = match kind.as_str() {
+        "i" | "u" => name != "int32" && name != "int64",
+        // An empty list has float dtype in numpy; it selects nothing.
+        "f" => size == 0,
+        "b" => false,
+        _ => {
+            return Err(PyIndexError::new_err(format!(
+                "{op}: arrays used as indices must hold integers or booleans, got dtype {name}"
+            )))
         }
+    };
+    if widen {
+        arr = arr.call_method1("astype", ("int64",))?;
     }
-    Ok(raw)
+    match share_numpy(&arr)? {
+        Some(t) => Ok(t),
+        None => tensor_from_numpy(&arr),
+    }
 }
 
 #[pymethods]
@@ -756,11 +714,22 @@ impl Node {
         Ok(node(Var::stack(&vs, dim).py()?))
     }
     fn getitem(&self, key: &Bound<'_, PyAny>) -> PyResult<Node> {
-        let items = parse_index(key, &self.v.shape())?;
+        let items: Vec<Index> = match key.cast::<PyTuple>() {
+            Ok(t) => t
+                .iter()
+                .map(|it| index_item(&it))
+                .collect::<PyResult<_>>()?,
+            Err(_) => vec![index_item(key)?],
+        };
         Ok(node(self.v.index(&items).py()?))
     }
-    fn gather(&self, dim: isize, index: Vec<i64>, index_shape: Vec<usize>) -> PyResult<Node> {
-        Ok(node(self.v.gather(dim, &index, &index_shape).py()?))
+    fn gather(&self, dim: isize, index: &Bound<'_, PyAny>) -> PyResult<Node> {
+        let index = index_array("gather", index)?;
+        Ok(node(self.v.gather(dim, &index).py()?))
+    }
+    fn index_select(&self, dim: isize, index: &Bound<'_, PyAny>) -> PyResult<Node> {
+        let index = index_array("index_select", index)?;
+        Ok(node(self.v.index_select(dim, &index).py()?))
     }
 
     // ---- products -----------------------------------------------------------------

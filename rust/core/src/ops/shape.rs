@@ -327,6 +327,25 @@ impl Var {
     }
 }
 
+impl Tensor {
+    /// Joins tensors of one dtype along `dim`; shapes agree elsewhere (checked by caller).
+    pub fn cat(parts: &[Tensor], dim: usize) -> Result<Tensor> {
+        let mut shape = parts[0].shape().to_vec();
+        shape[dim] = parts.iter().map(|p| p.shape()[dim]).sum();
+        let dtype = parts
+            .iter()
+            .fold(parts[0].dtype(), |d, p| d.promote(p.dtype()));
+        let out = Tensor::zeros(&shape, dtype)?;
+        let mut at = 0;
+        for p in parts {
+            let len = p.shape()[dim];
+            out.slice(dim, at, len, 1).add_assign(p)?;
+            at += len;
+        }
+        Ok(out)
+    }
+}
+
 struct Cat {
     dim: usize,
     sizes: Vec<usize>,
