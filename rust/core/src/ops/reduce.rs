@@ -320,13 +320,6 @@ impl Tensor {
     }
 }
 
-/// An int64 index tensor as the (values, shape) that `Var::gather` takes.
-fn index_parts(t: &Tensor) -> Result<(Vec<i64>, Vec<usize>)> {
-    let c = t.contiguous()?;
-    let v = c.as_slice::<i64>().map(<[i64]>::to_vec).unwrap_or_default();
-    Ok((v, t.shape().to_vec()))
-}
-
 impl Var {
     /// torch's `max(dim)` / `min(dim)`: the values and their int64 indices (the first of
     /// ties). The values are gathered at the indices, so their gradient goes there alone.
@@ -342,8 +335,9 @@ impl Var {
         let d = wrap_dim(name, dim, self.ndim())?;
         let (idx, shape) = self.tensor().arg_extreme(largest, Some(d as isize), true)?;
         let idx: Vec<i64> = idx.into_iter().map(|i| i as i64).collect();
-        let values = self.gather(d as isize, &idx, &shape)?;
-        let indices = Var::leaf(Tensor::from_vec(idx, &shape)?, false);
+        let idx = Tensor::from_vec(idx, &shape)?;
+        let values = self.gather(d as isize, &idx)?;
+        let indices = Var::leaf(idx, false);
         if keepdim {
             return Ok((values, indices));
         }
@@ -363,11 +357,7 @@ impl Var {
         }
         let d = wrap_dim("sort", dim, self.ndim())?;
         let order = self.tensor().argsort(d, descending)?;
-        let (idx, shape) = index_parts(&order)?;
-        Ok((
-            self.gather(d as isize, &idx, &shape)?,
-            Var::leaf(order, false),
-        ))
+        Ok((self.gather(d as isize, &order)?, Var::leaf(order, false)))
     }
 
     /// torch's `topk`: the `k` largest (or smallest) along `dim`, in order, with indices.
@@ -392,10 +382,6 @@ impl Var {
             .argsort(d, largest)?
             .slice(d, 0, k, 1)
             .contiguous()?;
-        let (idx, ishape) = index_parts(&order)?;
-        Ok((
-            self.gather(d as isize, &idx, &ishape)?,
-            Var::leaf(order, false),
-        ))
+        Ok((self.gather(d as isize, &order)?, Var::leaf(order, false)))
     }
 }

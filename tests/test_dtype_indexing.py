@@ -8,51 +8,23 @@ allows. Every rule has a test with fixed values; the oracle tests also compare w
 
 import numpy as np
 import pytest
+from dtype_helpers import BOOL, F32, F64, I32, I64, expect, same_as_torch, t
 
 import mikagrad as mg
 import mikagrad.functional as F
 from mikagrad import Value, nn
 
-I64, I32, BOOL, F32, F64 = (np.dtype(n) for n in ("int64", "int32", "bool", "float32", "float64"))
 
-
-def expect(v, values, dtype):
-    """``v`` is a Value of exactly this dtype, shape and these values."""
-    want = np.array(values, dtype=dtype)
-    assert isinstance(v, Value), f"expected a Value, got {type(v).__name__}"
-    assert v.dtype == want.dtype, f"dtype {v.dtype}, expected {want.dtype}"
-    got = np.asarray(v.numpy())
-    assert got.shape == want.shape, f"shape {got.shape}, expected {want.shape}"
-    np.testing.assert_array_equal(got, want)
-
-
-def t(values, dtype):
-    return mg.tensor(np.array(values, dtype=dtype))
-
-
-@pytest.fixture
-def torch64():
-    """torch, with float64 as its default dtype (MikaGrad's), restored afterwards."""
-    torch = pytest.importorskip("torch")
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield torch
-    torch.set_default_dtype(old)
-
-
-def tname(dtype):
-    return str(dtype).split(".")[-1]
-
-
-def same_as_torch(v, r, rtol=1e-12):
-    assert v.dtype.name == tname(r.dtype), f"dtype {v.dtype}, torch gives {tname(r.dtype)}"
-    want = r.detach().numpy()
-    got = np.asarray(v.numpy())
-    assert got.shape == want.shape, f"shape {got.shape}, torch gives {want.shape}"
-    if want.dtype.kind == "f":
-        np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol)
-    else:
-        np.testing.assert_array_equal(got, want)
+def op_matches_torch(torch, name, dim, index):
+    """``x.<name>(dim, index)`` on a (3, 4) tensor, and its gradient, match torch's."""
+    data = np.arange(12.0).reshape(3, 4)
+    x, tx = Value(data.copy()), torch.tensor(data, requires_grad=True)
+    out = getattr(x, name)(dim, mg.tensor(index))
+    tout = getattr(tx, name)(dim, torch.tensor(index))
+    same_as_torch(out.detach(), tout)
+    (out * out).sum().backward()
+    (tout * tout).sum().backward()
+    np.testing.assert_allclose(x.grad, tx.grad.numpy(), rtol=1e-12)
 
 
 # ---- bool masks ----------------------------------------------------------------------------
@@ -283,18 +255,9 @@ def test_gather_keeps_the_source_dtype(dtype):
 
 
 def test_gather_oracle(torch64):
-    torch = torch64
-    data = np.arange(12.0).reshape(3, 4)
     idx = np.array([[3, 0, 0], [1, 1, 2], [0, 3, 3]])
     for dim, index in ((1, idx), (0, np.array([[2, 0, 1, 1], [0, 0, 2, 1]]))):
-        x = Value(data.copy())
-        tx = torch.tensor(data, requires_grad=True)
-        out = x.gather(dim, mg.tensor(index))
-        tout = tx.gather(dim, torch.tensor(index))
-        same_as_torch(out.detach(), tout)
-        (out * out).sum().backward()
-        (tout * tout).sum().backward()
-        np.testing.assert_allclose(x.grad, tx.grad.numpy(), rtol=1e-12)
+        op_matches_torch(torch64, "gather", dim, index)
 
 
 @pytest.mark.parametrize("index", [
@@ -338,17 +301,8 @@ def test_index_select_keeps_the_source_dtype(dtype):
 
 
 def test_index_select_oracle(torch64):
-    torch = torch64
-    data = np.arange(12.0).reshape(3, 4)
     for dim, index in ((0, [2, 2, 1]), (1, [3, 0, 3, 1]), (-1, [2])):
-        x = Value(data.copy())
-        tx = torch.tensor(data, requires_grad=True)
-        out = x.index_select(dim, mg.tensor(index))
-        tout = tx.index_select(dim, torch.tensor(index))
-        same_as_torch(out.detach(), tout)
-        (out * out).sum().backward()
-        (tout * tout).sum().backward()
-        np.testing.assert_allclose(x.grad, tx.grad.numpy(), rtol=1e-12)
+        op_matches_torch(torch64, "index_select", dim, index)
 
 
 @pytest.mark.parametrize("index", [lambda: mg.tensor([0.0]), lambda: mg.tensor([True])],
