@@ -84,6 +84,34 @@ pub fn wrap_dim(op: &'static str, dim: isize, ndim: usize) -> Result<usize> {
 }
 
 /// Wraps and de-duplicates a list of dims; `None` means every dim.
+/// `torch.permute`'s dims, each of which may count from the end.
+pub fn resolve_perm(dims: &[isize], ndim: usize) -> Result<Vec<usize>> {
+    dims.iter().map(|&d| wrap_dim("permute", d, ndim)).collect()
+}
+
+/// `torch.expand`'s sizes: -1 keeps the size of the dim it lands on; new dims go in front.
+pub fn resolve_expand(sizes: &[isize], current: &[usize]) -> Result<Vec<usize>> {
+    let lead = sizes.len() as isize - current.len() as isize;
+    sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &d)| {
+            let j = i as isize - lead;
+            match d {
+                -1 if j >= 0 => Ok(current[j as usize]),
+                d if d < 0 => Err(Error::shape(
+                    "expand",
+                    format!(
+                        "bad target size {d} in {sizes:?} for shape {}",
+                        fmt_shape(current)
+                    ),
+                )),
+                d => Ok(d as usize),
+            }
+        })
+        .collect()
+}
+
 pub fn wrap_dims(op: &'static str, dims: Option<&[isize]>, ndim: usize) -> Result<Vec<usize>> {
     let Some(dims) = dims else {
         return Ok((0..ndim).collect());

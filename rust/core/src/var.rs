@@ -201,6 +201,53 @@ impl Var {
             f(&a, &b)
         }
     }
+    /// `.data = t` from Python: `t` takes this node's dtype; a leaf may change shape (its
+    /// gradient is dropped, as torch), a computed node may not (its backward needs it).
+    pub fn set_data(&self, t: Tensor) -> Result<()> {
+        let (shape, dtype) = (self.shape(), self.dtype());
+        let t = t.to_dtype(dtype)?;
+        if t.shape() != shape.as_slice() {
+            if !self.is_leaf() {
+                return Err(Error::shape(
+                    "data",
+                    format!(
+                        "cannot give a Value made by '{}' a new shape {} (it has {}); only leaf \
+                         Values can change shape",
+                        self.op_name(),
+                        fmt_shape(t.shape()),
+                        fmt_shape(&shape)
+                    ),
+                ));
+            }
+            self.set_grad(None);
+        }
+        self.set_tensor(t);
+        Ok(())
+    }
+
+    /// `.grad = g` from Python: `g` takes this node's dtype and must have its shape.
+    pub fn assign_grad(&self, g: Option<Tensor>) -> Result<()> {
+        let g = match g {
+            None => None,
+            Some(g) => {
+                let g = g.to_dtype(self.dtype())?;
+                if g.shape() != self.shape().as_slice() {
+                    return Err(Error::shape(
+                        "grad",
+                        format!(
+                            "assigned gradient has shape {} but the Value has shape {}",
+                            fmt_shape(g.shape()),
+                            fmt_shape(&self.shape())
+                        ),
+                    ));
+                }
+                Some(g)
+            }
+        };
+        self.set_grad(g);
+        Ok(())
+    }
+
     pub fn set_tensor(&self, t: Tensor) {
         *self.0.data.write().unwrap_or_else(|e| e.into_inner()) = t;
     }

@@ -429,22 +429,7 @@ impl Node {
                 return Ok(());
             }
         }
-        let new = tensor_from_numpy(array)?.to_dtype(t.dtype()).py()?;
-        if new.shape() != t.shape() {
-            // A computed Value's backward needs its own shape; a leaf may change (as torch).
-            if !self.v.is_leaf() {
-                return Err(ShapeError::new_err(format!(
-                    "data: cannot give a Value made by '{}' a new shape {:?} (it has {:?}); \
-                     only leaf Values can change shape",
-                    self.v.op_name(),
-                    new.shape(),
-                    t.shape()
-                )));
-            }
-            self.v.set_grad(None);
-        }
-        self.v.set_tensor(new);
-        Ok(())
+        self.v.set_data(tensor_from_numpy(array)?).py()
     }
 
     fn grad<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
@@ -453,22 +438,8 @@ impl Node {
 
     #[pyo3(signature = (array=None))]
     fn set_grad(&self, array: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
-        let g = match array {
-            None => None,
-            Some(a) => {
-                let g = tensor_from_numpy(a)?.to_dtype(self.v.dtype()).py()?;
-                if g.shape() != self.v.shape().as_slice() {
-                    return Err(ShapeError::new_err(format!(
-                        "grad: assigned gradient has shape {:?} but the Value has shape {:?}",
-                        g.shape(),
-                        self.v.shape()
-                    )));
-                }
-                Some(g)
-            }
-        };
-        self.v.set_grad(g);
-        Ok(())
+        let g = array.map(tensor_from_numpy).transpose()?;
+        self.v.assign_grad(g).py()
     }
 
     /// The one element as a Python bool, int or float, by dtype.
@@ -654,12 +625,7 @@ impl Node {
         Ok(node(self.v.reshape_infer(&shape).py()?))
     }
     fn permute(&self, perm: Vec<isize>) -> PyResult<Node> {
-        let n = self.v.ndim();
-        let perm = perm
-            .iter()
-            .map(|&p| mikagrad_core::layout::wrap_dim("permute", p, n))
-            .collect::<mikagrad_core::Result<Vec<_>>>()
-            .py()?;
+        let perm = mikagrad_core::layout::resolve_perm(&perm, self.v.ndim()).py()?;
         Ok(node(self.v.permute(&perm).py()?))
     }
     fn transpose(&self, a: isize, b: isize) -> PyResult<Node> {
@@ -667,21 +633,7 @@ impl Node {
     }
     /// -1 keeps a dim's size, as `torch.expand`.
     fn expand(&self, shape: Vec<isize>) -> PyResult<Node> {
-        let cur = self.v.shape();
-        let lead = shape.len() as isize - cur.len() as isize;
-        let mut target = Vec::with_capacity(shape.len());
-        for (i, &d) in shape.iter().enumerate() {
-            let j = i as isize - lead;
-            target.push(if d == -1 && j >= 0 {
-                cur[j as usize]
-            } else if d < 0 {
-                return Err(ShapeError::new_err(format!(
-                    "expand: bad target size {d} in {shape:?}"
-                )));
-            } else {
-                d as usize
-            });
-        }
+        let target = mikagrad_core::layout::resolve_expand(&shape, &self.v.shape()).py()?;
         Ok(node(self.v.expand(&target).py()?))
     }
     #[pyo3(signature = (dims=None))]
