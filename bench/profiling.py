@@ -44,15 +44,15 @@ def op_split(budget: Budget, torch_fw: Any = None) -> dict[str, float]:
     a = mg.tensor(np.ones(1, np.float32), requires_grad=True)
     b = mg.tensor(np.ones(1, np.float32), requires_grad=True)
     parts: dict[str, tuple[str, dict[str, Any]]] = {"a + b": ("a + b", {"a": a, "b": b})}
-    n = getattr(a, "_n", None)
+    n = getattr(a, "_node", None)
     if n is not None and hasattr(n, "binary"):
         parts["Rust call (Node.binary, node made and freed)"] = (
-            "an.binary(bn, 0, False)", {"an": a._n, "bn": b._n})
+            "an.binary(bn, 0, False)", {"an": a._node, "bn": b._node})
         if hasattr(engine, "_arg"):
             parts["_arg(b, a) (operand coercion)"] = (
                 "arg(b, a)", {"arg": engine._arg, "a": a, "b": b})
         if hasattr(engine, "_wrap"):
-            node = a._n.binary(b._n, 0, False)
+            node = a._node.binary(b._node, 0, False)
             parts["_wrap(node, a, b) (Value made)"] = (
                 "wrap(node, a, b)", {"wrap": engine._wrap, "node": node, "a": a, "b": b})
     parts["floor: a Python __add__ that does nothing"] = ("p + p", {"p": _Floor()})

@@ -370,7 +370,7 @@ def _us(x: float | None) -> str:
 def _profile_lines(p: dict[str, Any], res: dict[str, Any]) -> list[str]:
     out = ["## Profile findings", "",
            "Measured by `bench/profiling.py` in the same run (MikaGrad internals such as `_arg`, "
-           "`_wrap` and `Value._n` are looked up by name and left out if they change).", ""]
+           "`_wrap` and `Value._node` are looked up by name and left out if they change).", ""]
     sp = p.get("op_split", {})
     out += ["### One tiny op, split", "",
             "`a + b` on (1,) float32 leaves that require grad; each part timed alone.", ""]
@@ -526,10 +526,10 @@ def findings(p: dict[str, Any], res: dict[str, Any]) -> list[str]:
         out.append(f"- **Long graphs.** Building a {gce['n_ops']:,}-op chain costs "
                    f"{_us(gce['on'])} µs per op with Python's garbage collector on and "
                    f"{_us(gce['off'])} µs with it off: every intermediate `Value` stays alive "
-                   "(each holds its operands in `_src` for `parents`), so the graph is "
+                   "(each holds its operands in `_parents` for `parents`), so the graph is "
                    "that many GC-tracked objects that each full collection walks again. "
                    "PyTorch keeps intermediates in C++, out of the collector's sight; "
-                   "giving `parents` from the Rust node (no `_src`) would do the same.")
+                   "giving `parents` from the Rust node (no `_parents`) would do the same.")
     mm = (res.get("matmul") or {}).get("results", {})
     worst = []
     for key, row in mm.items():

@@ -123,9 +123,9 @@ def _as_array(x: Any, dtype: Any = None, floats: bool = True) -> np.ndarray:
 def _wrap(n: _core.Node, *src: Any) -> Value:
     """A Value around node ``n``; ``src`` are the operands, so ``_prev`` gives them back."""
     v = _new(Value)
-    v._n = n
+    v._node = n
     # Only a recorded result needs its operands (for _prev); under no_grad keep none alive.
-    v._src = src if n.requires_grad else ()
+    v._parents = src if n.requires_grad else ()
     return v
 
 
@@ -133,11 +133,11 @@ def _arg(x: Any) -> Any:
     """An operand for the core: a Node, or a Python number (it takes part in promotion as
     torch's "wrapped number": an int32 tensor plus 2 stays int32)."""
     if type(x) is Value:
-        return x._n
+        return x._node
     if isinstance(x, (int, float)):
         return x
     if isinstance(x, Value):
-        return x._n
+        return x._node
     return _core.Node.from_numpy(_as_array(x, floats=False))
 
 
@@ -173,9 +173,9 @@ class Value:
     array([2., 4.])
     """
 
-    __slots__ = ("_n", "_src", "__weakref__")
-    _n: _core.Node
-    _src: tuple[Any, ...]
+    __slots__ = ("_node", "_parents", "__weakref__")
+    _node: _core.Node
+    _parents: tuple[Any, ...]
     # numpy defers to our reflected operators instead of swallowing the Value.
     __array_ufunc__ = None
     __array_priority__ = 1000
@@ -183,56 +183,56 @@ class Value:
     def __init__(self, data: Any, _children: tuple = (), _op: str = "", *, dtype: Any = None,
                  requires_grad: bool = True) -> None:
         if type(data) in (float, int) and dtype is None:
-            self._n = _core.Node.scalar(float(data), get_default_dtype().name, requires_grad)
+            self._node = _core.Node.scalar(float(data), get_default_dtype().name, requires_grad)
         else:
             # Requiring grad needs floats (micrograd's meaning); without it, arrays keep
             # their dtype, and Python numbers and lists still give floats.
             keep = not requires_grad and isinstance(data, (np.ndarray, np.generic, Value))
             arr = _as_array(data, dtype, floats=not keep)
-            self._n = _core.Node.from_numpy(arr, requires_grad)
+            self._node = _core.Node.from_numpy(arr, requires_grad)
 
     # ---- data, grad and metadata ---------------------------------------------------
 
     @property
     def data(self) -> np.ndarray:
         """A numpy array sharing memory with this Value: ``p.data -= lr * p.grad`` works."""
-        return self._n.data()
+        return self._node.data()
 
     @data.setter
     def data(self, x: Any) -> None:
-        self._n.set_data(np.asarray(x, dtype=self.dtype))
+        self._node.set_data(np.asarray(x, dtype=self.dtype))
 
     @property
     def grad(self) -> np.ndarray | None:
         """The accumulated gradient (a numpy view), or None before any has flowed."""
-        return self._n.grad()
+        return self._node.grad()
 
     @grad.setter
     def grad(self, g: Any) -> None:
-        self._n.set_grad(None if g is None else np.asarray(g, dtype=self.dtype))
+        self._node.set_grad(None if g is None else np.asarray(g, dtype=self.dtype))
 
     @property
     def shape(self) -> tuple[int, ...]:
-        return self._n.shape
+        return self._node.shape
 
     @property
     def ndim(self) -> int:
-        return len(self._n.shape)
+        return len(self._node.shape)
 
     @property
     def dtype(self) -> np.dtype:
-        return _BY_NAME[self._n.dtype]
+        return _BY_NAME[self._node.dtype]
 
     @property
     def _is_float(self) -> bool:
-        return self._n.dtype in ("float32", "float64")
+        return self._node.dtype in ("float32", "float64")
 
     def is_floating_point(self) -> bool:
         return self._is_float
 
     @property
     def size(self) -> int:
-        return int(np.prod(self._n.shape, dtype=np.int64))
+        return int(np.prod(self._node.shape, dtype=np.int64))
 
     def numel(self) -> int:
         return self.size
@@ -242,24 +242,24 @@ class Value:
 
     @property
     def requires_grad(self) -> bool:
-        return self._n.requires_grad
+        return self._node.requires_grad
 
     @requires_grad.setter
     def requires_grad(self, on: bool) -> None:
-        self._n.set_requires_grad(bool(on))
+        self._node.set_requires_grad(bool(on))
 
     def requires_grad_(self, requires_grad: bool = True) -> Value:
-        self._n.set_requires_grad(bool(requires_grad))
+        self._node.set_requires_grad(bool(requires_grad))
         return self
 
     @property
     def is_leaf(self) -> bool:
-        return self._n.is_leaf
+        return self._node.is_leaf
 
     @property
     def op(self) -> str:
         """The label of the op that made this Value ('' for a leaf)."""
-        return self._n.op
+        return self._node.op
 
     _op = op
 
@@ -270,32 +270,32 @@ class Value:
         Operands the user passed come back as the same objects, so micrograd-style graph
         walks (``v in visited``) work; inner nodes get a wrapper made once and kept.
         """
-        nodes = self._n.parents
-        src = getattr(self, "_src", ())
-        known = {s._n.id: s for s in src if isinstance(s, Value)}
+        nodes = self._node.parents
+        src = getattr(self, "_parents", ())
+        known = {s._node.id: s for s in src if isinstance(s, Value)}
         out = tuple(known[p.id] if p.id in known else _wrap(p) for p in nodes)
-        self._src = out
+        self._parents = out
         return out
 
     _prev = parents
 
     @property
     def grad_fn(self) -> str | None:
-        return self._n.op or None
+        return self._node.op or None
 
     def item(self) -> Any:
         """The one element as a Python float, int or bool, by dtype."""
-        return self._n.item()
+        return self._node.item()
 
     def tolist(self) -> Any:
         return self.numpy().tolist()
 
     def numpy(self) -> np.ndarray:
         """The data as a numpy array, without a copy."""
-        return self._n.data()
+        return self._node.data()
 
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
-        a = self._n.data()
+        a = self._node.data()
         if dtype is not None and np.dtype(dtype) != a.dtype:
             if copy is False:
                 raise ValueError(
@@ -322,7 +322,7 @@ class Value:
 
     def __dlpack__(self, *args: Any, **kwargs: Any) -> Any:
         """Exports the data without a copy (CPU only), for ``np.from_dlpack``/``torch``."""
-        return self._n.data().__dlpack__(*args, **kwargs)
+        return self._node.data().__dlpack__(*args, **kwargs)
 
     def __dlpack_device__(self) -> tuple[int, int]:
         return (1, 0)  # kDLCPU, device 0
@@ -364,7 +364,7 @@ class Value:
     def __index__(self) -> int:
         """A one-element integer Value indexes Python sequences (``names[t]``, ``range(t)``),
         as in torch."""
-        if self.size != 1 or self._n.dtype not in ("int32", "int64", "bool"):
+        if self.size != 1 or self._node.dtype not in ("int32", "int64", "bool"):
             raise TypeError(
                 f"only one-element integer Values can be used as an index, not a {self.dtype} "
                 f"Value of shape {self.shape}"
@@ -372,7 +372,7 @@ class Value:
         return int(self.item())
 
     def __hash__(self) -> int:
-        return hash(self._n.id)
+        return hash(self._node.id)
 
     def __repr__(self) -> str:
         g = self.grad
@@ -388,31 +388,31 @@ class Value:
     # ---- arithmetic ----------------------------------------------------------------
 
     def _bin(self, other: Any, op: str, reflected: bool = False) -> Value:
-        return _wrap(self._n.binary(_arg(other), op, reflected), self, other)
+        return _wrap(self._node.binary(_arg(other), op, reflected), self, other)
 
     def __add__(self, o: Any) -> Value:
-        return _wrap(self._n.binary(_arg(o), "add", False), self, o)
+        return _wrap(self._node.binary(_arg(o), "add", False), self, o)
 
     def __radd__(self, o: Any) -> Value:
-        return _wrap(self._n.binary(_arg(o), "add", True), self, o)
+        return _wrap(self._node.binary(_arg(o), "add", True), self, o)
 
     def __sub__(self, o: Any) -> Value:
-        return _wrap(self._n.binary(_arg(o), "sub", False), self, o)
+        return _wrap(self._node.binary(_arg(o), "sub", False), self, o)
 
     def __rsub__(self, o: Any) -> Value:
-        return _wrap(self._n.binary(_arg(o), "sub", True), self, o)
+        return _wrap(self._node.binary(_arg(o), "sub", True), self, o)
 
     def __mul__(self, o: Any) -> Value:
-        return _wrap(self._n.binary(_arg(o), "mul", False), self, o)
+        return _wrap(self._node.binary(_arg(o), "mul", False), self, o)
 
     def __rmul__(self, o: Any) -> Value:
-        return _wrap(self._n.binary(_arg(o), "mul", True), self, o)
+        return _wrap(self._node.binary(_arg(o), "mul", True), self, o)
 
     def __truediv__(self, o: Any) -> Value:
-        return _wrap(self._n.binary(_arg(o), "div", False), self, o)
+        return _wrap(self._node.binary(_arg(o), "div", False), self, o)
 
     def __rtruediv__(self, o: Any) -> Value:
-        return _wrap(self._n.binary(_arg(o), "div", True), self, o)
+        return _wrap(self._node.binary(_arg(o), "div", True), self, o)
 
     def __floordiv__(self, o: Any) -> Value:
         return self._bin(o, "floor_divide")
@@ -428,20 +428,20 @@ class Value:
 
     def __pow__(self, o: Any) -> Value:
         if isinstance(o, (int, float)) and self._is_float:
-            return _wrap(self._n.unary("pow", float(o)), self)
+            return _wrap(self._node.unary("pow", float(o)), self)
         return self._bin(o, "pow")
 
     def __rpow__(self, o: Any) -> Value:
         return self._bin(o, "pow", True)
 
     def __matmul__(self, o: Any) -> Value:
-        return _wrap(self._n.matmul(_arg(o), False), self, o)
+        return _wrap(self._node.matmul(_arg(o), False), self, o)
 
     def __rmatmul__(self, o: Any) -> Value:
-        return _wrap(self._n.matmul(_arg(o), True), self, o)
+        return _wrap(self._node.matmul(_arg(o), True), self, o)
 
     def __neg__(self) -> Value:
-        return _wrap(self._n.unary("neg"), self)
+        return _wrap(self._node.unary("neg"), self)
 
     def __pos__(self) -> Value:
         return self
@@ -488,7 +488,7 @@ class Value:
         return self._bin(o, "bitwise_xor", True)
 
     def __invert__(self) -> Value:
-        return _wrap(self._n.unary("bitwise_not"), self)
+        return _wrap(self._node.unary("bitwise_not"), self)
 
     def logical_not(self) -> Value:
         return self.bool().__invert__()
@@ -496,7 +496,7 @@ class Value:
     # ---- unary math ----------------------------------------------------------------
 
     def _un(self, op: str, *params: float) -> Value:
-        return _wrap(self._n.unary(op, *params), self)
+        return _wrap(self._node.unary(op, *params), self)
 
     def exp(self) -> Value:
         return self._un("exp")
@@ -568,11 +568,11 @@ class Value:
     def sum(self, dim: Any = None, keepdim: bool = False, *, axis: Any = None,
             keepdims: bool | None = None) -> Value:
         """Sum over ``dim``/``axis`` (int, tuple or None for all)."""
-        return _wrap(self._n.sum(_dims(dim, axis), _keep(keepdim, keepdims)), self)
+        return _wrap(self._node.sum(_dims(dim, axis), _keep(keepdim, keepdims)), self)
 
     def mean(self, dim: Any = None, keepdim: bool = False, *, axis: Any = None,
              keepdims: bool | None = None) -> Value:
-        return _wrap(self._n.mean(_dims(dim, axis), _keep(keepdim, keepdims)), self)
+        return _wrap(self._node.mean(_dims(dim, axis), _keep(keepdim, keepdims)), self)
 
     def max(self, dim: Any = None, keepdim: bool = False, *, axis: Any = None,
             keepdims: bool | None = None) -> Any:
@@ -594,23 +594,23 @@ class Value:
                  keepdims: bool | None) -> Any:
         d = dim if dim is not None else axis
         if isinstance(d, (int, np.integer)):
-            v, i = self._n.extreme_at(largest, operator.index(d), _keep(keepdim, keepdims))
+            v, i = self._node.extreme_at(largest, operator.index(d), _keep(keepdim, keepdims))
             return ValuesIndices(_wrap(v, self), _wrap(i))
-        f = self._n.max if largest else self._n.min
+        f = self._node.max if largest else self._node.min
         return _wrap(f(_dims(dim, axis), _keep(keepdim, keepdims)), self)
 
     def amax(self, dim: Any = None, keepdim: bool = False, *, axis: Any = None,
              keepdims: bool | None = None) -> Value:
         """The largest values over ``dim`` (int, tuple or None); ties share the gradient."""
-        return _wrap(self._n.max(_dims(dim, axis), _keep(keepdim, keepdims)), self)
+        return _wrap(self._node.max(_dims(dim, axis), _keep(keepdim, keepdims)), self)
 
     def amin(self, dim: Any = None, keepdim: bool = False, *, axis: Any = None,
              keepdims: bool | None = None) -> Value:
-        return _wrap(self._n.min(_dims(dim, axis), _keep(keepdim, keepdims)), self)
+        return _wrap(self._node.min(_dims(dim, axis), _keep(keepdim, keepdims)), self)
 
     def sort(self, dim: int = -1, descending: bool = False) -> ValuesIndices:
         """Sorted along ``dim`` (stable; NaN last) with the int64 order, as ``torch.sort``."""
-        v, i = self._n.sort(operator.index(dim), bool(descending))
+        v, i = self._node.sort(operator.index(dim), bool(descending))
         return ValuesIndices(_wrap(v, self), _wrap(i))
 
     def argsort(self, dim: int = -1, descending: bool = False) -> Value:
@@ -622,7 +622,7 @@ class Value:
         k = operator.index(k)
         if k < 0:
             raise ValueError(f"topk: k must be non-negative, got {k}")
-        v, i = self._n.topk(k, operator.index(dim), bool(largest))
+        v, i = self._node.topk(k, operator.index(dim), bool(largest))
         return ValuesIndices(_wrap(v, self), _wrap(i))
 
     def var(self, dim: Any = None, keepdim: bool = False, *, axis: Any = None,
@@ -630,79 +630,79 @@ class Value:
             unbiased: bool | None = None, ddof: float | None = None) -> Value:
         """Variance; ``correction`` defaults to 1 (unbiased), as in PyTorch."""
         c = _correction(correction, unbiased, ddof)
-        return _wrap(self._n.var(_dims(dim, axis), c, _keep(keepdim, keepdims)), self)
+        return _wrap(self._node.var(_dims(dim, axis), c, _keep(keepdim, keepdims)), self)
 
     def std(self, dim: Any = None, keepdim: bool = False, *, axis: Any = None,
             keepdims: bool | None = None, correction: float | None = None,
             unbiased: bool | None = None, ddof: float | None = None) -> Value:
         c = _correction(correction, unbiased, ddof)
-        return _wrap(self._n.std(_dims(dim, axis), c, _keep(keepdim, keepdims)), self)
+        return _wrap(self._node.std(_dims(dim, axis), c, _keep(keepdim, keepdims)), self)
 
     def logsumexp(self, dim: Any = None, keepdim: bool = False, *, axis: Any = None,
                   keepdims: bool | None = None) -> Value:
-        return _wrap(self._n.logsumexp(_dims(dim, axis), _keep(keepdim, keepdims)), self)
+        return _wrap(self._node.logsumexp(_dims(dim, axis), _keep(keepdim, keepdims)), self)
 
     def argmax(self, dim: int | None = None, keepdim: bool = False, *, axis: int | None = None,
                keepdims: bool | None = None) -> Value:
         """Indices (int64, no grad) of the largest elements."""
         d = dim if dim is not None else axis
-        return _wrap(self._n.arg_extreme(True, d, _keep(keepdim, keepdims)), self)
+        return _wrap(self._node.arg_extreme(True, d, _keep(keepdim, keepdims)), self)
 
     def argmin(self, dim: int | None = None, keepdim: bool = False, *, axis: int | None = None,
                keepdims: bool | None = None) -> Value:
         d = dim if dim is not None else axis
-        return _wrap(self._n.arg_extreme(False, d, _keep(keepdim, keepdims)), self)
+        return _wrap(self._node.arg_extreme(False, d, _keep(keepdim, keepdims)), self)
 
     def any(self, dim: Any = None, keepdim: bool = False) -> Value:
         """Whether any element is nonzero (over ``dim``), as a bool Value."""
-        return _wrap(self._n.to_dtype("bool").max(_dims(dim, None), bool(keepdim)))
+        return _wrap(self._node.to_dtype("bool").max(_dims(dim, None), bool(keepdim)))
 
     def all(self, dim: Any = None, keepdim: bool = False) -> Value:
         """Whether every element is nonzero (over ``dim``), as a bool Value."""
-        return _wrap(self._n.to_dtype("bool").min(_dims(dim, None), bool(keepdim)))
+        return _wrap(self._node.to_dtype("bool").min(_dims(dim, None), bool(keepdim)))
 
     def softmax(self, dim: int = -1) -> Value:
-        return _wrap(self._n.softmax(operator.index(dim)), self)
+        return _wrap(self._node.softmax(operator.index(dim)), self)
 
     def log_softmax(self, dim: int = -1) -> Value:
-        return _wrap(self._n.log_softmax(operator.index(dim)), self)
+        return _wrap(self._node.log_softmax(operator.index(dim)), self)
 
     # ---- shape ---------------------------------------------------------------------
 
     def reshape(self, *shape: Any) -> Value:
-        return _wrap(self._n.reshape(_shape_args(shape)), self)
+        return _wrap(self._node.reshape(_shape_args(shape)), self)
 
     view = reshape
 
     def flatten(self, start_dim: int = 0, end_dim: int = -1) -> Value:
-        return _wrap(self._n.flatten(start_dim, end_dim), self)
+        return _wrap(self._node.flatten(start_dim, end_dim), self)
 
     def squeeze(self, dim: Any = None) -> Value:
-        return _wrap(self._n.squeeze(_dims(dim, None)), self)
+        return _wrap(self._node.squeeze(_dims(dim, None)), self)
 
     def unsqueeze(self, dim: int) -> Value:
-        return _wrap(self._n.unsqueeze(operator.index(dim)), self)
+        return _wrap(self._node.unsqueeze(operator.index(dim)), self)
 
     def transpose(self, dim0: int = -2, dim1: int = -1) -> Value:
-        return _wrap(self._n.transpose(operator.index(dim0), operator.index(dim1)), self)
+        return _wrap(self._node.transpose(operator.index(dim0), operator.index(dim1)), self)
 
     def permute(self, *dims: Any) -> Value:
-        return _wrap(self._n.permute(_shape_args(dims)), self)
+        return _wrap(self._node.permute(_shape_args(dims)), self)
 
     @property
     def T(self) -> Value:
         """All dims reversed, as numpy's ``.T``."""
-        return _wrap(self._n.permute(list(range(self.ndim - 1, -1, -1))), self)
+        return _wrap(self._node.permute(list(range(self.ndim - 1, -1, -1))), self)
 
     @property
     def mT(self) -> Value:
         return self.transpose(-2, -1)
 
     def expand(self, *shape: Any) -> Value:
-        return _wrap(self._n.expand(_shape_args(shape)), self)
+        return _wrap(self._node.expand(_shape_args(shape)), self)
 
     def broadcast_to(self, shape: Sequence[int]) -> Value:
-        return _wrap(self._n.expand([int(s) for s in shape]), self)
+        return _wrap(self._node.expand([int(s) for s in shape]), self)
 
     def split(self, split_size_or_sections: int | Sequence[int], dim: int = 0) -> list[Value]:
         n = self.shape[dim] if self.ndim else 0
@@ -713,7 +713,7 @@ class Value:
             sizes = [min(k, n - i) for i in range(0, n, k)]
         else:
             sizes = [int(s) for s in split_size_or_sections]
-        return [_wrap(p, self) for p in self._n.split_sizes(sizes, operator.index(dim))]
+        return [_wrap(p, self) for p in self._node.split_sizes(sizes, operator.index(dim))]
 
     def chunk(self, chunks: int, dim: int = 0) -> list[Value]:
         if chunks <= 0:
@@ -722,22 +722,22 @@ class Value:
         return self.split(max(1, -(-n // chunks)), dim)
 
     def __getitem__(self, key: Any) -> Value:
-        return _wrap(self._n.getitem(key), self)
+        return _wrap(self._node.getitem(key), self)
 
     def gather(self, dim: int, index: Any) -> Value:
         """``torch.gather``: ``out[i][j] = self[i][index[i][j]]`` for ``dim=1``; ``index`` is an
         int32/int64 Value, array or list shaped as self outside ``dim``."""
-        return _wrap(self._n.gather(operator.index(dim), index), self)
+        return _wrap(self._node.gather(operator.index(dim), index), self)
 
     def index_select(self, dim: int, index: Any) -> Value:
         """``torch.index_select``: the slices at ``index`` (0-d or 1-D, int32/int64) along
         ``dim``; repeats are allowed and their gradients add up."""
-        return _wrap(self._n.index_select(operator.index(dim), index), self)
+        return _wrap(self._node.index_select(operator.index(dim), index), self)
 
     def to(self, dtype: Any) -> Value:
         """A copy in ``dtype`` (torch's casts: floats truncate into ints, nonzero is True);
         only a float result keeps the graph."""
-        return _wrap(self._n.to_dtype(_dtype(dtype).name), self)
+        return _wrap(self._node.to_dtype(_dtype(dtype).name), self)
 
     def type(self, dtype: Any) -> Value:
         return self.to(dtype)
@@ -753,7 +753,7 @@ class Value:
 
     def dot(self, other: Any) -> Value:
         o = other if isinstance(other, Value) else Value(other, requires_grad=False)
-        return _wrap(self._n.dot(o._n), self)
+        return _wrap(self._node.dot(o._node), self)
 
     # ---- autograd ------------------------------------------------------------------
 
@@ -766,21 +766,21 @@ class Value:
         """
         if gradient is not None and not isinstance(gradient, Value):
             gradient = np.asarray(gradient, dtype=self.dtype)
-        seed = gradient._n if isinstance(gradient, Value) else gradient
+        seed = gradient._node if isinstance(gradient, Value) else gradient
         ctx = _explain.active()
         if not (explain or ctx):
-            self._n.backward(seed)
+            self._node.backward(seed)
             return
-        steps = self._n.backward(seed, True)
+        steps = self._node.backward(seed, True)
         (ctx or _explain.explain())._report(steps)
 
     def zero_grad(self) -> None:
         """Zeros the gradient of every Value in the graph behind this one."""
-        self._n.zero_grad()
+        self._node.zero_grad()
 
     def detach(self) -> Value:
         """The same data (shared memory), cut from the graph."""
-        return _wrap(self._n.detach())
+        return _wrap(self._node.detach())
 
     # Last in the class: below these, `float`, `int` and `bool` would name the methods.
     def float(self) -> Value:

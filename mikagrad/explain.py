@@ -43,8 +43,8 @@ def format_steps(steps: list[dict[str, Any]]) -> str:
     """
     lines = []
     for k, s in enumerate(steps, start=1):
-        n = len(s["inputs"])
-        ins = ", ".join(f"{_name(i, n)} {_shape(sh)}" for i, sh in enumerate(s["inputs"]))
+        n = len(s["parents"])
+        ins = ", ".join(f"{_name(i, n)} {_shape(sh)}" for i, sh in enumerate(s["parents"]))
         lines.append(f"step {k}: {s['op']}({ins}) -> {_shape(s['shape'])} {s['dtype']}")
         lines.append(f"    rule: {s['rule']}")
         g = s["grad"]

@@ -119,8 +119,8 @@ class Module:
                 if isinstance(obj, Module):
                     if id(obj) not in seen_modules:
                         yield from walk(obj, name + ".")
-                elif obj.is_leaf and obj._n.id not in seen_values:
-                    seen_values.add(obj._n.id)
+                elif obj.is_leaf and obj._node.id not in seen_values:
+                    seen_values.add(obj._node.id)
                     yield name, obj
 
         return walk(self, "")

@@ -31,7 +31,7 @@ def cat(values: Sequence[Any], dim: int = 0) -> Value:
     [1.0, 2.0, 3.0]
     """
     vs = _vals("cat", values)
-    return _wrap(_core.Node.cat([v._n for v in vs], int(dim)), *vs)
+    return _wrap(_core.Node.cat([v._node for v in vs], int(dim)), *vs)
 
 
 concatenate = cat
@@ -45,7 +45,7 @@ def stack(values: Sequence[Any], dim: int = 0) -> Value:
     ([[1.0, 2.0], [3.0, 4.0]], [[1.0, 3.0], [2.0, 4.0]])
     """
     vs = _vals("stack", values)
-    return _wrap(_core.Node.stack([v._n for v in vs], int(dim)), *vs)
+    return _wrap(_core.Node.stack([v._node for v in vs], int(dim)), *vs)
 
 
 def split(v: Value, split_size_or_sections: Any, dim: int = 0) -> list[Value]:
@@ -80,7 +80,7 @@ def where(cond: Any, a: Any, b: Any) -> Value:
     # (an int64 branch with 0.5 gives the default float, with 7 stays int64).
     av, bv = (x if isinstance(x, Value) else tensor(x) for x in (a, b))
     c = cond if isinstance(cond, Value) else tensor(cond)
-    return _wrap(_core.Node.where_(c._n, av._n, bv._n), av, bv)
+    return _wrap(_core.Node.where_(c._node, av._node, bv._node), av, bv)
 
 
 def maximum(a: Any, b: Any) -> Value:

@@ -166,7 +166,7 @@ class SGD(Optimizer):
                 first = buf is None
                 if g["momentum"] != 0 and first:
                     buf = _zeros_node(p)
-                if _core.sgd_step(p._n, buf if g["momentum"] != 0 else None, first, g["lr"],
+                if _core.sgd_step(p._node, buf if g["momentum"] != 0 else None, first, g["lr"],
                                   g["momentum"], g["dampening"], g["nesterov"],
                                   g["weight_decay"], g["maximize"]) and g["momentum"] != 0:
                     s["momentum_buffer"] = buf
@@ -203,7 +203,7 @@ class Adam(Optimizer):
                 if not s:
                     s.update(step=0, exp_avg=_zeros_node(p), exp_avg_sq=_zeros_node(p))
                 s["step"] += 1
-                _core.adam_step(p._n, s["exp_avg"], s["exp_avg_sq"], s["step"], g["lr"], b1,
+                _core.adam_step(p._node, s["exp_avg"], s["exp_avg_sq"], s["step"], g["lr"], b1,
                                 b2, g["eps"], g["weight_decay"], self._decoupled, g["maximize"])
 
 

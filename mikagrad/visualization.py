@@ -195,12 +195,12 @@ def trace(root: Value) -> tuple[dict[int, Value], set[tuple[int, int]]]:
     stack = [root]
     while stack:
         v = stack.pop()
-        vid = v._n.id
+        vid = v._node.id
         if vid in nodes:
             continue
         nodes[vid] = v
         for p in v.parents:
-            edges.add((p._n.id, vid))
+            edges.add((p._node.id, vid))
             stack.append(p)
     return nodes, edges
 
@@ -243,7 +243,7 @@ def _param_names(params: Any) -> dict[int, str]:
             ) from None
         if not isinstance(v, Value):
             raise TypeError(f"draw_dot: parameter {name!r} is a {type(v).__name__}, not a Value")
-        names.setdefault(v._n.id, str(name))
+        names.setdefault(v._node.id, str(name))
     return names
 
 
@@ -383,7 +383,7 @@ def draw_dot(root: Value, format: str = "svg", rankdir: str = "LR", max_nodes: i
                not is an input.)
     legend     show the colour legend under the graph.
 
-    Value nodes are named by their node id (``str(v._n.id)``), op nodes by that id + "_op".
+    Value nodes are named by their node id (``str(v._node.id)``), op nodes by that id + "_op".
 
     >>> a, b = Value(2.0), Value(-3.0)
     >>> dot = draw_dot(a * b + a)  # no Graphviz program needed yet
@@ -399,7 +399,7 @@ def draw_dot(root: Value, format: str = "svg", rankdir: str = "LR", max_nodes: i
     if isinstance(max_nodes, bool) or not isinstance(max_nodes, int) or max_nodes < 1:
         raise ValueError(f"draw_dot: max_nodes must be a positive int, got {max_nodes!r}")
     names = _param_names(params)
-    kept, total = _walk(root._n, max_nodes)
+    kept, total = _walk(root._node, max_nodes)
     font = {"fontname": "Helvetica", "fontsize": "11"}
     dot = Graph(format=format, graph_attr={"rankdir": rankdir, **font}, node_attr=font,
                 edge_attr={"color": "#6b7280", "arrowsize": "0.7"})
@@ -407,7 +407,7 @@ def draw_dot(root: Value, format: str = "svg", rankdir: str = "LR", max_nodes: i
     kinds: set[str] = set()
     cut: list[str] = []  # op nodes with an input that was left out
     for vid, (n, parent_ids) in kept.items():
-        kind = _kind(n, root._n.id)
+        kind = _kind(n, root._node.id)
         kinds.add(kind)
         _add_value(dot, n, kind, names.get(vid), rankdir)
         if not n.op:

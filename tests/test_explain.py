@@ -90,7 +90,7 @@ def test_context_manager_records_the_steps(capsys):
     assert [s["op"] for s in ex.steps] == ["sum", "relu", "add", "mul"]
     assert ex.text.strip() == out.strip()
     mul = ex.steps[3]
-    assert mul["inputs"] == [(3, 4), (4,)] and mul["shape"] == (3, 4)
+    assert mul["parents"] == [(3, 4), (4,)] and mul["shape"] == (3, 4)
     assert mul["rule"] == "grad_a = g·b, grad_b = g·a"
     assert [(i, tuple(s), tuple(g), list(d)) for i, s, g, d in mul["broadcasts"]] == [
         (1, (4,), (3, 4), [0])

@@ -86,7 +86,7 @@ def test_a_plus_b_is_micrograds_picture():
     assert isinstance(dot, graphviz.Digraph)
     nodes, edges = assert_whole_graph(dot, c)
     assert len(nodes) == 4 and len(edges) == 3  # a, b, c, "+" ; a->+, b->+, +->c
-    ids = {v: str(v._n.id) for v in (a, b, c)}
+    ids = {v: str(v._node.id) for v in (a, b, c)}
     op = ids[c] + "_op"
     assert nodes[op].startswith("label=add")
     assert sorted(edges) == sorted([(ids[a], op), (ids[b], op), (op, ids[c])])
@@ -112,9 +112,9 @@ def test_scalar_records_show_gradients_after_backward():
     g.backward()
     dot = draw_dot(g)
     nodes, _ = assert_whole_graph(dot, g)
-    assert "{ data 24.7041 | grad 1.0000 }" in nodes[str(g._n.id)]
-    assert "data -4.0000 | grad 138.8338" in nodes[str(a._n.id)]
-    assert "data 2.0000 | grad 645.5773" in nodes[str(b._n.id)]
+    assert "{ data 24.7041 | grad 1.0000 }" in nodes[str(g._node.id)]
+    assert "data -4.0000 | grad 138.8338" in nodes[str(a._node.id)]
+    assert "data 2.0000 | grad 645.5773" in nodes[str(b._node.id)]
     assert {"add", "mul", "pow", "relu", "neg", "sub", "div"} <= {
         attrs.split()[0].removeprefix("label=") for attrs in op_nodes(nodes).values()
     }
@@ -134,10 +134,10 @@ def test_kinds_are_coloured_apart_with_a_legend():
     out = h.sum()                       # output
     dot = draw_dot(out)
     nodes, _ = parse(dot)
-    assert f'BGCOLOR="{COLORS["input"]}"' in nodes[str(x._n.id)]
-    assert f'BGCOLOR="{COLORS["parameter"]}"' in nodes[str(w._n.id)]
-    assert f'BGCOLOR="{COLORS["intermediate"]}"' in nodes[str(h._n.id)]
-    assert f'fillcolor="{COLORS["output"]}"' in nodes[str(out._n.id)]
+    assert f'BGCOLOR="{COLORS["input"]}"' in nodes[str(x._node.id)]
+    assert f'BGCOLOR="{COLORS["parameter"]}"' in nodes[str(w._node.id)]
+    assert f'BGCOLOR="{COLORS["intermediate"]}"' in nodes[str(h._node.id)]
+    assert f'fillcolor="{COLORS["output"]}"' in nodes[str(out._node.id)]
     assert len(set(COLORS.values())) == 4
     legend = dot.source.split("label=<<TABLE", 1)[1]
     for kind in ("input", "parameter", "intermediate", "output", "op"):
@@ -168,11 +168,11 @@ def test_tensor_nodes_show_shape_dtype_summary_and_grad_stats():
     h = (W @ x + b).relu()
     out = h.sum()
     before = parse(draw_dot(out))[0]
-    assert "grad None" in before[str(W._n.id)]
+    assert "grad None" in before[str(W._node.id)]
     out.backward()
     nodes, _ = assert_whole_graph(draw_dot(out), out)
 
-    w_label = nodes[str(W._n.id)]
+    w_label = nodes[str(W._node.id)]
     assert "(3, 4) float64" in w_label
     d = W.data
     assert f"data mean {d.mean():.3g} · min {d.min():.3g} · max {d.max():.3g}" in w_label
@@ -181,12 +181,12 @@ def test_tensor_nodes_show_shape_dtype_summary_and_grad_stats():
     assert (f"grad norm {np.linalg.norm(g):.3g} · mean {g.mean():.3g} · zeros {zeros:.0%}"
             in w_label)
 
-    b_label = nodes[str(b._n.id)]  # a handful: the values themselves, flattened
+    b_label = nodes[str(b._node.id)]  # a handful: the values themselves, flattened
     assert "(3, 1) float64" in b_label and "data [0, 1, -1]" in b_label
     assert "grad [" in b_label and "grad norm" in b_label
-    assert "grad None" in nodes[str(x._n.id)]  # inputs get no gradient
+    assert "grad None" in nodes[str(x._node.id)]  # inputs get no gradient
 
-    h_label = nodes[str(h._n.id)]
+    h_label = nodes[str(h._node.id)]
     assert "(3, 1) float64" in h_label and "grad [1, 1, 1]" in h_label
     assert "#dc2626" not in h_label  # nothing to flag
 
@@ -195,7 +195,7 @@ def test_small_matrix_values_are_shown_by_row_and_float32_is_named():
     m = Value(np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], np.float32))
     out = (m * 2).sum()
     nodes, _ = parse(draw_dot(out))
-    label = nodes[str(m._n.id)]
+    label = nodes[str(m._node.id)]
     assert "(2, 3) float32" in label
     assert "data [[1, 2, 3],<BR/> [4, 5, 6]]" in label
 
@@ -248,7 +248,7 @@ def test_module_graph_names_its_parameters():
     named = dict(model.named_parameters())
     assert list(named) == ["layers.0.w", "layers.0.b", "layers.1.w", "layers.1.b"]
     for name, p in named.items():
-        label = nodes[str(p._n.id)]
+        label = nodes[str(p._node.id)]
         if p.size == 1:  # layers.1.b, shape (1,): a record
             assert label.startswith(f'label="{{ {name} | (1,) | data ')
             assert f'fillcolor="{COLORS["parameter"]}"' in label
@@ -256,7 +256,7 @@ def test_module_graph_names_its_parameters():
             assert f"<B>{name} {tuple(p.shape)} float64</B>" in label
             assert f'BGCOLOR="{COLORS["parameter"]}"' in label
             assert "grad norm" in label
-    assert f'BGCOLOR="{COLORS["input"]}"' in nodes[str(x._n.id)]
+    assert f'BGCOLOR="{COLORS["input"]}"' in nodes[str(x._node.id)]
     # the same names from a dict, or from (name, Value) pairs
     for params in (named, list(named.items()), model.named_parameters()):
         assert "layers.1.w" in draw_dot(loss, params=params).source
@@ -287,18 +287,18 @@ def test_nan_gradients_are_flagged_in_red():
         out = y.sum()
         out.backward()
     nodes, _ = parse(draw_dot(out))
-    x_label = nodes[str(x._n.id)]
+    x_label = nodes[str(x._node.id)]
     assert '<FONT COLOR="#dc2626"><B>grad: 1 NaN/Inf of 7</B></FONT>' in x_label
     assert 'COLOR="#dc2626"' in x_label.split("<TR>")[0]  # the border too
-    assert "data: 1 NaN/Inf of 7" in nodes[str(y._n.id)]
-    assert "NaN/Inf" not in nodes[str(out._n.id)].split("grad")[1]  # grad of the output is 1
-    assert "color=\"#dc2626\"" in nodes[str(out._n.id)]  # its data is NaN: red record
+    assert "data: 1 NaN/Inf of 7" in nodes[str(y._node.id)]
+    assert "NaN/Inf" not in nodes[str(out._node.id)].split("grad")[1]  # grad of the output is 1
+    assert "color=\"#dc2626\"" in nodes[str(out._node.id)]  # its data is NaN: red record
 
     s = Value(-1.0)
     with np.errstate(invalid="ignore"):
         t = s.sqrt()
         t.backward()
-    s_label = parse(draw_dot(t))[0][str(s._n.id)]
+    s_label = parse(draw_dot(t))[0][str(s._node.id)]
     assert "grad nan" in s_label and 'fontcolor="#dc2626"' in s_label
 
 
@@ -320,8 +320,8 @@ def test_over_max_nodes_is_truncated_with_a_visible_note():
     dot = draw_dot(h, max_nodes=10)
     nodes, edges = parse(dot)
     assert len(value_nodes(nodes)) == 10
-    assert str(h._n.id) in nodes  # the nodes nearest the root are kept
-    assert str(x._n.id) not in nodes
+    assert str(h._node.id) in nodes  # the nodes nearest the root are kept
+    assert str(x._node.id) not in nodes
     note = nodes["truncated"]
     assert f"{n_values - 10} more values not drawn" in note
     assert f"graph has {n_values}; max_nodes=10" in note
@@ -419,4 +419,4 @@ def test_empty_tensor_is_drawn():
     out = e.sum()
     out.backward()
     nodes, _ = assert_whole_graph(draw_dot(out), out)
-    assert "(0, 3) float64" in nodes[str(e._n.id)] and "data (empty)" in nodes[str(e._n.id)]
+    assert "(0, 3) float64" in nodes[str(e._node.id)] and "data (empty)" in nodes[str(e._node.id)]

@@ -7,20 +7,20 @@ pub mod creation;
 pub mod dtype;
 pub mod error;
 pub mod layout;
+pub mod node;
 pub mod ops;
 pub mod optim;
 pub mod storage;
 pub mod tensor;
-pub mod var;
 
 pub use dtype::DType;
 pub use dtype::{default_float, set_default_float};
 pub use error::{Error, Result};
+pub use node::{is_grad_enabled, live_nodes, set_grad_enabled, NoGradGuard, Node, Step};
 pub use ops::elementwise::{Binary, Number, Unary};
 pub use ops::index::Index;
 pub use ops::shape::ViewStep;
 pub use tensor::{Reduce, Tensor};
-pub use var::{is_grad_enabled, live_nodes, set_grad_enabled, NoGradGuard, Step, Var};
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 

@@ -1,8 +1,9 @@
 //! `mikagrad._core`: converts between Python and the core, and nothing else.
+use mikagrad_core as core;
 use mikagrad_core::dtype::Bool8;
 use mikagrad_core::storage::Storage;
 use mikagrad_core::{creation, optim};
-use mikagrad_core::{Binary, DType, Error, Index, Number, Tensor, Unary, Var};
+use mikagrad_core::{Binary, DType, Error, Index, Number, Tensor, Unary};
 use numpy::npyffi::{self, npy_intp, NPY_ARRAY_ALIGNED, NPY_ARRAY_WRITEABLE, PY_ARRAY_API};
 use numpy::{
     Element, PyArrayDescrMethods, PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn, PyUntypedArray,
@@ -207,24 +208,25 @@ fn tensor_from_numpy(obj: &Bound<'_, PyAny>) -> PyResult<Tensor> {
     )))
 }
 
+/// The Python face of a graph node (`mikagrad._core.Node`); `Value` holds one as `_node`.
 #[pyclass(frozen, module = "mikagrad._core")]
 struct Node {
-    v: Var,
+    node: core::Node,
 }
 
-fn node(v: Var) -> Node {
-    Node { v }
+fn node(node: core::Node) -> Node {
+    Node { node }
 }
 
 /// An operand of a binary op: another Value's node, or a Python number.
 enum Operand {
-    Node(Var),
+    Node(core::Node),
     Number(Number),
 }
 
 fn operand(obj: &Bound<'_, PyAny>) -> PyResult<Operand> {
     if let Ok(n) = obj.cast::<Node>() {
-        return Ok(Operand::Node(n.get().v.clone()));
+        return Ok(Operand::Node(n.get().node.clone()));
     }
     if obj.is_instance_of::<PyBool>() {
         return Ok(Operand::Number(Number::Bool(obj.extract()?)));
@@ -240,9 +242,9 @@ fn operand(obj: &Bound<'_, PyAny>) -> PyResult<Operand> {
     if obj.is_instance_of::<PyFloat>() {
         return Ok(Operand::Number(Number::Float(obj.extract()?)));
     }
-    if let Ok(n) = obj.getattr("_n") {
+    if let Ok(n) = obj.getattr("_node") {
         if let Ok(n) = n.cast::<Node>() {
-            return Ok(Operand::Node(n.get().v.clone()));
+            return Ok(Operand::Node(n.get().node.clone()));
         }
     }
     Err(PyTypeError::new_err(format!(
@@ -252,20 +254,23 @@ fn operand(obj: &Bound<'_, PyAny>) -> PyResult<Operand> {
 }
 
 /// The operand as a node; a number becomes a constant in `like`'s dtype.
-fn operand_node(obj: &Bound<'_, PyAny>, like: &Var) -> PyResult<Var> {
+fn operand_node(obj: &Bound<'_, PyAny>, like: &core::Node) -> PyResult<core::Node> {
     match operand(obj)? {
         Operand::Node(v) => Ok(v),
-        Operand::Number(n) => Ok(Var::leaf(n.tensor("operand", like.dtype()).py()?, false)),
+        Operand::Number(n) => Ok(core::Node::leaf(
+            n.tensor("operand", like.dtype()).py()?,
+            false,
+        )),
     }
 }
 
 /// The tensor of a Value (or its node), if `obj` is one.
 fn value_tensor(obj: &Bound<'_, PyAny>) -> Option<Tensor> {
     if let Ok(n) = obj.cast::<Node>() {
-        return Some(n.get().v.tensor());
+        return Some(n.get().node.tensor());
     }
-    let n = obj.getattr("_n").ok()?;
-    n.cast::<Node>().ok().map(|n| n.get().v.tensor())
+    let n = obj.getattr("_node").ok()?;
+    n.cast::<Node>().ok().map(|n| n.get().node.tensor())
 }
 
 /// One item of a Python index, handed to the core as it is; the core resolves slices,
@@ -370,14 +375,14 @@ impl Node {
             Some(t) => t,
             None => tensor_from_numpy(array)?,
         };
-        Ok(node(Var::new_leaf(t, requires_grad).py()?))
+        Ok(node(core::Node::new_leaf(t, requires_grad).py()?))
     }
 
     #[staticmethod]
     #[pyo3(signature = (value, dtype, requires_grad=false))]
     fn scalar(value: f64, dtype: &str, requires_grad: bool) -> PyResult<Node> {
         Ok(node(
-            Var::new_leaf(Tensor::scalar(value, parse_dtype(dtype)?), requires_grad).py()?,
+            core::Node::new_leaf(Tensor::scalar(value, parse_dtype(dtype)?), requires_grad).py()?,
         ))
     }
 
@@ -385,66 +390,66 @@ impl Node {
 
     #[getter]
     fn shape<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
-        PyTuple::new(py, self.v.shape())
+        PyTuple::new(py, self.node.shape())
     }
     #[getter]
     fn dtype(&self) -> &'static str {
-        self.v.dtype().name()
+        self.node.dtype().name()
     }
     #[getter]
     fn requires_grad(&self) -> bool {
-        self.v.requires_grad()
+        self.node.requires_grad()
     }
     fn set_requires_grad(&self, on: bool) -> PyResult<()> {
-        self.v.set_requires_grad(on).py()
+        self.node.set_requires_grad(on).py()
     }
     #[getter]
     fn is_leaf(&self) -> bool {
-        self.v.is_leaf()
+        self.node.is_leaf()
     }
     #[getter]
     fn op(&self) -> &'static str {
-        self.v.op_name()
+        self.node.op_name()
     }
     #[getter]
     fn parents(&self) -> Vec<Node> {
-        self.v.parents().iter().cloned().map(node).collect()
+        self.node.parents().iter().cloned().map(node).collect()
     }
     #[getter]
     fn id(&self) -> usize {
-        self.v.id()
+        self.node.id()
     }
 
     // ---- data and grad as numpy views ---------------------------------------------
 
     fn data<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        numpy_view(py, &self.v.tensor())
+        numpy_view(py, &self.node.tensor())
     }
 
     /// Replaces the data, unless `array` already is a view of it (`p.data -= ...`).
     fn set_data(&self, array: &Bound<'_, PyAny>) -> PyResult<()> {
-        let t = self.v.tensor();
+        let t = self.node.tensor();
         if let Ok(a) = array.cast::<PyUntypedArray>() {
             if is_view_of(a, &t) {
                 return Ok(());
             }
         }
-        self.v.set_data(tensor_from_numpy(array)?).py()
+        self.node.set_data(tensor_from_numpy(array)?).py()
     }
 
     fn grad<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        self.v.grad().map(|g| numpy_view(py, &g)).transpose()
+        self.node.grad().map(|g| numpy_view(py, &g)).transpose()
     }
 
     #[pyo3(signature = (array=None))]
     fn set_grad(&self, array: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
         let g = array.map(tensor_from_numpy).transpose()?;
-        self.v.assign_grad(g).py()
+        self.node.assign_grad(g).py()
     }
 
     /// The one element as a Python bool, int or float, by dtype.
     fn item<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let t = self.v.tensor();
+        let t = self.node.tensor();
         if t.numel() != 1 {
             return Err(PyValueError::new_err(format!(
                 "item: only one-element Values convert to a Python number, this one has shape {:?}",
@@ -484,11 +489,11 @@ impl Node {
         let seed = match gradient {
             None => None,
             Some(g) => Some(match g.cast::<Node>() {
-                Ok(n) => n.get().v.tensor(),
+                Ok(n) => n.get().node.tensor(),
                 Err(_) => tensor_from_numpy(g)?,
             }),
         };
-        let v = self.v.clone();
+        let v = self.node.clone();
         if !explain {
             // Long passes run without the GIL so other Python threads can go on.
             without_gil(py, move || v.backward(seed)).py()?;
@@ -512,19 +517,19 @@ impl Node {
     #[pyo3(signature = (of_grad=false))]
     fn stats<'py>(&self, py: Python<'py>, of_grad: bool) -> PyResult<Option<Bound<'py, PyDict>>> {
         let t = if of_grad {
-            self.v.grad()
+            self.node.grad()
         } else {
-            Some(self.v.tensor())
+            Some(self.node.tensor())
         };
         t.map(|t| stats_dict(py, &t)).transpose()
     }
 
     fn zero_grad(&self) {
-        self.v.zero_grad_graph();
+        self.node.zero_grad_graph();
     }
 
     fn detach(&self) -> Node {
-        node(self.v.detach())
+        node(self.node.detach())
     }
 
     // ---- elementwise --------------------------------------------------------------
@@ -534,9 +539,9 @@ impl Node {
         let op = Binary::from_name(op)
             .ok_or_else(|| PyValueError::new_err(format!("binary: unknown op {op:?}")))?;
         let out = match operand(other)? {
-            Operand::Number(n) => self.v.binary_number(n, op, reflected),
-            Operand::Node(o) if reflected => o.binary(&self.v, op),
-            Operand::Node(o) => self.v.binary(&o, op),
+            Operand::Number(n) => self.node.binary_number(n, op, reflected),
+            Operand::Node(o) if reflected => o.binary(&self.node, op),
+            Operand::Node(o) => self.node.binary(&o, op),
         };
         Ok(node(out.py()?))
     }
@@ -550,105 +555,114 @@ impl Node {
                 params.len()
             ))
         })?;
-        Ok(node(self.v.unary(op).py()?))
+        Ok(node(self.node.unary(op).py()?))
     }
 
     #[staticmethod]
     fn where_(cond: &Node, a: &Node, b: &Node) -> PyResult<Node> {
-        Ok(node(Var::where_(&cond.v.tensor(), &a.v, &b.v).py()?))
+        Ok(node(
+            core::Node::where_(&cond.node.tensor(), &a.node, &b.node).py()?,
+        ))
     }
 
     fn to_dtype(&self, dtype: &str) -> PyResult<Node> {
-        Ok(node(self.v.to_dtype(parse_dtype(dtype)?).py()?))
+        Ok(node(self.node.to_dtype(parse_dtype(dtype)?).py()?))
     }
 
     // ---- reductions ---------------------------------------------------------------
 
     #[pyo3(signature = (dims=None, keepdim=false))]
     fn sum(&self, dims: Option<Vec<isize>>, keepdim: bool) -> PyResult<Node> {
-        Ok(node(self.v.sum(dims.as_deref(), keepdim).py()?))
+        Ok(node(self.node.sum(dims.as_deref(), keepdim).py()?))
     }
     #[pyo3(signature = (dims=None, keepdim=false))]
     fn mean(&self, dims: Option<Vec<isize>>, keepdim: bool) -> PyResult<Node> {
-        Ok(node(self.v.mean(dims.as_deref(), keepdim).py()?))
+        Ok(node(self.node.mean(dims.as_deref(), keepdim).py()?))
     }
     #[pyo3(signature = (dims=None, keepdim=false))]
     fn max(&self, dims: Option<Vec<isize>>, keepdim: bool) -> PyResult<Node> {
-        Ok(node(self.v.max(dims.as_deref(), keepdim).py()?))
+        Ok(node(self.node.max(dims.as_deref(), keepdim).py()?))
     }
     #[pyo3(signature = (dims=None, keepdim=false))]
     fn min(&self, dims: Option<Vec<isize>>, keepdim: bool) -> PyResult<Node> {
-        Ok(node(self.v.min(dims.as_deref(), keepdim).py()?))
+        Ok(node(self.node.min(dims.as_deref(), keepdim).py()?))
     }
     #[pyo3(signature = (dims=None, correction=1.0, keepdim=false))]
     fn var(&self, dims: Option<Vec<isize>>, correction: f64, keepdim: bool) -> PyResult<Node> {
-        Ok(node(self.v.var(dims.as_deref(), correction, keepdim).py()?))
+        Ok(node(
+            self.node.var(dims.as_deref(), correction, keepdim).py()?,
+        ))
     }
     #[pyo3(signature = (dims=None, correction=1.0, keepdim=false))]
     fn std(&self, dims: Option<Vec<isize>>, correction: f64, keepdim: bool) -> PyResult<Node> {
-        Ok(node(self.v.std(dims.as_deref(), correction, keepdim).py()?))
+        Ok(node(
+            self.node.std(dims.as_deref(), correction, keepdim).py()?,
+        ))
     }
     #[pyo3(signature = (dims=None, keepdim=false))]
     fn logsumexp(&self, dims: Option<Vec<isize>>, keepdim: bool) -> PyResult<Node> {
-        Ok(node(self.v.logsumexp(dims.as_deref(), keepdim).py()?))
+        Ok(node(self.node.logsumexp(dims.as_deref(), keepdim).py()?))
     }
     /// Indices as an int64 tensor, as torch.
     #[pyo3(signature = (largest, dim=None, keepdim=false))]
     fn arg_extreme(&self, largest: bool, dim: Option<isize>, keepdim: bool) -> PyResult<Node> {
-        let (v, shape) = self.v.tensor().arg_extreme(largest, dim, keepdim).py()?;
+        let (v, shape) = self.node.tensor().arg_extreme(largest, dim, keepdim).py()?;
         let idx: Vec<i64> = v.into_iter().map(|i| i as i64).collect();
-        Ok(node(Var::leaf(Tensor::from_vec(idx, &shape).py()?, false)))
+        Ok(node(core::Node::leaf(
+            Tensor::from_vec(idx, &shape).py()?,
+            false,
+        )))
     }
     /// torch's `max(dim)` / `min(dim)`: (values, int64 indices).
     fn extreme_at(&self, largest: bool, dim: isize, keepdim: bool) -> PyResult<(Node, Node)> {
-        let (v, i) = self.v.extreme_at(largest, dim, keepdim).py()?;
+        let (v, i) = self.node.extreme_at(largest, dim, keepdim).py()?;
         Ok((node(v), node(i)))
     }
     fn sort(&self, dim: isize, descending: bool) -> PyResult<(Node, Node)> {
-        let (v, i) = self.v.sort(dim, descending).py()?;
+        let (v, i) = self.node.sort(dim, descending).py()?;
         Ok((node(v), node(i)))
     }
     fn topk(&self, k: usize, dim: isize, largest: bool) -> PyResult<(Node, Node)> {
-        let (v, i) = self.v.topk(k, dim, largest).py()?;
+        let (v, i) = self.node.topk(k, dim, largest).py()?;
         Ok((node(v), node(i)))
     }
     fn softmax(&self, dim: isize) -> PyResult<Node> {
-        Ok(node(self.v.softmax(dim).py()?))
+        Ok(node(self.node.softmax(dim).py()?))
     }
     fn log_softmax(&self, dim: isize) -> PyResult<Node> {
-        Ok(node(self.v.log_softmax(dim).py()?))
+        Ok(node(self.node.log_softmax(dim).py()?))
     }
 
     // ---- shape --------------------------------------------------------------------
 
     fn reshape(&self, shape: Vec<isize>) -> PyResult<Node> {
-        Ok(node(self.v.reshape_infer(&shape).py()?))
+        Ok(node(self.node.reshape_infer(&shape).py()?))
     }
     fn permute(&self, perm: Vec<isize>) -> PyResult<Node> {
-        let perm = mikagrad_core::layout::resolve_perm(&perm, self.v.ndim()).py()?;
-        Ok(node(self.v.permute(&perm).py()?))
+        let perm = mikagrad_core::layout::resolve_perm(&perm, self.node.ndim()).py()?;
+        Ok(node(self.node.permute(&perm).py()?))
     }
     fn transpose(&self, a: isize, b: isize) -> PyResult<Node> {
-        Ok(node(self.v.transpose(a, b).py()?))
+        Ok(node(self.node.transpose(a, b).py()?))
     }
     /// -1 keeps a dim's size, as `torch.expand`.
     fn expand(&self, shape: Vec<isize>) -> PyResult<Node> {
-        let target = mikagrad_core::layout::resolve_expand(&shape, &self.v.shape()).py()?;
-        Ok(node(self.v.expand(&target).py()?))
+        let target = mikagrad_core::layout::resolve_expand(&shape, &self.node.shape()).py()?;
+        Ok(node(self.node.expand(&target).py()?))
     }
     #[pyo3(signature = (dims=None))]
     fn squeeze(&self, dims: Option<Vec<isize>>) -> PyResult<Node> {
-        Ok(node(self.v.squeeze(dims.as_deref()).py()?))
+        Ok(node(self.node.squeeze(dims.as_deref()).py()?))
     }
     fn unsqueeze(&self, dim: isize) -> PyResult<Node> {
-        Ok(node(self.v.unsqueeze(dim).py()?))
+        Ok(node(self.node.unsqueeze(dim).py()?))
     }
     fn flatten(&self, start: isize, end: isize) -> PyResult<Node> {
-        Ok(node(self.v.flatten(start, end).py()?))
+        Ok(node(self.node.flatten(start, end).py()?))
     }
     fn split_sizes(&self, sizes: Vec<usize>, dim: isize) -> PyResult<Vec<Node>> {
         Ok(self
-            .v
+            .node
             .split_sizes(&sizes, dim)
             .py()?
             .into_iter()
@@ -657,13 +671,13 @@ impl Node {
     }
     #[staticmethod]
     fn cat(parts: Vec<PyRef<'_, Node>>, dim: isize) -> PyResult<Node> {
-        let vs: Vec<Var> = parts.iter().map(|p| p.v.clone()).collect();
-        Ok(node(Var::cat(&vs, dim).py()?))
+        let vs: Vec<core::Node> = parts.iter().map(|p| p.node.clone()).collect();
+        Ok(node(core::Node::cat(&vs, dim).py()?))
     }
     #[staticmethod]
     fn stack(parts: Vec<PyRef<'_, Node>>, dim: isize) -> PyResult<Node> {
-        let vs: Vec<Var> = parts.iter().map(|p| p.v.clone()).collect();
-        Ok(node(Var::stack(&vs, dim).py()?))
+        let vs: Vec<core::Node> = parts.iter().map(|p| p.node.clone()).collect();
+        Ok(node(core::Node::stack(&vs, dim).py()?))
     }
     fn getitem(&self, key: &Bound<'_, PyAny>) -> PyResult<Node> {
         let items: Vec<Index> = match key.cast::<PyTuple>() {
@@ -673,25 +687,25 @@ impl Node {
                 .collect::<PyResult<_>>()?,
             Err(_) => vec![index_item(key)?],
         };
-        Ok(node(self.v.index(&items).py()?))
+        Ok(node(self.node.index(&items).py()?))
     }
     fn gather(&self, dim: isize, index: &Bound<'_, PyAny>) -> PyResult<Node> {
         let index = index_array("gather", index)?;
-        Ok(node(self.v.gather(dim, &index).py()?))
+        Ok(node(self.node.gather(dim, &index).py()?))
     }
     fn index_select(&self, dim: isize, index: &Bound<'_, PyAny>) -> PyResult<Node> {
         let index = index_array("index_select", index)?;
-        Ok(node(self.v.index_select(dim, &index).py()?))
+        Ok(node(self.node.index_select(dim, &index).py()?))
     }
 
     // ---- products -----------------------------------------------------------------
 
     fn matmul(&self, other: &Bound<'_, PyAny>, reflected: bool) -> PyResult<Node> {
-        let o = operand_node(other, &self.v)?;
+        let o = operand_node(other, &self.node)?;
         let (a, b) = if reflected {
-            (&o, &self.v)
+            (&o, &self.node)
         } else {
-            (&self.v, &o)
+            (&self.node, &o)
         };
         let (a, b) = (a.clone(), b.clone());
         // Large products release the GIL; tiny ones keep it (detaching costs more).
@@ -704,7 +718,7 @@ impl Node {
         }
     }
     fn dot(&self, other: &Node) -> PyResult<Node> {
-        Ok(node(self.v.dot(&other.v).py()?))
+        Ok(node(self.node.dot(&other.node).py()?))
     }
 }
 
@@ -728,13 +742,13 @@ fn explain_step<'py>(py: Python<'py>, s: &mikagrad_core::Step) -> PyResult<Bound
     d.set_item("rule", s.node.op_rule())?;
     d.set_item("shape", PyTuple::new(py, s.node.shape())?)?;
     d.set_item("dtype", s.node.dtype().name())?;
-    let inputs: Vec<Bound<'py, PyTuple>> = s
+    let parents: Vec<Bound<'py, PyTuple>> = s
         .node
         .parents()
         .iter()
         .map(|p| PyTuple::new(py, p.shape()))
         .collect::<PyResult<_>>()?;
-    d.set_item("inputs", inputs)?;
+    d.set_item("parents", parents)?;
     d.set_item("grad", stats_dict(py, &s.grad)?)?;
     let broadcasts = PyList::empty(py);
     for (i, (p, summed)) in s.node.parents().iter().zip(&s.summed).enumerate() {
@@ -756,7 +770,7 @@ fn explain_step<'py>(py: Python<'py>, s: &mikagrad_core::Step) -> PyResult<Bound
 // ---- creation -----------------------------------------------------------------------
 
 fn leaf(t: mikagrad_core::Result<Tensor>, requires_grad: bool) -> PyResult<Node> {
-    Ok(node(Var::new_leaf(t.py()?, requires_grad).py()?))
+    Ok(node(core::Node::new_leaf(t.py()?, requires_grad).py()?))
 }
 
 /// `shape` filled with a Python bool, int or float, exactly (an int64 fill keeps all 64 bits).
@@ -858,7 +872,7 @@ fn sgd_step(
     weight_decay: f64,
     maximize: bool,
 ) -> PyResult<bool> {
-    let Some(g) = param.v.grad() else {
+    let Some(g) = param.node.grad() else {
         return Ok(false);
     };
     let h = optim::Sgd {
@@ -869,8 +883,8 @@ fn sgd_step(
         weight_decay,
         maximize,
     };
-    let buf = buf.map(|b| b.v.tensor());
-    optim::sgd_step(&param.v.tensor(), &g, buf.as_ref(), first, &h).py()?;
+    let buf = buf.map(|b| b.node.tensor());
+    optim::sgd_step(&param.node.tensor(), &g, buf.as_ref(), first, &h).py()?;
     Ok(true)
 }
 
@@ -891,7 +905,7 @@ fn adam_step(
     decoupled: bool,
     maximize: bool,
 ) -> PyResult<bool> {
-    let Some(g) = param.v.grad() else {
+    let Some(g) = param.node.grad() else {
         return Ok(false);
     };
     let h = optim::Adam {
@@ -904,10 +918,10 @@ fn adam_step(
         maximize,
     };
     optim::adam_step(
-        &param.v.tensor(),
+        &param.node.tensor(),
         &g,
-        &m.v.tensor(),
-        &v.v.tensor(),
+        &m.node.tensor(),
+        &v.node.tensor(),
         step,
         &h,
     )

@@ -6,9 +6,9 @@ use std::borrow::Cow;
 use crate::dtype::{default_float, result_type, Bits, Bool8, DType, Float, Num, Rank, Scalar};
 use crate::error::{Error, Result};
 use crate::layout::{broadcast_shapes, checked_numel, Layout};
+use crate::node::{Ctx, Node, Op};
 use crate::storage::{try_alloc, Element, Storage};
 use crate::tensor::Tensor;
-use crate::var::{Ctx, Op, Var};
 
 /// Runs `$body` with `$T` the element type of `$t`, for the listed storage variants; any
 /// other dtype is a TypeError naming `$op`.
@@ -128,7 +128,7 @@ macro_rules! unary_ops {
                 }
             }
             #[allow(unused_variables)]
-            fn grad(self, x_: &Var, out_: &Var, g_: &Var) -> Result<Option<Var>> {
+            fn grad(self, x_: &Node, out_: &Node, g_: &Node) -> Result<Option<Node>> {
                 match self {
                     $(Unary::$V $(($($p),+))? => {
                         let ($bx, $bout, $bg) = (x_, out_, g_);
@@ -140,7 +140,7 @@ macro_rules! unary_ops {
     };
 }
 
-fn some(v: Result<Var>) -> Result<Option<Var>> {
+fn some(v: Result<Node>) -> Result<Option<Node>> {
     v.map(Some)
 }
 
@@ -219,7 +219,7 @@ unary_ops! {
         "grad_x = g·p·x^(p-1)",
         // p == 0: the derivative is 0 everywhere (the formula gives 0·inf at x == 0).
         |x, out, g| if p == 0.0 {
-            some(Ok(Var::leaf(Tensor::zeros(&x.shape(), x.dtype())?, false)))
+            some(Ok(Node::leaf(Tensor::zeros(&x.shape(), x.dtype())?, false)))
         } else {
             some(g.mul(&x.unary(Unary::PowScalar(p - 1.0))?.mul_scalar(p)?))
         };
@@ -255,8 +255,8 @@ impl Op for UnaryOp {
     fn rule(&self) -> &'static str {
         self.0.rule()
     }
-    fn backward(&self, c: &Ctx, g: &Var) -> Result<Vec<Option<Var>>> {
-        Ok(vec![self.0.grad(c.input(0), c.out, g)?])
+    fn backward(&self, c: &Ctx, g: &Node) -> Result<Vec<Option<Node>>> {
+        Ok(vec![self.0.grad(c.parent(0), c.out, g)?])
     }
 }
 
@@ -365,8 +365,8 @@ macro_rules! binary_ops {
             }
             /// Gradients for (a, b); `$bc` says which inputs want one.
             #[allow(unused_variables)]
-            fn grad(self, a_: &Var, b_: &Var, out_: &Var, g_: &Var, c_: &Ctx)
-                -> Result<Vec<Option<Var>>> {
+            fn grad(self, a_: &Node, b_: &Node, out_: &Node, g_: &Node, c_: &Ctx)
+                -> Result<Vec<Option<Node>>> {
                 match self {
                     $(Binary::$V => {
                         let ($ba, $bb, $bout, $bg, $bc) = (a_, b_, out_, g_, c_);
@@ -409,17 +409,17 @@ binary_ops! {
         // As PyTorch: 0 where b == 0 for a, and where a == 0 and b >= 0 for b (the
         // formulas give 0·inf there).
         |a, b, out, g, c| {
-            let zero = Var::constant(0.0, g.dtype());
+            let zero = Node::constant(0.0, g.dtype());
             Ok(vec![
                 c.grad_for(0, || {
                     let d = g.mul(b)?.mul(&a.binary(&b.add_scalar(-1.0)?, Binary::Pow)?)?;
-                    Var::where_(&b.compare(&zero, Binary::Eq)?.tensor(), &zero, &d)
+                    Node::where_(&b.compare(&zero, Binary::Eq)?.tensor(), &zero, &d)
                 })?,
                 c.grad_for(1, || {
                     let d = g.mul(out)?.mul(&a.unary(Unary::Log)?)?;
                     let at0 = a.compare(&zero, Binary::Eq)?.tensor()
                         .binary(&b.compare(&zero, Binary::Ge)?.tensor(), Binary::And)?;
-                    Var::where_(&at0, &zero, &d)
+                    Node::where_(&at0, &zero, &d)
                 })?,
             ])
         };
@@ -445,7 +445,7 @@ binary_ops! {
 }
 
 /// maximum/minimum: the winner takes the gradient, ties split it evenly (as PyTorch).
-fn extreme_grads(a: &Var, b: &Var, g: &Var, c: &Ctx, wins: Binary) -> Result<Vec<Option<Var>>> {
+fn extreme_grads(a: &Node, b: &Node, g: &Node, c: &Ctx, wins: Binary) -> Result<Vec<Option<Node>>> {
     let share = a.compare(b, wins)?.to_dtype(g.dtype())?.add(
         &a.compare(b, Binary::Eq)?
             .to_dtype(g.dtype())?
@@ -466,8 +466,8 @@ impl Op for BinaryOp {
     fn rule(&self) -> &'static str {
         self.0.rule()
     }
-    fn backward(&self, c: &Ctx, g: &Var) -> Result<Vec<Option<Var>>> {
-        self.0.grad(c.input(0), c.input(1), c.out, g, c)
+    fn backward(&self, c: &Ctx, g: &Node) -> Result<Vec<Option<Node>>> {
+        self.0.grad(c.parent(0), c.parent(1), c.out, g, c)
     }
 }
 
@@ -577,58 +577,61 @@ impl Tensor {
     }
 }
 
-impl Var {
-    pub fn binary(&self, other: &Var, op: Binary) -> Result<Var> {
+impl Node {
+    pub fn binary(&self, other: &Node, op: Binary) -> Result<Node> {
         let t = self.read2(other, |a, b| a.binary(b, op))?;
-        Ok(Var::from_op(
+        Ok(Node::from_op(
             t,
             BinaryOp(op),
             vec![self.clone(), other.clone()],
         ))
     }
     /// `self op number` (or `number op self` when `reflected`), with torch's promotion.
-    pub fn binary_number(&self, n: Number, op: Binary, reflected: bool) -> Result<Var> {
+    pub fn binary_number(&self, n: Number, op: Binary, reflected: bool) -> Result<Node> {
         op.check_operands(self.dtype(), n.dtype())?;
         let promoted = {
             let t = self.read();
             result_type(&[(t.dtype(), rank(&t)), (n.dtype(), Rank::Number)])
         };
-        let c = Var::leaf(n.tensor(op.name(), promoted)?, false);
+        let c = Node::leaf(n.tensor(op.name(), promoted)?, false);
         let (a, b) = if reflected { (&c, self) } else { (self, &c) };
         let t = a.read2(b, |x, y| x.binary_in(y, op, promoted))?;
-        Ok(Var::from_op(t, BinaryOp(op), vec![a.clone(), b.clone()]))
+        Ok(Node::from_op(t, BinaryOp(op), vec![a.clone(), b.clone()]))
     }
     /// A comparison or other op on the data alone, recorded nowhere (for backward rules).
-    fn tensor_op(&self, other: &Var, op: Binary) -> Result<Var> {
-        Ok(Var::leaf(self.read2(other, |a, b| a.binary(b, op))?, false))
+    fn tensor_op(&self, other: &Node, op: Binary) -> Result<Node> {
+        Ok(Node::leaf(
+            self.read2(other, |a, b| a.binary(b, op))?,
+            false,
+        ))
     }
     /// An elementwise comparison: a bool tensor, no gradient.
-    pub fn compare(&self, other: &Var, op: Binary) -> Result<Var> {
+    pub fn compare(&self, other: &Node, op: Binary) -> Result<Node> {
         self.tensor_op(other, op)
     }
-    pub fn unary(&self, op: Unary) -> Result<Var> {
+    pub fn unary(&self, op: Unary) -> Result<Node> {
         let t = self.read().unary(op)?;
-        Ok(Var::from_op(t, UnaryOp(op), vec![self.clone()]))
+        Ok(Node::from_op(t, UnaryOp(op), vec![self.clone()]))
     }
-    pub fn add(&self, o: &Var) -> Result<Var> {
+    pub fn add(&self, o: &Node) -> Result<Node> {
         self.binary(o, Binary::Add)
     }
-    pub fn sub(&self, o: &Var) -> Result<Var> {
+    pub fn sub(&self, o: &Node) -> Result<Node> {
         self.binary(o, Binary::Sub)
     }
-    pub fn mul(&self, o: &Var) -> Result<Var> {
+    pub fn mul(&self, o: &Node) -> Result<Node> {
         self.binary(o, Binary::Mul)
     }
-    pub fn div(&self, o: &Var) -> Result<Var> {
+    pub fn div(&self, o: &Node) -> Result<Node> {
         self.binary(o, Binary::Div)
     }
-    pub fn neg(&self) -> Result<Var> {
+    pub fn neg(&self) -> Result<Node> {
         self.unary(Unary::Neg)
     }
-    pub fn add_scalar(&self, c: f64) -> Result<Var> {
+    pub fn add_scalar(&self, c: f64) -> Result<Node> {
         self.unary(Unary::AddScalar(c))
     }
-    pub fn mul_scalar(&self, c: f64) -> Result<Var> {
+    pub fn mul_scalar(&self, c: f64) -> Result<Node> {
         self.unary(Unary::MulScalar(c))
     }
 }
@@ -644,20 +647,20 @@ impl Op for Where {
     fn rule(&self) -> &'static str {
         "grad_a = g where cond, grad_b = g where not cond"
     }
-    fn backward(&self, c: &Ctx, g: &Var) -> Result<Vec<Option<Var>>> {
-        let zero = Var::constant(0.0, g.dtype());
+    fn backward(&self, c: &Ctx, g: &Node) -> Result<Vec<Option<Node>>> {
+        let zero = Node::constant(0.0, g.dtype());
         Ok(vec![
-            c.grad_for(0, || Var::where_(&self.cond, g, &zero))?,
-            c.grad_for(1, || Var::where_(&self.cond, &zero, g))?,
+            c.grad_for(0, || Node::where_(&self.cond, g, &zero))?,
+            c.grad_for(1, || Node::where_(&self.cond, &zero, g))?,
         ])
     }
 }
 
-impl Var {
+impl Node {
     /// `cond ? a : b`; the gradient flows to the branch that was taken.
-    pub fn where_(cond: &Tensor, a: &Var, b: &Var) -> Result<Var> {
+    pub fn where_(cond: &Tensor, a: &Node, b: &Node) -> Result<Node> {
         let t = Tensor::where_(cond, &a.tensor(), &b.tensor())?;
-        Ok(Var::from_op(
+        Ok(Node::from_op(
             t,
             Where { cond: cond.clone() },
             vec![a.clone(), b.clone()],

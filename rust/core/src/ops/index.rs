@@ -6,12 +6,12 @@ use std::sync::Arc;
 use crate::dtype::{Bool8, DType, Num, Scalar};
 use crate::error::{fmt_shape, Error, Result};
 use crate::layout::{broadcast_shapes, checked_numel, wrap_dim, Dims, Layout};
+use crate::node::{Ctx, Node, Op};
 use crate::ops::shape::ViewStep;
 use crate::storage::{each_storage, try_alloc, try_with_capacity, Storage};
 use crate::tensor::Tensor;
-use crate::var::{Ctx, Op, Var};
 
-/// One item of a Python index as the binding found it; `Var::index` resolves it.
+/// One item of a Python index as the binding found it; `Node::index` resolves it.
 #[derive(Debug, Clone)]
 pub enum Index {
     Int(i64),
@@ -226,13 +226,13 @@ impl Op for IndexSelect {
     fn rule(&self) -> &'static str {
         "grad_x = zeros with g added at the selected indices (repeats add up)"
     }
-    fn backward(&self, c: &Ctx, g: &Var) -> Result<Vec<Option<Var>>> {
+    fn backward(&self, c: &Ctx, g: &Node) -> Result<Vec<Option<Node>>> {
         let mut picked = self.merged.clone();
         picked[self.dim] = self.idx.len();
         let summed = g
             .reshape(&picked)?
             .index_add(self.dim, &self.idx, &self.merged)?;
-        Ok(vec![Some(summed.reshape(&c.input(0).shape())?)])
+        Ok(vec![Some(summed.reshape(&c.parent(0).shape())?)])
     }
 }
 
@@ -248,7 +248,7 @@ impl Op for IndexAdd {
     fn rule(&self) -> &'static str {
         "grad_src = g at the indices"
     }
-    fn backward(&self, _: &Ctx, g: &Var) -> Result<Vec<Option<Var>>> {
+    fn backward(&self, _: &Ctx, g: &Node) -> Result<Vec<Option<Node>>> {
         Ok(vec![Some(g.select_at(self.dim, self.idx.clone())?)])
     }
 }
@@ -266,11 +266,11 @@ impl Op for Gather {
     fn rule(&self) -> &'static str {
         "grad_x = zeros with g scattered (added) back at index"
     }
-    fn backward(&self, c: &Ctx, g: &Var) -> Result<Vec<Option<Var>>> {
+    fn backward(&self, c: &Ctx, g: &Node) -> Result<Vec<Option<Node>>> {
         Ok(vec![Some(g.scatter_add(
             self.dim,
             self.index.clone(),
-            &c.input(0).shape(),
+            &c.parent(0).shape(),
         )?)])
     }
 }
@@ -287,15 +287,15 @@ impl Op for ScatterAdd {
     fn rule(&self) -> &'static str {
         "grad_src = g gathered at index"
     }
-    fn backward(&self, _: &Ctx, g: &Var) -> Result<Vec<Option<Var>>> {
+    fn backward(&self, _: &Ctx, g: &Node) -> Result<Vec<Option<Node>>> {
         Ok(vec![Some(g.gather_at(self.dim, self.index.clone())?)])
     }
 }
 
-impl Var {
+impl Node {
     /// `torch.index_select`: the slices at `index` (a 0-d or 1-D int32/int64 tensor,
     /// negatives from the end, repeats allowed) along `dim`.
-    pub fn index_select(&self, dim: isize, index: &Tensor) -> Result<Var> {
+    pub fn index_select(&self, dim: isize, index: &Tensor) -> Result<Node> {
         let shape = self.shape();
         if index.ndim() > 1 {
             return Err(Error::index(
@@ -317,7 +317,7 @@ impl Var {
     }
 
     /// Slices `idx` (in range) along `dim`; repeated indices are allowed.
-    fn select_at(&self, dim: usize, idx: Arc<Vec<usize>>) -> Result<Var> {
+    fn select_at(&self, dim: usize, idx: Arc<Vec<usize>>) -> Result<Node> {
         let shape = self.shape().to_vec();
         let mut out = shape.clone();
         out[dim] = idx.len();
@@ -331,7 +331,7 @@ impl Var {
         dim: usize,
         idx: Arc<Vec<usize>>,
         out: &[usize],
-    ) -> Result<Var> {
+    ) -> Result<Node> {
         let t = self
             .tensor()
             .reshape(merged)?
@@ -342,12 +342,12 @@ impl Var {
             idx,
             merged: merged.to_vec(),
         };
-        Ok(Var::from_op(t, op, vec![self.clone()]))
+        Ok(Node::from_op(t, op, vec![self.clone()]))
     }
 
-    fn index_add(&self, dim: usize, idx: &Arc<Vec<usize>>, shape: &[usize]) -> Result<Var> {
+    fn index_add(&self, dim: usize, idx: &Arc<Vec<usize>>, shape: &[usize]) -> Result<Node> {
         let t = Tensor::index_add(shape, dim, idx, &self.tensor())?;
-        Ok(Var::from_op(
+        Ok(Node::from_op(
             t,
             IndexAdd {
                 dim,
@@ -359,7 +359,7 @@ impl Var {
 
     /// `torch.gather`: `out[i][j] = self[i][index[i][j]]` for `dim = 1`; `index` is an
     /// int32/int64 tensor of the input's shape outside `dim`.
-    pub fn gather(&self, dim: isize, index: &Tensor) -> Result<Var> {
+    pub fn gather(&self, dim: isize, index: &Tensor) -> Result<Node> {
         let shape = self.shape();
         let d = wrap_dim("gather", dim, shape.len())?;
         let index_shape = index.shape();
@@ -378,14 +378,14 @@ impl Var {
         self.gather_at(d, checked_index("gather", index, shape[d], d)?)
     }
 
-    fn gather_at(&self, dim: usize, index: Tensor) -> Result<Var> {
+    fn gather_at(&self, dim: usize, index: Tensor) -> Result<Node> {
         let t = self.tensor().gather(dim, &index)?;
-        Ok(Var::from_op(t, Gather { dim, index }, vec![self.clone()]))
+        Ok(Node::from_op(t, Gather { dim, index }, vec![self.clone()]))
     }
 
-    fn scatter_add(&self, dim: usize, index: Tensor, shape: &[usize]) -> Result<Var> {
+    fn scatter_add(&self, dim: usize, index: Tensor, shape: &[usize]) -> Result<Node> {
         let t = Tensor::scatter_add(shape, dim, &index, &self.tensor())?;
-        Ok(Var::from_op(
+        Ok(Node::from_op(
             t,
             ScatterAdd { dim, index },
             vec![self.clone()],
@@ -393,7 +393,7 @@ impl Var {
     }
 
     /// numpy indexing: ints, slices, None, Ellipsis, integer arrays and boolean masks.
-    pub fn index(&self, items: &[Index]) -> Result<Var> {
+    pub fn index(&self, items: &[Index]) -> Result<Node> {
         let shape = self.shape();
         let has_array = items.iter().any(is_array);
         let items: Vec<Item> = items
@@ -525,7 +525,7 @@ impl Var {
 
 /// The advanced part of an index: the arrays broadcast together, their dims merged into
 /// one, and one `index_select` on it.
-fn advanced(viewed: Var, adv: Vec<Advanced>) -> Result<Var> {
+fn advanced(viewed: Node, adv: Vec<Advanced>) -> Result<Node> {
     let mut bshape = Dims::new();
     for a in &adv {
         bshape = broadcast_shapes("index", &bshape, &a.shape).map_err(|_| {

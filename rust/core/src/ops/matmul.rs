@@ -1,6 +1,6 @@
 //! Matrix products with numpy's rules for 1-D operands and broadcast batch dims.
 use crate::error::{fmt_shape, Error, Result};
-use crate::var::{Ctx, Op, Var};
+use crate::node::{Ctx, Node, Op};
 
 struct MatMul;
 
@@ -12,8 +12,8 @@ impl Op for MatMul {
         "grad_a = g @ b^T, grad_b = a^T @ g"
     }
     // d(a@b)/da = g @ b^T, d(a@b)/db = a^T @ g; batch dims are summed back by the engine.
-    fn backward(&self, c: &Ctx, g: &Var) -> Result<Vec<Option<Var>>> {
-        let (a, b) = (c.input(0), c.input(1));
+    fn backward(&self, c: &Ctx, g: &Node) -> Result<Vec<Option<Node>>> {
+        let (a, b) = (c.parent(0), c.parent(1));
         Ok(vec![
             c.grad_for(0, || g.matmul(&b.transpose(-1, -2)?))?,
             c.grad_for(1, || a.transpose(-1, -2)?.matmul(g))?,
@@ -21,9 +21,9 @@ impl Op for MatMul {
     }
 }
 
-impl Var {
+impl Node {
     /// `numpy.matmul`: 1-D operands are promoted to matrices, then the added dim is removed.
-    pub fn matmul(&self, other: &Var) -> Result<Var> {
+    pub fn matmul(&self, other: &Node) -> Result<Node> {
         let (sa, sb) = (self.shape(), other.shape());
         if sa.is_empty() || sb.is_empty() {
             return Err(Error::shape(
@@ -58,7 +58,7 @@ impl Var {
             ),
             e => e,
         })?;
-        let mut out = Var::from_op(t, MatMul, vec![a, b]);
+        let mut out = Node::from_op(t, MatMul, vec![a, b]);
         if sb.len() == 1 {
             out = out.squeeze(Some(&[-1]))?;
         }
@@ -70,7 +70,7 @@ impl Var {
     }
 
     /// `numpy.dot` for up to 2-D operands: a product with a 0-d operand, else `matmul`.
-    pub fn dot(&self, other: &Var) -> Result<Var> {
+    pub fn dot(&self, other: &Node) -> Result<Node> {
         let (sa, sb) = (self.shape(), other.shape());
         if sa.is_empty() || sb.is_empty() {
             return self.mul(other);

@@ -1,5 +1,5 @@
 //! Every differentiable op: its forward (a kernel call on `Tensor`) and its backward
-//! (written with `Var` ops) side by side. To add an op, add it to one of these files.
+//! (written with `Node` ops) side by side. To add an op, add it to one of these files.
 pub mod elementwise;
 pub mod index;
 pub mod matmul;

@@ -5,10 +5,10 @@ use std::cmp::Ordering;
 use crate::dtype::{DType, Num};
 use crate::error::{fmt_shape, Error, Result};
 use crate::layout::{wrap_dim, wrap_dims};
+use crate::node::{Ctx, Node, Op};
 use crate::ops::elementwise::{Binary, Unary};
 use crate::storage::{each_storage, try_alloc};
 use crate::tensor::{Reduce, Tensor};
-use crate::var::{Ctx, Op, Var};
 
 /// The input shape with reduced dims set to 1: where a reduced gradient broadcasts back.
 fn kept_shape(shape: &[usize], dims: &[usize]) -> Vec<usize> {
@@ -30,8 +30,8 @@ impl Op for Sum {
     fn rule(&self) -> &'static str {
         "grad_x = g broadcast back over the summed dims"
     }
-    fn backward(&self, c: &Ctx, g: &Var) -> Result<Vec<Option<Var>>> {
-        let shape = c.input(0).shape();
+    fn backward(&self, c: &Ctx, g: &Node) -> Result<Vec<Option<Node>>> {
+        let shape = c.parent(0).shape();
         Ok(vec![Some(
             g.reshape(&kept_shape(&shape, &self.dims))?.expand(&shape)?,
         )])
@@ -51,8 +51,8 @@ impl Op for Extreme {
         "grad_x = g at the chosen (extreme) positions, split evenly among ties; 0 elsewhere"
     }
     // The gradient goes to the chosen positions, split evenly among ties.
-    fn backward(&self, c: &Ctx, g: &Var) -> Result<Vec<Option<Var>>> {
-        let x = c.input(0);
+    fn backward(&self, c: &Ctx, g: &Node) -> Result<Vec<Option<Node>>> {
+        let x = c.parent(0);
         let kept = kept_shape(&x.shape(), &self.dims);
         let hit = x.compare(&c.out.reshape(&kept)?, Binary::Eq)?;
         let count = hit.sum(Some(&to_isize(&self.dims)), true)?;
@@ -64,29 +64,29 @@ fn to_isize(d: &[usize]) -> Vec<isize> {
     d.iter().map(|&x| x as isize).collect()
 }
 
-impl Var {
+impl Node {
     /// Sum over `dims` (None: all), as `torch.sum(dim, keepdim)`.
-    pub fn sum(&self, dims: Option<&[isize]>, keepdim: bool) -> Result<Var> {
+    pub fn sum(&self, dims: Option<&[isize]>, keepdim: bool) -> Result<Node> {
         let t = self.tensor();
         let dims = wrap_dims("sum", dims, t.ndim())?;
         let out = t.reduce(Reduce::Sum, &dims, keepdim)?;
-        Ok(Var::from_op(out, Sum { dims }, vec![self.clone()]))
+        Ok(Node::from_op(out, Sum { dims }, vec![self.clone()]))
     }
 
-    pub fn max(&self, dims: Option<&[isize]>, keepdim: bool) -> Result<Var> {
+    pub fn max(&self, dims: Option<&[isize]>, keepdim: bool) -> Result<Node> {
         self.extreme(Reduce::Max, dims, keepdim)
     }
 
-    pub fn min(&self, dims: Option<&[isize]>, keepdim: bool) -> Result<Var> {
+    pub fn min(&self, dims: Option<&[isize]>, keepdim: bool) -> Result<Node> {
         self.extreme(Reduce::Min, dims, keepdim)
     }
 
-    fn extreme(&self, op: Reduce, dims: Option<&[isize]>, keepdim: bool) -> Result<Var> {
+    fn extreme(&self, op: Reduce, dims: Option<&[isize]>, keepdim: bool) -> Result<Node> {
         let t = self.tensor();
         let name = if op == Reduce::Max { "max" } else { "min" };
         let dims = wrap_dims(name, dims, t.ndim())?;
         let out = t.reduce(op, &dims, keepdim)?;
-        Ok(Var::from_op(
+        Ok(Node::from_op(
             out,
             Extreme { name, dims },
             vec![self.clone()],
@@ -101,7 +101,7 @@ impl Var {
             .product())
     }
 
-    pub fn mean(&self, dims: Option<&[isize]>, keepdim: bool) -> Result<Var> {
+    pub fn mean(&self, dims: Option<&[isize]>, keepdim: bool) -> Result<Node> {
         if !self.dtype().is_float() {
             return Err(Error::type_(
                 "mean",
@@ -118,7 +118,7 @@ impl Var {
     /// Variance with `correction` subtracted from the count (1: unbiased, as PyTorch).
     /// float32 input is computed in float64 (as PyTorch accumulates): squares of tiny values
     /// would underflow and give a zero std with a NaN gradient.
-    pub fn var(&self, dims: Option<&[isize]>, correction: f64, keepdim: bool) -> Result<Var> {
+    pub fn var(&self, dims: Option<&[isize]>, correction: f64, keepdim: bool) -> Result<Node> {
         if self.dtype() == DType::F32 {
             return self
                 .to_dtype(DType::F64)?
@@ -131,7 +131,7 @@ impl Var {
         ss.mul_scalar(1.0 / (n - correction).max(0.0))
     }
 
-    pub fn std(&self, dims: Option<&[isize]>, correction: f64, keepdim: bool) -> Result<Var> {
+    pub fn std(&self, dims: Option<&[isize]>, correction: f64, keepdim: bool) -> Result<Node> {
         if self.dtype() == DType::F32 {
             return self
                 .to_dtype(DType::F64)?
@@ -179,10 +179,10 @@ impl Op for LogSumExp {
         "grad_x = g · softmax(x)"
     }
     // d/dx logsumexp(x) = softmax(x), from the shifted x so large |x| keeps its precision.
-    fn backward(&self, c: &Ctx, g: &Var) -> Result<Vec<Option<Var>>> {
-        let x = c.input(0);
+    fn backward(&self, c: &Ctx, g: &Node) -> Result<Vec<Option<Node>>> {
+        let x = c.parent(0);
         let kept = kept_shape(&x.shape(), &self.dims);
-        let m = Var::leaf(stable_shift(&x.tensor(), &self.dims)?, false);
+        let m = Node::leaf(stable_shift(&x.tensor(), &self.dims)?, false);
         let e = x.sub(&m)?.unary(Unary::Exp)?;
         let d = to_isize(&self.dims);
         let p = e.div(&e.sum(Some(&d), true)?)?;
@@ -202,7 +202,7 @@ impl Op for Softmax {
         "grad_x = y · (g - sum(g · y))"
     }
     // dx = y * (g - sum(g * y))
-    fn backward(&self, c: &Ctx, g: &Var) -> Result<Vec<Option<Var>>> {
+    fn backward(&self, c: &Ctx, g: &Node) -> Result<Vec<Option<Node>>> {
         let y = c.out;
         let d = [self.dim as isize];
         Ok(vec![Some(y.mul(&g.sub(&g.mul(y)?.sum(Some(&d), true)?)?)?)])
@@ -221,15 +221,15 @@ impl Op for LogSoftmax {
         "grad_x = g - softmax(x) · sum(g)"
     }
     // dx = g - softmax * sum(g)
-    fn backward(&self, c: &Ctx, g: &Var) -> Result<Vec<Option<Var>>> {
+    fn backward(&self, c: &Ctx, g: &Node) -> Result<Vec<Option<Node>>> {
         let p = c.out.unary(Unary::Exp)?;
         let d = [self.dim as isize];
         Ok(vec![Some(g.sub(&p.mul(&g.sum(Some(&d), true)?)?)?)])
     }
 }
 
-impl Var {
-    pub fn logsumexp(&self, dims: Option<&[isize]>, keepdim: bool) -> Result<Var> {
+impl Node {
+    pub fn logsumexp(&self, dims: Option<&[isize]>, keepdim: bool) -> Result<Node> {
         let t = self.tensor();
         let dims = wrap_dims("logsumexp", dims, t.ndim())?;
         let (_, lse, m) = shifted_lse(&t, &dims)?;
@@ -241,17 +241,17 @@ impl Var {
                 .collect();
             out = out.reshape(&shape)?;
         }
-        Ok(Var::from_op(out, LogSumExp { dims }, vec![self.clone()]))
+        Ok(Node::from_op(out, LogSumExp { dims }, vec![self.clone()]))
     }
 
-    pub fn softmax(&self, dim: isize) -> Result<Var> {
+    pub fn softmax(&self, dim: isize) -> Result<Node> {
         let t = self.tensor();
         let dims = wrap_dims("softmax", Some(&[dim]), t.ndim())?;
         let e = t
             .binary(&stable_shift(&t, &dims)?, Binary::Sub)?
             .unary(Unary::Exp)?;
         let out = e.binary(&e.reduce(Reduce::Sum, &dims, true)?, Binary::Div)?;
-        Ok(Var::from_op(
+        Ok(Node::from_op(
             out,
             Softmax {
                 dim: dims.first().copied().unwrap_or(0),
@@ -260,12 +260,12 @@ impl Var {
         ))
     }
 
-    pub fn log_softmax(&self, dim: isize) -> Result<Var> {
+    pub fn log_softmax(&self, dim: isize) -> Result<Node> {
         let t = self.tensor();
         let dims = wrap_dims("log_softmax", Some(&[dim]), t.ndim())?;
         let (shifted, lse, _) = shifted_lse(&t, &dims)?;
         let out = shifted.binary(&lse, Binary::Sub)?;
-        Ok(Var::from_op(
+        Ok(Node::from_op(
             out,
             LogSoftmax {
                 dim: dims.first().copied().unwrap_or(0),
@@ -320,16 +320,16 @@ impl Tensor {
     }
 }
 
-impl Var {
+impl Node {
     /// torch's `max(dim)` / `min(dim)`: the values and their int64 indices (the first of
     /// ties). The values are gathered at the indices, so their gradient goes there alone.
-    pub fn extreme_at(&self, largest: bool, dim: isize, keepdim: bool) -> Result<(Var, Var)> {
+    pub fn extreme_at(&self, largest: bool, dim: isize, keepdim: bool) -> Result<(Node, Node)> {
         let name = if largest { "max" } else { "min" };
         if self.ndim() == 0 {
             wrap_dim(name, dim, 1)?;
             return Ok((
                 self.mul_scalar(1.0)?,
-                Var::leaf(Tensor::zeros(&[], DType::I64)?, false),
+                Node::leaf(Tensor::zeros(&[], DType::I64)?, false),
             ));
         }
         let d = wrap_dim(name, dim, self.ndim())?;
@@ -337,7 +337,7 @@ impl Var {
         let idx: Vec<i64> = idx.into_iter().map(|i| i as i64).collect();
         let idx = Tensor::from_vec(idx, &shape)?;
         let values = self.gather(d as isize, &idx)?;
-        let indices = Var::leaf(idx, false);
+        let indices = Node::leaf(idx, false);
         if keepdim {
             return Ok((values, indices));
         }
@@ -347,21 +347,21 @@ impl Var {
 
     /// torch's `sort(dim, descending)`: the sorted values (gathered, so their gradient flows
     /// back to where each came from) and the int64 order.
-    pub fn sort(&self, dim: isize, descending: bool) -> Result<(Var, Var)> {
+    pub fn sort(&self, dim: isize, descending: bool) -> Result<(Node, Node)> {
         if self.ndim() == 0 {
             wrap_dim("sort", dim, 1)?;
             return Ok((
                 self.mul_scalar(1.0)?,
-                Var::leaf(Tensor::zeros(&[], DType::I64)?, false),
+                Node::leaf(Tensor::zeros(&[], DType::I64)?, false),
             ));
         }
         let d = wrap_dim("sort", dim, self.ndim())?;
         let order = self.tensor().argsort(d, descending)?;
-        Ok((self.gather(d as isize, &order)?, Var::leaf(order, false)))
+        Ok((self.gather(d as isize, &order)?, Node::leaf(order, false)))
     }
 
     /// torch's `topk`: the `k` largest (or smallest) along `dim`, in order, with indices.
-    pub fn topk(&self, k: usize, dim: isize, largest: bool) -> Result<(Var, Var)> {
+    pub fn topk(&self, k: usize, dim: isize, largest: bool) -> Result<(Node, Node)> {
         let shape = self.shape();
         let d = wrap_dim("topk", dim, shape.len().max(1))?;
         let n = shape.get(d).copied().unwrap_or(1);
@@ -382,6 +382,6 @@ impl Var {
             .argsort(d, largest)?
             .slice(d, 0, k, 1)
             .contiguous()?;
-        Ok((self.gather(d as isize, &order)?, Var::leaf(order, false)))
+        Ok((self.gather(d as isize, &order)?, Node::leaf(order, false)))
     }
 }

@@ -2,8 +2,8 @@
 use crate::dtype::DType;
 use crate::error::{fmt_shape, Error, Result};
 use crate::layout::{wrap_dim, Dims, Layout};
+use crate::node::{Ctx, Node, Op};
 use crate::tensor::Tensor;
-use crate::var::{Ctx, Op, Var};
 
 struct Reshape {
     from: Dims,
@@ -16,7 +16,7 @@ impl Op for Reshape {
     fn rule(&self) -> &'static str {
         "grad_x = g reshaped back to x's shape"
     }
-    fn backward(&self, _: &Ctx, g: &Var) -> Result<Vec<Option<Var>>> {
+    fn backward(&self, _: &Ctx, g: &Node) -> Result<Vec<Option<Node>>> {
         Ok(vec![Some(g.reshape(&self.from)?)])
     }
 }
@@ -32,7 +32,7 @@ impl Op for Permute {
     fn rule(&self) -> &'static str {
         "grad_x = g with the inverse permutation"
     }
-    fn backward(&self, _: &Ctx, g: &Var) -> Result<Vec<Option<Var>>> {
+    fn backward(&self, _: &Ctx, g: &Node) -> Result<Vec<Option<Node>>> {
         let mut inv = vec![0; self.perm.len()];
         for (i, &p) in self.perm.iter().enumerate() {
             inv[p] = i;
@@ -51,7 +51,7 @@ impl Op for Expand {
         "grad_x = g summed over the expanded dims"
     }
     // The backward pass sums the gradient back to the input's shape in one shared place.
-    fn backward(&self, _: &Ctx, g: &Var) -> Result<Vec<Option<Var>>> {
+    fn backward(&self, _: &Ctx, g: &Node) -> Result<Vec<Option<Node>>> {
         Ok(vec![Some(g.clone())])
     }
 }
@@ -67,14 +67,14 @@ impl Op for Cast {
     fn rule(&self) -> &'static str {
         "grad_x = g cast back to x's dtype"
     }
-    fn backward(&self, _: &Ctx, g: &Var) -> Result<Vec<Option<Var>>> {
+    fn backward(&self, _: &Ctx, g: &Node) -> Result<Vec<Option<Node>>> {
         Ok(vec![Some(g.to_dtype(self.from)?)])
     }
 }
 
-impl Var {
+impl Node {
     /// `shape` may hold one -1, inferred from the element count.
-    pub fn reshape_infer(&self, shape: &[isize]) -> Result<Var> {
+    pub fn reshape_infer(&self, shape: &[isize]) -> Result<Node> {
         let from = self.shape();
         let n: usize = from.iter().product();
         let known: usize = shape
@@ -109,18 +109,18 @@ impl Var {
         self.reshape(&target)
     }
 
-    pub fn reshape(&self, shape: &[usize]) -> Result<Var> {
+    pub fn reshape(&self, shape: &[usize]) -> Result<Node> {
         let from = self.shape();
         if from.as_slice() == shape {
             return Ok(self.clone());
         }
         let t = self.tensor().reshape(shape)?;
-        Ok(Var::from_op(t, Reshape { from }, vec![self.clone()]))
+        Ok(Node::from_op(t, Reshape { from }, vec![self.clone()]))
     }
 
-    pub fn permute(&self, perm: &[usize]) -> Result<Var> {
+    pub fn permute(&self, perm: &[usize]) -> Result<Node> {
         let t = self.tensor().permute(perm)?;
-        Ok(Var::from_op(
+        Ok(Node::from_op(
             t,
             Permute {
                 perm: perm.to_vec(),
@@ -129,7 +129,7 @@ impl Var {
         ))
     }
 
-    pub fn transpose(&self, a: isize, b: isize) -> Result<Var> {
+    pub fn transpose(&self, a: isize, b: isize) -> Result<Node> {
         let n = self.ndim();
         let (a, b) = (wrap_dim("transpose", a, n)?, wrap_dim("transpose", b, n)?);
         let mut perm: Vec<usize> = (0..n).collect();
@@ -137,27 +137,27 @@ impl Var {
         self.permute(&perm)
     }
 
-    pub fn expand(&self, shape: &[usize]) -> Result<Var> {
+    pub fn expand(&self, shape: &[usize]) -> Result<Node> {
         if self.shape().as_slice() == shape {
             return Ok(self.clone());
         }
         let t = self.tensor().broadcast_to(shape)?;
-        Ok(Var::from_op(t, Expand, vec![self.clone()]))
+        Ok(Node::from_op(t, Expand, vec![self.clone()]))
     }
 
-    pub fn to_dtype(&self, dtype: DType) -> Result<Var> {
+    pub fn to_dtype(&self, dtype: DType) -> Result<Node> {
         let from = self.dtype();
         if from == dtype {
             return Ok(self.clone());
         }
-        Ok(Var::from_op(
+        Ok(Node::from_op(
             self.tensor().to_dtype(dtype)?,
             Cast { from },
             vec![self.clone()],
         ))
     }
 
-    pub fn unsqueeze(&self, dim: isize) -> Result<Var> {
+    pub fn unsqueeze(&self, dim: isize) -> Result<Node> {
         let mut shape = self.shape();
         let d = wrap_dim("unsqueeze", dim, shape.len() + 1)?;
         shape.insert(d, 1);
@@ -165,7 +165,7 @@ impl Var {
     }
 
     /// Drops the given size-1 dims (all size-1 dims when `dims` is None).
-    pub fn squeeze(&self, dims: Option<&[isize]>) -> Result<Var> {
+    pub fn squeeze(&self, dims: Option<&[isize]>) -> Result<Node> {
         let shape = self.shape();
         let drop: Vec<usize> = match dims {
             None => (0..shape.len()).filter(|&d| shape[d] == 1).collect(),
@@ -187,7 +187,7 @@ impl Var {
         self.reshape(&kept)
     }
 
-    pub fn flatten(&self, start: isize, end: isize) -> Result<Var> {
+    pub fn flatten(&self, start: isize, end: isize) -> Result<Node> {
         let shape = self.shape();
         if shape.is_empty() {
             return self.reshape(&[1]);
@@ -253,7 +253,7 @@ impl Op for View {
     fn rule(&self) -> &'static str {
         "grad_x = zeros of x's shape with g written through the same view"
     }
-    fn backward(&self, _: &Ctx, g: &Var) -> Result<Vec<Option<Var>>> {
+    fn backward(&self, _: &Ctx, g: &Node) -> Result<Vec<Option<Node>>> {
         Ok(vec![Some(g.view_scatter(&self.steps, &self.from)?)])
     }
 }
@@ -270,18 +270,18 @@ impl Op for ViewScatter {
     fn rule(&self) -> &'static str {
         "grad_g = the same view of the incoming gradient"
     }
-    fn backward(&self, _: &Ctx, g: &Var) -> Result<Vec<Option<Var>>> {
+    fn backward(&self, _: &Ctx, g: &Node) -> Result<Vec<Option<Node>>> {
         Ok(vec![Some(g.view(&self.steps)?)])
     }
 }
 
-impl Var {
+impl Node {
     /// A zero-copy view; steps were validated by the caller (`index`, `narrow`).
-    pub fn view(&self, steps: &[ViewStep]) -> Result<Var> {
+    pub fn view(&self, steps: &[ViewStep]) -> Result<Node> {
         let t = self.tensor();
         let layout = apply_steps(t.layout(), steps);
         let from = t.shape().to_vec();
-        Ok(Var::from_op(
+        Ok(Node::from_op(
             t.with_layout(layout),
             View {
                 steps: steps.to_vec(),
@@ -291,11 +291,11 @@ impl Var {
         ))
     }
 
-    pub fn view_scatter(&self, steps: &[ViewStep], shape: &[usize]) -> Result<Var> {
+    pub fn view_scatter(&self, steps: &[ViewStep], shape: &[usize]) -> Result<Node> {
         let z = Tensor::zeros(shape, self.dtype())?;
         let target = z.with_layout(apply_steps(z.layout(), steps));
         target.add_assign(&self.tensor())?;
-        Ok(Var::from_op(
+        Ok(Node::from_op(
             z,
             ViewScatter {
                 steps: steps.to_vec(),
@@ -305,7 +305,7 @@ impl Var {
     }
 
     /// `len` elements of `dim` from `start`, as a view.
-    pub fn narrow(&self, dim: isize, start: usize, len: usize) -> Result<Var> {
+    pub fn narrow(&self, dim: isize, start: usize, len: usize) -> Result<Node> {
         let shape = self.shape();
         let d = wrap_dim("narrow", dim, shape.len())?;
         if start + len > shape[d] {
@@ -358,7 +358,7 @@ impl Op for Cat {
     fn rule(&self) -> &'static str {
         "grad of each input = its slice of g along the joined dim"
     }
-    fn backward(&self, _: &Ctx, g: &Var) -> Result<Vec<Option<Var>>> {
+    fn backward(&self, _: &Ctx, g: &Node) -> Result<Vec<Option<Node>>> {
         let mut at = 0;
         let mut out = Vec::with_capacity(self.sizes.len());
         for &n in &self.sizes {
@@ -369,8 +369,8 @@ impl Op for Cat {
     }
 }
 
-impl Var {
-    pub fn cat(parts: &[Var], dim: isize) -> Result<Var> {
+impl Node {
+    pub fn cat(parts: &[Node], dim: isize) -> Result<Node> {
         let Some(first) = parts.first() else {
             return Err(Error::value("cat", "expected a non-empty list of Values"));
         };
@@ -399,10 +399,10 @@ impl Var {
         }
         let sizes = tensors.iter().map(|t| t.shape()[d]).collect();
         let out = Tensor::cat(&tensors, d)?;
-        Ok(Var::from_op(out, Cat { dim: d, sizes }, parts.to_vec()))
+        Ok(Node::from_op(out, Cat { dim: d, sizes }, parts.to_vec()))
     }
 
-    pub fn stack(parts: &[Var], dim: isize) -> Result<Var> {
+    pub fn stack(parts: &[Node], dim: isize) -> Result<Node> {
         let Some(first) = parts.first() else {
             return Err(Error::value("stack", "expected a non-empty list of Values"));
         };
@@ -418,15 +418,15 @@ impl Var {
             ));
         }
         let d = wrap_dim("stack", dim, shape0.len() + 1)?;
-        let parts: Vec<Var> = parts
+        let parts: Vec<Node> = parts
             .iter()
             .map(|p| p.unsqueeze(d as isize))
             .collect::<Result<_>>()?;
-        Var::cat(&parts, d as isize)
+        Node::cat(&parts, d as isize)
     }
 
     /// Pieces of `sizes` along `dim`, as views.
-    pub fn split_sizes(&self, sizes: &[usize], dim: isize) -> Result<Vec<Var>> {
+    pub fn split_sizes(&self, sizes: &[usize], dim: isize) -> Result<Vec<Node>> {
         let shape = self.shape();
         let d = wrap_dim("split", dim, shape.len())?;
         if sizes.iter().sum::<usize>() != shape[d] {

@@ -1,4 +1,4 @@
-//! `Var`: a tensor in the computation graph, and the backward pass over that graph.
+//! `Node`: a tensor in the computation graph, and the backward pass over that graph.
 use std::cell::Cell;
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
@@ -11,19 +11,19 @@ use crate::error::{fmt_shape, Error, Result};
 use crate::layout::Dims;
 use crate::tensor::Tensor;
 
-/// What an op hands its backward: its inputs, its output and which inputs want a gradient.
+/// What an op hands its backward: its parents, its output and which parents want a gradient.
 pub struct Ctx<'a> {
-    pub inputs: &'a [Var],
-    pub out: &'a Var,
+    pub parents: &'a [Node],
+    pub out: &'a Node,
     pub needs: &'a [bool],
 }
 
 impl Ctx<'_> {
-    pub fn input(&self, i: usize) -> &Var {
-        &self.inputs[i]
+    pub fn parent(&self, i: usize) -> &Node {
+        &self.parents[i]
     }
     /// `Some(f())` when input `i` wants a gradient, so unneeded work is skipped.
-    pub fn grad_for(&self, i: usize, f: impl FnOnce() -> Result<Var>) -> Result<Option<Var>> {
+    pub fn grad_for(&self, i: usize, f: impl FnOnce() -> Result<Node>) -> Result<Option<Node>> {
         if self.needs[i] {
             f().map(Some)
         } else {
@@ -37,14 +37,14 @@ pub trait Op: Send + Sync {
     fn name(&self) -> &'static str;
     /// The local derivative rule in words, for explain mode; it sits beside `backward`.
     fn rule(&self) -> &'static str;
-    /// Gradient for each input, given the output's gradient `g`, written with `Var` ops
+    /// Gradient for each input, given the output's gradient `g`, written with `Node` ops
     /// (recorded only when a graph of the gradient is asked for).
-    fn backward(&self, ctx: &Ctx, g: &Var) -> Result<Vec<Option<Var>>>;
+    fn backward(&self, ctx: &Ctx, g: &Node) -> Result<Vec<Option<Node>>>;
 }
 
 /// One step of a backward pass, as explain mode reports it.
 pub struct Step<'a> {
-    pub node: &'a Var,
+    pub node: &'a Node,
     /// The gradient arriving at `node`.
     pub grad: Tensor,
     /// Per input: None if it took no gradient, else the gradient's shape before it was
@@ -52,16 +52,18 @@ pub struct Step<'a> {
     pub summed: Vec<Option<(Vec<usize>, Vec<usize>)>>,
 }
 
-pub struct Node {
+/// What a node holds; `Node` is a shared handle to it.
+struct NodeData {
     data: RwLock<Tensor>,
     grad: Mutex<Option<Tensor>>,
     requires_grad: AtomicBool,
     op: Option<Box<dyn Op>>,
-    parents: Vec<Var>,
+    parents: Vec<Node>,
 }
 
+/// A node of the graph: a tensor, its gradient, and the op and parents that made it.
 #[derive(Clone)]
-pub struct Var(Arc<Node>);
+pub struct Node(Arc<NodeData>);
 
 /// Node ids are addresses: already unique, so hashing only needs to spread them.
 #[derive(Default)]
@@ -128,7 +130,7 @@ impl Drop for NoGradGuard {
 }
 
 // Dropping a long chain recursively would overflow the stack: unlink parents in a loop.
-impl Drop for Node {
+impl Drop for NodeData {
     fn drop(&mut self) {
         LIVE_NODES.fetch_sub(1, Ordering::Relaxed);
         let mut stack = std::mem::take(&mut self.parents);
@@ -140,16 +142,16 @@ impl Drop for Node {
     }
 }
 
-impl std::fmt::Debug for Var {
+impl std::fmt::Debug for Node {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Var({:?}, op={:?})", self.tensor(), self.op_name())
+        write!(f, "Node({:?}, op={:?})", self.tensor(), self.op_name())
     }
 }
 
-impl Var {
-    pub fn leaf(t: Tensor, requires_grad: bool) -> Var {
+impl Node {
+    pub fn leaf(t: Tensor, requires_grad: bool) -> Node {
         LIVE_NODES.fetch_add(1, Ordering::Relaxed);
-        Var(Arc::new(Node {
+        Node(Arc::new(NodeData {
             data: RwLock::new(t),
             grad: Mutex::new(None),
             requires_grad: AtomicBool::new(requires_grad),
@@ -160,13 +162,13 @@ impl Var {
 
     /// The result of `op` on `parents`; recorded only if grad mode is on, a parent requires
     /// grad and the result is a float tensor (an integer or bool result has no gradient).
-    pub fn from_op(t: Tensor, op: impl Op + 'static, parents: Vec<Var>) -> Var {
+    pub fn from_op(t: Tensor, op: impl Op + 'static, parents: Vec<Node>) -> Node {
         if !is_grad_enabled() || !t.dtype().is_float() || !parents.iter().any(|p| p.requires_grad())
         {
-            return Var::leaf(t, false);
+            return Node::leaf(t, false);
         }
         LIVE_NODES.fetch_add(1, Ordering::Relaxed);
-        Var(Arc::new(Node {
+        Node(Arc::new(NodeData {
             data: RwLock::new(t),
             grad: Mutex::new(None),
             requires_grad: AtomicBool::new(true),
@@ -175,8 +177,8 @@ impl Var {
         }))
     }
 
-    pub fn constant(value: f64, dtype: DType) -> Var {
-        Var::leaf(Tensor::scalar(value, dtype), false)
+    pub fn constant(value: f64, dtype: DType) -> Node {
+        Node::leaf(Tensor::scalar(value, dtype), false)
     }
 
     /// A cheap handle to the data (shares storage).
@@ -192,7 +194,7 @@ impl Var {
         self.0.data.read().unwrap_or_else(|e| e.into_inner())
     }
     /// `f(self's data, other's data)`; one lock when both are the same node (`x * x`).
-    pub fn read2<R>(&self, other: &Var, f: impl FnOnce(&Tensor, &Tensor) -> R) -> R {
+    pub fn read2<R>(&self, other: &Node, f: impl FnOnce(&Tensor, &Tensor) -> R) -> R {
         if self.ptr_eq(other) {
             let a = self.read();
             f(&a, &a)
@@ -284,8 +286,8 @@ impl Var {
         self.0.requires_grad.load(Ordering::Relaxed)
     }
     /// A leaf that may require grad: only float tensors can, as in torch.
-    pub fn new_leaf(t: Tensor, requires_grad: bool) -> Result<Var> {
-        let v = Var::leaf(t, false);
+    pub fn new_leaf(t: Tensor, requires_grad: bool) -> Result<Node> {
+        let v = Node::leaf(t, false);
         v.set_requires_grad(requires_grad)?;
         Ok(v)
     }
@@ -317,28 +319,28 @@ impl Var {
     pub fn op_rule(&self) -> &'static str {
         self.0.op.as_ref().map_or("", |o| o.rule())
     }
-    pub fn parents(&self) -> &[Var] {
+    pub fn parents(&self) -> &[Node] {
         &self.0.parents
     }
     /// Identity of the node, stable while it lives.
     pub fn id(&self) -> usize {
         Arc::as_ptr(&self.0) as usize
     }
-    pub fn ptr_eq(&self, other: &Var) -> bool {
+    pub fn ptr_eq(&self, other: &Node) -> bool {
         Arc::ptr_eq(&self.0, &other.0)
     }
     /// Same data, no graph, no grad.
-    pub fn detach(&self) -> Var {
-        Var::leaf(self.tensor(), false)
+    pub fn detach(&self) -> Node {
+        Node::leaf(self.tensor(), false)
     }
 
     /// Every node behind `self` (itself included), parents before children, built with an
     /// explicit stack so that graph depth is bounded by memory, not by the call stack.
-    pub fn topo_order(&self, only_requiring_grad: bool) -> Vec<Var> {
+    pub fn topo_order(&self, only_requiring_grad: bool) -> Vec<Node> {
         let mut order = Vec::new();
         let mut seen = IdSet::default();
         seen.insert(self.id());
-        let mut stack: Vec<(Var, usize)> = vec![(self.clone(), 0)];
+        let mut stack: Vec<(Node, usize)> = vec![(self.clone(), 0)];
         while let Some(top) = stack.last_mut() {
             let (v, i) = (top.0.clone(), top.1);
             if let Some(p) = v.parents().get(i) {
@@ -391,8 +393,8 @@ impl Var {
         };
         let _guard = NoGradGuard::new();
         let order = self.topo_order(true);
-        let mut grads: IdMap<Var> = IdMap::default();
-        grads.insert(self.id(), Var::leaf(seed, false));
+        let mut grads: IdMap<Node> = IdMap::default();
+        grads.insert(self.id(), Node::leaf(seed, false));
         for v in order.iter().rev() {
             let Some(g) = grads.remove(&v.id()) else {
                 continue;
@@ -400,7 +402,7 @@ impl Var {
             if let Some(op) = &v.0.op {
                 let needs: Vec<bool> = v.parents().iter().map(|p| p.requires_grad()).collect();
                 let ctx = Ctx {
-                    inputs: v.parents(),
+                    parents: v.parents(),
                     out: v,
                     needs: &needs,
                 };
@@ -475,7 +477,7 @@ impl Var {
 
 /// Sums a gradient back to its input's shape and dtype: the one place that undoes
 /// broadcasting. Returns the dims it summed over (in the gradient's shape).
-fn unbroadcast(g: Var, input: &Var) -> Result<(Var, Vec<usize>)> {
+fn unbroadcast(g: Node, input: &Node) -> Result<(Node, Vec<usize>)> {
     let target = input.shape();
     let gs = g.shape();
     let mut dims = Vec::new();
@@ -504,8 +506,8 @@ fn unbroadcast(g: Var, input: &Var) -> Result<(Var, Vec<usize>)> {
 mod tests {
     use super::*;
 
-    fn v(x: &[f64], shape: &[usize]) -> Var {
-        Var::leaf(Tensor::from_vec(x.to_vec(), shape).unwrap(), true)
+    fn v(x: &[f64], shape: &[usize]) -> Node {
+        Node::leaf(Tensor::from_vec(x.to_vec(), shape).unwrap(), true)
     }
 
     #[test]
@@ -536,7 +538,7 @@ mod tests {
         let x = v(&[1.], &[]);
         let mut y = x.clone();
         for _ in 0..200_000 {
-            y = y.add(&Var::constant(1.0, DType::F64)).unwrap();
+            y = y.add(&Node::constant(1.0, DType::F64)).unwrap();
         }
         y.backward(None).unwrap();
         assert_eq!(x.grad().unwrap().to_vec_f64().unwrap(), vec![1.]);
@@ -545,7 +547,7 @@ mod tests {
 
     #[test]
     fn backward_without_grad_is_an_error() {
-        let x = Var::leaf(Tensor::scalar(1.0, DType::F64), false);
+        let x = Node::leaf(Tensor::scalar(1.0, DType::F64), false);
         assert!(matches!(x.backward(None), Err(Error::Grad { .. })));
     }
 
