@@ -19,8 +19,9 @@ pub use error::{Error, Result};
 pub use node::{is_grad_enabled, live_nodes, set_grad_enabled, NoGradGuard, Node, Step};
 pub use ops::elementwise::{Binary, Number, Unary};
 pub use ops::index::Index;
+pub use ops::reduce::Reduce;
 pub use ops::shape::ViewStep;
-pub use tensor::{Reduce, Tensor};
+pub use tensor::Tensor;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 

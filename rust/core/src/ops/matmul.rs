@@ -1,6 +1,10 @@
 //! Matrix products with numpy's rules for 1-D operands and broadcast batch dims.
+use crate::dtype::Scalar;
 use crate::error::{fmt_shape, Error, Result};
+use crate::layout::{broadcast_shapes, checked_numel, Layout};
 use crate::node::{Ctx, Node, Op};
+use crate::storage::{try_alloc, Element, Storage};
+use crate::tensor::{with_dtype, Tensor};
 
 struct MatMul;
 
@@ -86,5 +90,103 @@ impl Node {
             ));
         }
         self.matmul(other)
+    }
+}
+
+impl Tensor {
+    // ---- matmul -------------------------------------------------------------------
+
+    /// `(..., m, k) @ (..., k, n)` with broadcast batch dims; both operands at least 2-D.
+    pub fn matmul(&self, other: &Tensor) -> Result<Tensor> {
+        let (a, b) = (self, other);
+        if a.ndim() < 2 || b.ndim() < 2 {
+            return Err(Error::shape(
+                "matmul",
+                "the core matmul needs 2-D or batched operands",
+            ));
+        }
+        let (m, k) = (a.shape()[a.ndim() - 2], a.shape()[a.ndim() - 1]);
+        let (k2, n) = (b.shape()[b.ndim() - 2], b.shape()[b.ndim() - 1]);
+        if k != k2 {
+            return Err(Error::shape(
+                "matmul",
+                format!(
+                    "inner dims differ: {} @ {} ({k} != {k2})",
+                    fmt_shape(a.shape()),
+                    fmt_shape(b.shape())
+                ),
+            ));
+        }
+        let batch = broadcast_shapes(
+            "matmul",
+            &a.shape()[..a.ndim() - 2],
+            &b.shape()[..b.ndim() - 2],
+        )
+        .map_err(|_| {
+            Error::shape(
+                "matmul",
+                format!(
+                    "batch dims of {} and {} do not broadcast",
+                    fmt_shape(a.shape()),
+                    fmt_shape(b.shape())
+                ),
+            )
+        })?;
+        let dtype = a.dtype().promote(b.dtype());
+        let prep = |t: &Tensor, rows: usize, cols: usize| -> Result<Tensor> {
+            let mut full = batch.clone();
+            full.extend([rows, cols]);
+            let t = t.to_dtype(dtype)?.broadcast_to(&full)?;
+            // gemm wants positive strides in the matrix dims.
+            let nd = t.ndim();
+            if t.layout.strides[nd - 1] <= 0 && cols > 1
+                || t.layout.strides[nd - 2] <= 0 && rows > 1
+            {
+                let c = t.contiguous()?;
+                return Ok(c);
+            }
+            Ok(t)
+        };
+        let a = prep(a, m, k)?;
+        let b = prep(b, k, n)?;
+        let mut out_shape = batch.clone();
+        out_shape.extend([m, n]);
+        let total = checked_numel("matmul", &out_shape)?;
+        let nb: usize = batch.iter().product();
+        let batch_layout = |t: &Tensor| Layout {
+            shape: batch.as_slice().into(),
+            strides: t.layout.strides[..batch.len()].into(),
+            offset: t.layout.offset,
+        };
+        let (ao, bo) = (batch_layout(&a).offsets()?, batch_layout(&b).offsets()?);
+        let nd = a.ndim();
+        let (ars, acs) = (a.layout.strides[nd - 2], a.layout.strides[nd - 1]);
+        let (brs, bcs) = (b.layout.strides[nd - 2], b.layout.strides[nd - 1]);
+        let threads = crate::num_threads();
+        let par = if m * n * k >= 96 * 96 * 96 && threads != 1 {
+            gemm::Parallelism::Rayon(threads)
+        } else {
+            gemm::Parallelism::None
+        };
+        with_dtype!("matmul", &a.storage, T, abuf => {
+            let bbuf = T::unwrap(&b.storage).expect("cast above");
+            let mut out = try_alloc::<T>("matmul", total, T::ZERO)?;
+            if k > 0 && m > 0 && n > 0 {
+                for i in 0..nb {
+                    // SAFETY: offsets and strides come from layouts that stay inside their
+                    // buffers; `out` holds nb*m*n elements, written in disjoint m*n blocks.
+                    unsafe {
+                        gemm::gemm::<T>(
+                            m, n, k,
+                            out.as_mut_ptr().add(i * m * n), 1, n as isize, false,
+                            abuf.as_ptr().add(ao[i]), acs, ars,
+                            bbuf.as_ptr().add(bo[i]), bcs, brs,
+                            T::ZERO, T::ONE, false, false, false, par,
+                        );
+                    }
+                }
+            }
+            Tensor::from_vec(out, &out_shape)
+        })
     }
 }

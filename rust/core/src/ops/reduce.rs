@@ -2,13 +2,263 @@
 //! numerically stable softmax family.
 use std::cmp::Ordering;
 
-use crate::dtype::{DType, Num};
+use crate::dtype::{DType, Float, Num, Scalar};
 use crate::error::{fmt_shape, Error, Result};
 use crate::layout::{wrap_dim, wrap_dims};
 use crate::node::{Ctx, Node, Op};
 use crate::ops::elementwise::{Binary, Unary};
 use crate::storage::{each_storage, try_alloc};
-use crate::tensor::{Reduce, Tensor};
+
+use crate::layout::{Dims, Layout};
+use crate::storage::Storage;
+use crate::tensor::{with_dtype, Tensor};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reduce {
+    Sum,
+    Max,
+    Min,
+}
+
+impl Tensor {
+    // ---- reductions ---------------------------------------------------------------
+
+    /// Reduces over `dims` (sorted, unique, in range).
+    pub fn reduce(&self, op: Reduce, dims: &[usize], keepdim: bool) -> Result<Tensor> {
+        let name = match op {
+            Reduce::Sum => "sum",
+            Reduce::Max => "max",
+            Reduce::Min => "min",
+        };
+        if !self.dtype().is_float() {
+            return self.reduce_exact(op, dims, keepdim);
+        }
+        let nd = self.ndim();
+        // Summing leading dims of contiguous data (bias gradients): add whole rows, in order.
+        let k = dims.len();
+        if op == Reduce::Sum && k > 0 && k < nd && dims.iter().enumerate().all(|(i, &d)| i == d) {
+            if let Some(out) = self.sum_leading_rows(k, keepdim)? {
+                return Ok(out);
+            }
+        }
+        let mut kept = Layout {
+            shape: Default::default(),
+            strides: Default::default(),
+            offset: self.layout.offset,
+        };
+        let mut red = Layout {
+            shape: Default::default(),
+            strides: Default::default(),
+            offset: 0,
+        };
+        let mut out_shape = Vec::with_capacity(nd);
+        for d in 0..nd {
+            if dims.contains(&d) {
+                red.shape.push(self.shape()[d]);
+                red.strides.push(self.layout.strides[d]);
+                if keepdim {
+                    out_shape.push(1);
+                }
+            } else {
+                kept.shape.push(self.shape()[d]);
+                kept.strides.push(self.layout.strides[d]);
+                out_shape.push(self.shape()[d]);
+            }
+        }
+        if red.numel() == 0 && op != Reduce::Sum {
+            return Err(Error::value(
+                name,
+                format!(
+                    "cannot take the {name} over a zero-size dim of shape {}",
+                    fmt_shape(self.shape())
+                ),
+            ));
+        }
+        // A reduced block that is one contiguous run needs no offset table.
+        let n_red = red.numel();
+        let run = red.is_contiguous();
+        let roffs = if run {
+            (0..n_red.min(1)).collect()
+        } else {
+            red.offsets()?
+        };
+        with_dtype!(name, &self.storage, T, buf => {
+            let s = buf.as_slice();
+            let mut out: Vec<T> = Vec::new();
+            out.try_reserve_exact(kept.numel()).map_err(|_| Error::Alloc { op: name, bytes: kept.numel() as u128 * 8 })?;
+            Layout::walk2(&kept, &kept, |o, _, n, st, _| {
+                for i in 0..n {
+                    let base = (o as isize + i as isize * st) as usize;
+                    let v = match op {
+                        // Accumulate in f64 so float32 sums stay accurate.
+                        Reduce::Sum if roffs.is_empty() => T::ZERO,
+                        Reduce::Sum => {
+                            let acc: f64 = if run {
+                                sum_f64(&s[base..base + n_red])
+                            } else {
+                                roffs.iter().map(|&r| s[base + r].to_f64()).sum()
+                            };
+                            T::from_f64(acc)
+                        }
+                        Reduce::Max if run => s[base..base + n_red].iter().fold(s[base], |m, &x| m.max_(x)),
+                        Reduce::Min if run => s[base..base + n_red].iter().fold(s[base], |m, &x| m.min_(x)),
+                        Reduce::Max => roffs.iter().fold(s[base + roffs[0]], |m, &r| m.max_(s[base + r])),
+                        Reduce::Min => roffs.iter().fold(s[base + roffs[0]], |m, &r| m.min_(s[base + r])),
+                    };
+                    out.push(v);
+                }
+            });
+            Tensor::from_vec(out, &out_shape)
+        })
+    }
+
+    /// `reduce` for bool and int tensors: sums in int64 (as torch), max and min in the
+    /// tensor's own dtype (on bools they are any and all).
+    fn reduce_exact(&self, op: Reduce, dims: &[usize], keepdim: bool) -> Result<Tensor> {
+        let name = match op {
+            Reduce::Sum => "sum",
+            Reduce::Max => "max",
+            Reduce::Min => "min",
+        };
+        let nd = self.ndim();
+        let kept: Vec<usize> = (0..nd).filter(|d| !dims.contains(d)).collect();
+        let perm: Vec<usize> = kept.iter().chain(dims).copied().collect();
+        let src = match op {
+            Reduce::Sum => self.to_dtype(DType::I64)?,
+            _ => self.clone(),
+        };
+        let p = src.permute(&perm)?.contiguous()?;
+        let len: usize = dims.iter().map(|&d| self.shape()[d]).product();
+        let n_out: usize = kept.iter().map(|&d| self.shape()[d]).product();
+        if len == 0 && op != Reduce::Sum {
+            return Err(Error::value(
+                name,
+                format!(
+                    "cannot take the {name} over a zero-size dim of shape {}",
+                    fmt_shape(self.shape())
+                ),
+            ));
+        }
+        let out_shape: Vec<usize> = (0..nd)
+            .filter_map(|d| match (dims.contains(&d), keepdim) {
+                (true, true) => Some(1),
+                (true, false) => None,
+                (false, _) => Some(self.shape()[d]),
+            })
+            .collect();
+        each_storage!(p.storage(), T, _b => {
+            let s = p.as_slice::<T>().expect("contiguous");
+            let out: Vec<T> = if len == 0 {
+                try_alloc(name, n_out, T::ZERO)?
+            } else {
+                s.chunks(len)
+                    .map(|row| match op {
+                        Reduce::Sum => row.iter().fold(T::ZERO, |a, &x| Num::add(a, x)),
+                        Reduce::Max => row.iter().fold(row[0], |m, &x| Num::maximum(m, x)),
+                        Reduce::Min => row.iter().fold(row[0], |m, &x| Num::minimum(m, x)),
+                    })
+                    .collect()
+            };
+            Tensor::from_vec(out, &out_shape)
+        })
+    }
+
+    /// The sum over the first `k` dims of a contiguous tensor, row by row (None: not contiguous).
+    fn sum_leading_rows(&self, k: usize, keepdim: bool) -> Result<Option<Tensor>> {
+        let rows: usize = self.shape()[..k].iter().product();
+        let width: usize = self.shape()[k..].iter().product();
+        let mut shape: Dims = if keepdim {
+            smallvec::smallvec![1; k]
+        } else {
+            Dims::new()
+        };
+        shape.extend_from_slice(&self.shape()[k..]);
+        with_dtype!("sum", &self.storage, T, _b => {
+            let Some(s) = self.as_slice::<T>() else { return Ok(None) };
+            let mut acc = try_alloc::<f64>("sum", width, 0.0)?;
+            for row in s.chunks_exact(width.max(1)).take(rows) {
+                for (a, &x) in acc.iter_mut().zip(row) {
+                    *a += x.to_f64();
+                }
+            }
+            let out: Vec<T> = acc.into_iter().map(T::from_f64).collect();
+            Tensor::from_vec(out, &shape).map(Some)
+        })
+    }
+
+    /// Index of the largest (or smallest) element along `dim`, or over the flattened
+    /// tensor when `dim` is None. Ties pick the first, NaN wins, as numpy.
+    pub fn arg_extreme(
+        &self,
+        largest: bool,
+        dim: Option<isize>,
+        keepdim: bool,
+    ) -> Result<(Vec<f64>, Vec<usize>)> {
+        let name = if largest { "argmax" } else { "argmin" };
+        let t = match dim {
+            None => self.reshape(&[self.numel()])?,
+            Some(_) => self.clone(),
+        };
+        let d = match dim {
+            None => 0,
+            Some(d) => wrap_dim(name, d, t.ndim().max(1))?,
+        };
+        if t.ndim() == 0 {
+            return Ok((vec![0.0], vec![]));
+        }
+        if t.shape()[d] == 0 {
+            return Err(Error::value(
+                name,
+                format!(
+                    "cannot take the {name} over a zero-size dim of shape {}",
+                    fmt_shape(self.shape())
+                ),
+            ));
+        }
+        let moved: Vec<usize> = (0..t.ndim()).filter(|&i| i != d).chain([d]).collect();
+        let p = t.permute(&moved)?.contiguous()?.to_vec_f64()?;
+        let len = t.shape()[d];
+        let out: Vec<f64> = p
+            .chunks(len)
+            .map(|row| {
+                let mut best = 0usize;
+                for (i, &x) in row.iter().enumerate() {
+                    if row[best].is_nan() {
+                        break;
+                    }
+                    if x.is_nan() || (largest && x > row[best]) || (!largest && x < row[best]) {
+                        best = i;
+                    }
+                }
+                best as f64
+            })
+            .collect();
+        let mut shape: Vec<usize> = t.shape().to_vec();
+        match (dim, keepdim) {
+            (None, true) => shape = vec![1; self.ndim()],
+            (None, false) => shape = vec![],
+            (Some(_), true) => shape[d] = 1,
+            (Some(_), false) => {
+                shape.remove(d);
+            }
+        }
+        Ok((out, shape))
+    }
+}
+
+/// Sum in f64 with eight independent accumulators, so the loop vectorizes and float32
+/// input keeps its accuracy.
+fn sum_f64<T: Float>(xs: &[T]) -> f64 {
+    let mut acc = [0.0f64; 8];
+    let chunks = xs.chunks_exact(8);
+    let tail: f64 = chunks.remainder().iter().map(|x| x.to_f64()).sum();
+    for c in chunks {
+        for (a, x) in acc.iter_mut().zip(c) {
+            *a += x.to_f64();
+        }
+    }
+    acc.iter().sum::<f64>() + tail
+}
 
 /// The input shape with reduced dims set to 1: where a reduced gradient broadcasts back.
 fn kept_shape(shape: &[usize], dims: &[usize]) -> Vec<usize> {
