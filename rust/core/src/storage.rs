@@ -83,9 +83,36 @@ impl<T: Scalar> Buffer<T> {
 
 /// Allocates `n` elements, turning an impossible request into an error instead of an abort.
 pub fn try_alloc<T: Scalar>(op: &'static str, n: usize, fill: T) -> Result<Vec<T>> {
+    // SAFETY: every element type (a byte, i32, i64, f32, f64) is plain data without padding,
+    // so its bytes can be read.
+    let zero_bits = unsafe {
+        std::slice::from_raw_parts((&fill as *const T).cast::<u8>(), std::mem::size_of::<T>())
+    }
+    .iter()
+    .all(|&b| b == 0);
+    if zero_bits && n > 0 {
+        return try_zeroed(op, n);
+    }
     let mut v = try_with_capacity(op, n)?;
     v.resize(n, fill);
     Ok(v)
+}
+
+/// `n` zeros straight from the allocator (calloc): the OS hands out zeroed pages lazily, so
+/// a large zero tensor costs no pass over its memory until it is written.
+fn try_zeroed<T: Scalar>(op: &'static str, n: usize) -> Result<Vec<T>> {
+    let bytes = (n as u128) * (std::mem::size_of::<T>() as u128);
+    let layout = std::alloc::Layout::array::<T>(n).map_err(|_| Error::Alloc { op, bytes })?;
+    // SAFETY: the layout has a nonzero size (n > 0 and no element type is zero-sized); the
+    // memory is zeroed, which is a valid value of every element type; the Vec takes it over
+    // with the same allocator, layout, length and capacity.
+    unsafe {
+        let ptr = std::alloc::alloc_zeroed(layout).cast::<T>();
+        if ptr.is_null() {
+            return Err(Error::Alloc { op, bytes });
+        }
+        Ok(Vec::from_raw_parts(ptr, n, n))
+    }
 }
 
 /// An empty Vec with room for `n` elements, for kernels that fill it with `extend`.

@@ -482,8 +482,14 @@ fn rank(t: &Tensor) -> Rank {
 impl Tensor {
     /// `self op other` with broadcasting, in the dtype torch's `result_type` picks.
     pub fn binary(&self, other: &Tensor, op: Binary) -> Result<Tensor> {
-        op.check_operands(self.dtype(), other.dtype())?;
-        let promoted = result_type(&[(self.dtype(), rank(self)), (other.dtype(), rank(other))]);
+        let (a, b) = (self.dtype(), other.dtype());
+        op.check_operands(a, b)?;
+        // Equal dtypes promote to themselves: the common case skips the table.
+        let promoted = if a == b {
+            a
+        } else {
+            result_type(&[(a, rank(self)), (b, rank(other))])
+        };
         self.binary_in(other, op, promoted)
     }
 
@@ -572,8 +578,11 @@ impl Tensor {
     /// `shape` filled with the number `n` in `dtype`, exactly (no round trip through f64).
     pub fn full_number(shape: &[usize], n: Number, dtype: DType) -> Result<Tensor> {
         let one = n.tensor("full", dtype)?;
-        checked_numel("full", shape)?;
-        one.broadcast_to(shape)?.copy()
+        let count = checked_numel("full", shape)?;
+        with_any!(one, T => {
+            let v = one.as_slice::<T>().map_or(T::ZERO, |s| s[0]);
+            Tensor::from_vec(try_alloc("full", count, v)?, shape)
+        })
     }
 }
 

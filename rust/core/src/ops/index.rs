@@ -689,6 +689,20 @@ impl Tensor {
         let src = self.contiguous()?;
         each_storage!(src.storage(), T, _b => {
             let s = src.as_slice::<T>().expect("contiguous");
+            // One element per index from one block (advanced indexing's merged positions):
+            // memory-bound, so large ones are split over the threads.
+            if inner == 1 && s.len() == n_src {
+                if let Some(len) = split_len(n) {
+                    use rayon::prelude::*;
+                    let mut out = try_alloc::<T>("index", n, T::ZERO)?;
+                    out.par_chunks_mut(len).zip(idx.par_chunks(len)).for_each(|(o, ix)| {
+                        for (d, &i) in o.iter_mut().zip(ix) {
+                            *d = s[i];
+                        }
+                    });
+                    return Tensor::from_vec(out, &shape);
+                }
+            }
             let mut out = try_with_capacity::<T>("index", n)?;
             for block in s.chunks_exact(n_src * inner) {
                 if inner == 1 {
