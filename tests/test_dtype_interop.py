@@ -232,3 +232,33 @@ def test_explain_prints_dtype(capsys):
     (x * mg.tensor([1, 1])).sum().backward(explain=True)
     out = capsys.readouterr().out
     assert "-> (2,) float64" in out and "-> () float64" in out
+
+
+# ---- regressions from review ----------------------------------------------------------------
+
+
+def test_bool_bytes_other_than_0_and_1_read_as_true():
+    # numpy bools over arbitrary bytes: copied (read-only here) and shared, both as nonzero
+    raw = np.frombuffer(b"\x02\x00\x05", np.uint8).view(np.bool_)
+    assert mg.tensor(raw).tolist() == [True, False, True]
+    shared = np.array([2, 0, 5], np.uint8).view(np.bool_)
+    v = Value(shared, requires_grad=False)
+    assert (v == mg.tensor([True, False, True])).all().item() is True
+
+
+def test_argmax_and_max_over_a_dim_are_exact_beyond_2_to_53():
+    t = mg.tensor([2**62 + 1, 2**62])
+    assert t.argmin().item() == 1 and t.argmax().item() == 0
+    v, i = mg.tensor([2**53, 2**53 + 1]).max(0)
+    assert (v.item(), i.item()) == (2**53 + 1, 1)
+
+
+def test_sort_and_max_of_a_0d_bool():
+    v, i = mg.tensor(True).sort()
+    assert v.item() is True and i.item() == 0
+    assert mg.tensor(False).max(0).values.item() is False
+
+
+def test_uint64_index_past_int64_is_an_index_error():
+    with pytest.raises(IndexError, match="out of bounds"):
+        mg.zeros(2)[np.array([2**64 - 1], np.uint64)]

@@ -136,9 +136,21 @@ pub fn result_type(operands: &[(DType, Rank)]) -> DType {
     .unwrap_or(DType::F64)
 }
 
-/// What every element type has: conversions (torch's casting rules) and constants.
+mod sealed {
+    /// Only the five element types: storage code relies on them being plain data without
+    /// padding, for which all-zero bytes are a value (`storage::try_alloc`).
+    pub trait Sealed {}
+    impl Sealed for super::Bool8 {}
+    impl Sealed for i32 {}
+    impl Sealed for i64 {}
+    impl Sealed for f32 {}
+    impl Sealed for f64 {}
+}
+
+/// What every element type has: conversions (torch's casting rules) and constants. Sealed:
+/// implemented for the five element types only.
 pub trait Scalar:
-    Copy + Send + Sync + 'static + PartialOrd + PartialEq + Default + fmt::Debug
+    sealed::Sealed + Copy + Send + Sync + 'static + PartialOrd + PartialEq + Default + fmt::Debug
 {
     const DTYPE: DType;
     const ZERO: Self;

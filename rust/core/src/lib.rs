@@ -1,8 +1,9 @@
-//! MikaGrad's core: strided float32/float64 tensors, their kernels, and reverse-mode
-//! autograd. No Python here; `rust/python` binds it.
+//! MikaGrad's core: strided bool, int32, int64, float32 and float64 tensors, their kernels,
+//! and reverse-mode autograd. No Python here; `rust/python` binds it.
 //!
-//! Layers, bottom up: `storage` (shared buffers) → `layout` (views) → `tensor` (kernels)
-//! → `var` (graph and backward) → `ops` (each op's forward and backward together).
+//! Layers, bottom up: `dtype` (element types, promotion) → `storage` (shared buffers) →
+//! `layout` (views) → `tensor` (construction, casts) → `node` (graph and backward) → `ops`
+//! (each op family: kernels, forward and backward together).
 pub mod creation;
 pub mod dtype;
 pub mod error;

@@ -83,8 +83,8 @@ impl<T: Scalar> Buffer<T> {
 
 /// Allocates `n` elements, turning an impossible request into an error instead of an abort.
 pub fn try_alloc<T: Scalar>(op: &'static str, n: usize, fill: T) -> Result<Vec<T>> {
-    // SAFETY: every element type (a byte, i32, i64, f32, f64) is plain data without padding,
-    // so its bytes can be read.
+    // SAFETY: `Scalar` is sealed to the five element types (a byte, i32, i64, f32, f64),
+    // plain data without padding, so its bytes can be read.
     let zero_bits = unsafe {
         std::slice::from_raw_parts((&fill as *const T).cast::<u8>(), std::mem::size_of::<T>())
     }

@@ -201,7 +201,14 @@ fn tensor_from_numpy(obj: &Bound<'_, PyAny>) -> PyResult<Tensor> {
     try_copy!(f32, f32, |&x| x);
     try_copy!(i64, i64, |&x| x);
     try_copy!(i32, i32, |&x| x);
-    try_copy!(bool, Bool8, |&x| Bool8::new(x));
+    if obj.cast::<PyArrayDyn<bool>>().is_ok() {
+        // Read as bytes: numpy bool memory may hold any byte, and a Rust `bool` other than
+        // 0 or 1 is undefined.
+        let bytes = obj.call_method1("view", ("uint8",))?;
+        let a = bytes.extract::<PyReadonlyArrayDyn<u8>>()?;
+        let v: Vec<Bool8> = a.as_array().iter().map(|&x| Bool8::new(x != 0)).collect();
+        return Tensor::from_vec(v, a.shape()).py();
+    }
     Err(PyTypeError::new_err(format!(
         "expected a bool, int32, int64, float32 or float64 numpy array, got {}",
         obj.get_type().name()?
@@ -355,6 +362,14 @@ fn index_array(op: &str, obj: &Bound<'_, PyAny>) -> PyResult<Tensor> {
             )))
         }
     };
+    if name == "uint64" && size > 0 {
+        let top: u64 = arr.call_method0("max")?.extract()?;
+        if top > i64::MAX as u64 {
+            return Err(PyIndexError::new_err(format!(
+                "{op}: index {top} is out of bounds"
+            )));
+        }
+    }
     if widen {
         arr = arr.call_method1("astype", ("int64",))?;
     }

@@ -216,23 +216,26 @@ impl Tensor {
             ));
         }
         let moved: Vec<usize> = (0..t.ndim()).filter(|&i| i != d).chain([d]).collect();
-        let p = t.permute(&moved)?.contiguous()?.to_vec_f64()?;
+        let p = t.permute(&moved)?.contiguous()?;
         let len = t.shape()[d];
-        let out: Vec<f64> = p
-            .chunks(len)
-            .map(|row| {
-                let mut best = 0usize;
-                for (i, &x) in row.iter().enumerate() {
-                    if row[best].is_nan() {
-                        break;
+        // Compared in the element type: int64 beyond 2**53 stays exact.
+        let out: Vec<f64> = each_storage!(p.storage(), T, _b => {
+            let s = p.as_slice::<T>().expect("contiguous");
+            s.chunks(len)
+                .map(|row| {
+                    let mut best = 0usize;
+                    for (i, &x) in row.iter().enumerate() {
+                        if row[best].is_nan() {
+                            break;
+                        }
+                        if x.is_nan() || (largest && x > row[best]) || (!largest && x < row[best]) {
+                            best = i;
+                        }
                     }
-                    if x.is_nan() || (largest && x > row[best]) || (!largest && x < row[best]) {
-                        best = i;
-                    }
-                }
-                best as f64
-            })
-            .collect();
+                    best as f64
+                })
+                .collect()
+        });
         let mut shape: Vec<usize> = t.shape().to_vec();
         match (dim, keepdim) {
             (None, true) => shape = vec![1; self.ndim()],
@@ -578,7 +581,7 @@ impl Node {
         if self.ndim() == 0 {
             wrap_dim(name, dim, 1)?;
             return Ok((
-                self.mul_scalar(1.0)?,
+                self.clone(),
                 Node::leaf(Tensor::zeros(&[], DType::I64)?, false),
             ));
         }
@@ -601,7 +604,7 @@ impl Node {
         if self.ndim() == 0 {
             wrap_dim("sort", dim, 1)?;
             return Ok((
-                self.mul_scalar(1.0)?,
+                self.clone(),
                 Node::leaf(Tensor::zeros(&[], DType::I64)?, false),
             ));
         }
