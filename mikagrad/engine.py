@@ -556,6 +556,9 @@ class Value:
     def clamp(self, min: float | None = None, max: float | None = None) -> Value:
         lo = -np.inf if min is None else float(min)
         hi = np.inf if max is None else float(max)
+        if not self._is_float and any(isinstance(b, float) for b in (min, max)):
+            # float bounds on an int tensor compute in the default float, as torch
+            return self.to(get_default_dtype())._un("clamp", lo, hi)
         return self._un("clamp", lo, hi)
 
     clip = clamp

@@ -688,7 +688,11 @@ class Embedding(Module):
 
     def forward(self, indices: Any) -> Value:
         if isinstance(indices, Value) and indices.dtype in (np.int64, np.int32):
-            return self.weight[indices]  # the core checks the range
+            if indices.size and indices.min().item() < 0:  # torch refuses negative indices
+                raise IndexError(
+                    f"Embedding: index {indices.min().item()} is out of range for "
+                    f"{self.num_embeddings} embeddings")
+            return self.weight[indices]  # the core checks the upper end
         idx = np.asarray(indices.numpy() if isinstance(indices, Value) else indices)
         if idx.dtype.kind == "f" and np.all(idx == np.round(idx)):
             idx = idx.astype(np.int64)

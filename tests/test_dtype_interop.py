@@ -262,3 +262,19 @@ def test_sort_and_max_of_a_0d_bool():
 def test_uint64_index_past_int64_is_an_index_error():
     with pytest.raises(IndexError, match="out of bounds"):
         mg.zeros(2)[np.array([2**64 - 1], np.uint64)]
+
+
+def test_int_power_wraps_for_any_exponent():
+    assert (mg.tensor([-1]) ** (2**32)).item() == 1
+    assert (mg.tensor([3]) ** 20).item() == 3**20
+
+
+def test_float_clamp_bounds_on_ints_give_floats():
+    out = mg.tensor([1, 5]).clamp(1.5, 2.5)
+    assert out.dtype == np.float64 and out.tolist() == [1.5, 2.5]
+    assert mg.tensor([1, 5]).clamp(2, 3).tolist() == [2, 3]
+
+
+def test_embedding_refuses_negative_int_indices():
+    with pytest.raises(IndexError, match="out of range"):
+        mg.nn.Embedding(3, 2)(mg.tensor([-1]))

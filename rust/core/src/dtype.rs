@@ -494,10 +494,19 @@ macro_rules! impl_num_int {
                     r
                 }
             }
-            // Negative exponents are refused before the kernel runs (as torch).
+            // Negative exponents are refused before the kernel runs (as torch); any other
+            // exponent wraps, by squaring (exponents past u32 included).
             #[inline(always)]
             fn pow(self, o: Self) -> Self {
-                self.wrapping_pow((o as i64).clamp(0, u32::MAX as i64) as u32)
+                let (mut base, mut e, mut acc) = (self, (o as i64).max(0) as u64, 1 as Self);
+                while e > 0 {
+                    if e & 1 == 1 {
+                        acc = acc.wrapping_mul(base);
+                    }
+                    base = base.wrapping_mul(base);
+                    e >>= 1;
+                }
+                acc
             }
             #[inline(always)]
             fn maximum(self, o: Self) -> Self {
@@ -647,5 +656,8 @@ mod tests {
         assert_eq!(i32::cast(2.7f64), 2);
         assert_eq!(i32::cast(-2.7f64), -2);
         assert_eq!(i32::cast((1i64 << 32) + 5), 5);
+        assert_eq!(Num::pow(3i64, 20), 3i64.pow(20));
+        assert_eq!(Num::pow(-1i64, 1 << 32), 1);
+        assert_eq!(Num::pow(2147483647i32, 2), 1); // wraps, as torch
     }
 }
