@@ -857,8 +857,8 @@ def tensor(data: Any, dtype: Any = None, requires_grad: bool = False) -> Value:
     >>> tensor([1.0, 2.0]).requires_grad, tensor([1, 2]).dtype
     (False, dtype('int64'))
     """
-    arr = np.array(_as_array(data, dtype, floats=False))
-    return _wrap(_core.Node.from_numpy(arr, bool(requires_grad), False))
+    arr = _as_array(data, dtype, floats=False)
+    return _wrap(_core.Node.from_numpy(arr, bool(requires_grad), False))  # share=False: a copy
 
 
 def set_num_threads(n: int) -> None:

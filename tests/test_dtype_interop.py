@@ -278,3 +278,10 @@ def test_float_clamp_bounds_on_ints_give_floats():
 def test_embedding_refuses_negative_int_indices():
     with pytest.raises(IndexError, match="out of range"):
         mg.nn.Embedding(3, 2)(mg.tensor([-1]))
+
+
+def test_zero_divisor_check_sees_only_the_view():
+    # the divisor's buffer holds a 0 outside the sliced view: no error; a 0 inside: an error
+    assert (mg.tensor([8, 8]) // mg.tensor([4, 0, 2])[::2]).tolist() == [2, 4]
+    with pytest.raises(ValueError, match="division by zero"):
+        mg.tensor([8, 8]) % mg.tensor([4, 0, 2])[:2]

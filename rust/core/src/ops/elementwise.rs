@@ -7,7 +7,7 @@ use crate::dtype::{default_float, result_type, Bits, Bool8, DType, Float, Num, R
 use crate::error::{Error, Result};
 use crate::layout::{broadcast_shapes, checked_numel, Layout};
 use crate::node::{Ctx, Node, Op};
-use crate::storage::{try_alloc, Element, Storage};
+use crate::storage::{each_storage, try_alloc, Element, Storage};
 use crate::tensor::Tensor;
 
 /// Runs `$body` with `$T` the element type of `$t`, for the listed storage variants; any
@@ -512,11 +512,28 @@ impl Tensor {
     }
 
     fn any_zero(&self) -> bool {
-        self.to_vec_f64().is_ok_and(|v| v.contains(&0.0))
+        self.any_element(|x, zero| x == zero)
     }
 
     fn any_negative(&self) -> bool {
-        self.to_vec_f64().is_ok_and(|v| v.iter().any(|&x| x < 0.0))
+        self.any_element(|x, zero| x < zero)
+    }
+
+    /// Whether `pred(x, 0)` holds for an element of the view, walked in place (no copy,
+    /// no allocation: a failed check must never let a kernel divide by zero).
+    fn any_element(&self, pred: impl Fn(f64, f64) -> bool) -> bool {
+        let mut hit = false;
+        each_storage!(self.storage(), T, b => {
+            let s = b.as_slice();
+            Layout::walk2(self.layout(), self.layout(), |o, _, len, st, _| {
+                let mut i = o as isize;
+                for _ in 0..len {
+                    hit |= pred(s[i as usize].to_f64(), 0.0);
+                    i += st;
+                }
+            });
+        });
+        hit
     }
 
     /// `cond ? a : b`, elementwise with broadcasting; `cond` is true where nonzero.
