@@ -404,3 +404,21 @@ def test_sum_oracle(torch64, name, dtype, kw):
     v = getattr(mg.tensor(data), name)(**kw)
     r = getattr(torch.from_numpy(data.copy()), name)(**kw)
     same_as_torch(v, r)
+
+
+# ---- finite differences through the index-returning reductions ----------------------------------
+
+
+@pytest.mark.parametrize("shape", [(5,), (3, 4), (2, 3, 4)], ids=str)
+@pytest.mark.parametrize("name,fn", [
+    ("max_dim", lambda x: x.max(dim=-1).values),
+    ("min_dim_keep", lambda x: x.min(dim=0, keepdim=True).values),
+    ("sort", lambda x: x.sort(dim=-1).values),
+    ("sort_desc", lambda x: x.sort(dim=0, descending=True).values),
+    ("topk", lambda x: x.topk(2, dim=-1).values),
+    ("topk_smallest", lambda x: x.topk(1, dim=0, largest=False).values),
+])
+def test_index_returning_reductions_by_finite_differences(name, fn, shape):
+    # distinct values, far apart: no ties, so finite differences never cross an order change
+    x = np.random.default_rng(0).permutation(int(np.prod(shape))).reshape(shape) * 0.5
+    assert mg.gradcheck(fn, x)
