@@ -599,8 +599,11 @@ class Value:
         if isinstance(d, (int, np.integer)):
             v, i = self._node.extreme_at(largest, operator.index(d), _keep(keepdim, keepdims))
             return ValuesIndices(_wrap(v, self), _wrap(i))
+        keep = _keep(keepdim, keepdims)
+        if d is None and not keep:
+            return _wrap(self._node.extreme_all(largest), self)
         f = self._node.max if largest else self._node.min
-        return _wrap(f(_dims(dim, axis), _keep(keepdim, keepdims)), self)
+        return _wrap(f(_dims(dim, axis), keep), self)
 
     def amax(self, dim: Any = None, keepdim: bool = False, *, axis: Any = None,
              keepdims: bool | None = None) -> Value:
@@ -711,9 +714,13 @@ class Value:
         n = self.shape[dim] if self.ndim else 0
         if isinstance(split_size_or_sections, (int, np.integer)):
             k = int(split_size_or_sections)
-            if k <= 0:
-                raise ValueError(f"split: split size must be positive, got {k}")
-            sizes = [min(k, n - i) for i in range(0, n, k)]
+            if k < 0 or (k == 0 and n != 0):
+                raise ValueError(
+                    f"split: split size must be positive (0 only for a size-0 dim), got {k} "
+                    f"for dim {dim} of size {n}"
+                )
+            # A size-0 dim gives one empty piece, as torch.
+            sizes = [min(k, n - i) for i in range(0, n, k)] if n else [0]
         else:
             sizes = [int(s) for s in split_size_or_sections]
         return [_wrap(p, self) for p in self._node.split_sizes(sizes, operator.index(dim))]
@@ -722,7 +729,9 @@ class Value:
         if chunks <= 0:
             raise ValueError(f"chunk: number of chunks must be positive, got {chunks}")
         n = self.shape[dim]
-        return self.split(max(1, -(-n // chunks)), dim)
+        if n == 0:  # torch gives `chunks` empty pieces
+            return self.split([0] * chunks, dim)
+        return self.split(-(-n // chunks), dim)
 
     def __getitem__(self, key: Any) -> Value:
         return _wrap(self._node.getitem(key), self)

@@ -83,14 +83,23 @@ def where(cond: Any, a: Any, b: Any) -> Value:
     return _wrap(_core.Node.where_(c._node, av._node, bv._node), av, bv)
 
 
+def _binary(a: Any, b: Any, op: str) -> Value:
+    """``a op b`` with the operands promoted as ``a + b`` would be (an array or number
+    keeps its own dtype in torch's promotion)."""
+    if isinstance(a, Value):
+        return a._bin(b, op)
+    if isinstance(b, Value):
+        return b._bin(a, op, reflected=True)
+    return tensor(a)._bin(b, op)
+
+
 def maximum(a: Any, b: Any) -> Value:
     """The elementwise larger of ``a`` and ``b``, broadcast; a number or list works as well.
 
     >>> maximum(Value([-1.0, 2.0]), 0.0).tolist()
     [0.0, 2.0]
     """
-    av = _val(a, b if isinstance(b, Value) else None)
-    return av._bin(b, "maximum")
+    return _binary(a, b, "maximum")
 
 
 def minimum(a: Any, b: Any) -> Value:
@@ -99,8 +108,7 @@ def minimum(a: Any, b: Any) -> Value:
     >>> minimum(Value([-1.0, 2.0]), 0.0).tolist()
     [-1.0, 0.0]
     """
-    av = _val(a, b if isinstance(b, Value) else None)
-    return av._bin(b, "minimum")
+    return _binary(a, b, "minimum")
 
 
 def matmul(a: Any, b: Any) -> Value:

@@ -113,7 +113,8 @@ class Optimizer:
                             f"load_state_dict: state '{k}' of parameter {i} has shape {a.shape}, "
                             f"the parameter has {p.shape}"
                         )
-                    entry[k] = _core.Node.from_numpy(np.ascontiguousarray(a))
+                    # np.array, not ascontiguousarray: that one turns 0-d state into (1,).
+                    entry[k] = _core.Node.from_numpy(np.array(a, order="C"))
                 else:
                     entry[k] = v.item() if isinstance(v, np.ndarray) else v
             self.state[id(p)] = entry
@@ -129,7 +130,7 @@ class Optimizer:
         return "\n".join(lines + [")"])
 
 
-_BUFFERS = ("momentum_buffer", "exp_avg", "exp_avg_sq")
+_BUFFERS = ("momentum_buffer", "exp_avg", "exp_avg_sq", "max_exp_avg_sq")
 
 
 def _zeros_node(p: Value) -> _core.Node:
@@ -187,11 +188,13 @@ class Adam(Optimizer):
 
     def __init__(self, params: Iterable[Any], lr: float = 1e-3,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.0, maximize: bool = False) -> None:
+                 weight_decay: float = 0.0, amsgrad: bool = False,
+                 maximize: bool = False) -> None:
         if lr < 0 or eps < 0 or not (0 <= betas[0] < 1 and 0 <= betas[1] < 1):
             raise ValueError(f"{type(self).__name__}: invalid lr={lr}, betas={betas} or eps={eps}")
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps,
-                                      weight_decay=weight_decay, maximize=maximize))
+                                      weight_decay=weight_decay, amsgrad=amsgrad,
+                                      maximize=maximize))
 
     def step(self) -> None:
         for g in self.param_groups:
@@ -202,9 +205,13 @@ class Adam(Optimizer):
                 s = self.state.setdefault(id(p), {})
                 if not s:
                     s.update(step=0, exp_avg=_zeros_node(p), exp_avg_sq=_zeros_node(p))
+                amsgrad = g.get("amsgrad", False)
+                if amsgrad and "max_exp_avg_sq" not in s:
+                    s["max_exp_avg_sq"] = _zeros_node(p)
                 s["step"] += 1
                 _core.adam_step(p._node, s["exp_avg"], s["exp_avg_sq"], s["step"], g["lr"], b1,
-                                b2, g["eps"], g["weight_decay"], self._decoupled, g["maximize"])
+                                b2, g["eps"], g["weight_decay"], self._decoupled, g["maximize"],
+                                s["max_exp_avg_sq"] if amsgrad else None)
 
 
 class AdamW(Adam):
@@ -223,8 +230,9 @@ class AdamW(Adam):
 
     def __init__(self, params: Iterable[Any], lr: float = 1e-3,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 1e-2, maximize: bool = False) -> None:
-        super().__init__(params, lr, betas, eps, weight_decay, maximize)
+                 weight_decay: float = 1e-2, amsgrad: bool = False,
+                 maximize: bool = False) -> None:
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize)
 
 
 class LRScheduler:

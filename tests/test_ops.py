@@ -59,6 +59,8 @@ def make(domain, shape, seed):
         return avoid(randn(shape, seed), margin=0.5)
     if domain == "away0":  # relu, abs, leaky_relu
         return avoid(randn(shape, seed), margin=0.1)
+    if domain == "prob":  # binary_cross_entropy's probabilities and targets
+        return uniform(shape, 0.1, 0.9, seed)
     if domain == "even":  # maximum / minimum: "even" and "odd" grids never tie
         return distinct(shape, seed, spacing=0.2)
     if domain == "odd":
@@ -78,6 +80,9 @@ BINARY = {
     "minimum": (lambda a, b: mg.minimum(a, b), np.minimum, "even", "odd"),
     # (random data lands within the FD step of a jump of % with probability ~1e-6)
     "remainder": (lambda a, b: a % b, np.mod, "positive", "nonzero"),
+    "binary_cross_entropy": (lambda a, b: a._bin(b, "binary_cross_entropy"),
+                             lambda a, b: -(b * np.log(a) + (1 - b) * np.log1p(-a)),
+                             "prob", "prob"),
 }
 
 SHAPE_PAIRS = [

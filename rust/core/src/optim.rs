@@ -108,16 +108,20 @@ pub fn sgd_step(
     Ok(())
 }
 
-/// One Adam/AdamW step; `step` counts from 1 for the bias corrections.
+/// One Adam/AdamW step; `step` counts from 1 for the bias corrections. With `vmax` (AMSGrad),
+/// the running maximum of `v` takes `v`'s place in the denominator.
 pub fn adam_step(
     param: &Tensor,
     grad: &Tensor,
     m: &Tensor,
     v: &Tensor,
+    vmax: Option<&Tensor>,
     step: u64,
     h: &Adam,
 ) -> Result<()> {
-    check("Adam", param, &[grad, m, v])?;
+    let mut others = vec![grad, m, v];
+    others.extend(vmax);
+    check("Adam", param, &others)?;
     let grad = grad.to_dtype(param.dtype())?.contiguous()?;
     let bc1 = 1.0 - h.beta1.powi(step as i32);
     let bc2_sqrt = (1.0 - h.beta2.powi(step as i32)).sqrt();
@@ -126,6 +130,10 @@ pub fn adam_step(
             // SAFETY: as in `sgd_step`.
             let p = unsafe { dense_mut::<$T>("Adam", param)? };
             let (m, v) = unsafe { (dense_mut::<$T>("Adam", m)?, dense_mut::<$T>("Adam", v)?) };
+            let mut vmax = match vmax {
+                Some(t) => Some(unsafe { dense_mut::<$T>("Adam", t)? }),
+                None => None,
+            };
             let g = grad.as_slice::<$T>().expect("contiguous, cast above");
             let c = |x: f64| <$T>::from_f64(x);
             let (b1, b2, eps) = (c(h.beta1), c(h.beta2), c(h.eps));
@@ -141,7 +149,12 @@ pub fn adam_step(
                 }
                 m[i] = b1 * m[i] + (one - b1) * d;
                 v[i] = b2 * v[i] + (one - b2) * d * d;
-                p[i] -= step_size * m[i] / (v[i].sqrt() / bc2s + eps);
+                let mut denom = v[i];
+                if let Some(vm) = vmax.as_deref_mut() {
+                    vm[i] = vm[i].max_(v[i]);
+                    denom = vm[i];
+                }
+                p[i] -= step_size * m[i] / (denom.sqrt() / bc2s + eps);
             }
         }};
     }
@@ -193,8 +206,31 @@ mod tests {
             decoupled: false,
             maximize: false,
         };
-        adam_step(&p, &t(&[3.0]), &m, &v, 1, &h).unwrap();
+        adam_step(&p, &t(&[3.0]), &m, &v, None, 1, &h).unwrap();
         assert!((p.to_vec_f64().unwrap()[0] - 0.9).abs() < 1e-6);
+    }
+
+    #[test]
+    fn amsgrad_keeps_the_largest_second_moment() {
+        let h = Adam {
+            lr: 0.1,
+            beta1: 0.0,
+            beta2: 0.5,
+            eps: 0.0,
+            weight_decay: 0.0,
+            decoupled: false,
+            maximize: false,
+        };
+        let p = t(&[0.0]);
+        let (m, v, vmax) = (t(&[0.0]), t(&[0.0]), t(&[0.0]));
+        adam_step(&p, &t(&[2.0]), &m, &v, Some(&vmax), 1, &h).unwrap();
+        // v = 2, then 0.5·2 + 0.5·0.25 = 1.125: the maximum stays 2.
+        adam_step(&p, &t(&[0.5]), &m, &v, Some(&vmax), 2, &h).unwrap();
+        assert_eq!(vmax.to_vec_f64().unwrap(), vec![2.0]);
+        assert_eq!(v.to_vec_f64().unwrap(), vec![1.125]);
+        // step 2: p -= 0.1·0.5/(sqrt(2)/sqrt(0.75)); step 1 moved p by -0.1.
+        let want = -0.1 - 0.1 * 0.5 / (2f64.sqrt() / 0.75f64.sqrt());
+        assert!((p.to_vec_f64().unwrap()[0] - want).abs() < 1e-12);
     }
 
     #[test]

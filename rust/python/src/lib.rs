@@ -628,6 +628,10 @@ impl Node {
             false,
         )))
     }
+    /// torch's `max()` / `min()` of the whole tensor (the gradient is selected, NaN-aware).
+    fn extreme_all(&self, largest: bool) -> PyResult<Node> {
+        Ok(node(self.node.extreme_all(largest).py()?))
+    }
     /// torch's `max(dim)` / `min(dim)`: (values, int64 indices).
     fn extreme_at(&self, largest: bool, dim: isize, keepdim: bool) -> PyResult<(Node, Node)> {
         let (v, i) = self.node.extreme_at(largest, dim, keepdim).py()?;
@@ -905,7 +909,7 @@ fn sgd_step(
 
 /// One fused Adam (or AdamW, `decoupled`) update in place; False if no gradient.
 #[pyfunction]
-#[pyo3(signature = (param, m, v, step, lr, beta1, beta2, eps, weight_decay, decoupled, maximize))]
+#[pyo3(signature = (param, m, v, step, lr, beta1, beta2, eps, weight_decay, decoupled, maximize, vmax=None))]
 #[allow(clippy::too_many_arguments)]
 fn adam_step(
     param: &Node,
@@ -919,6 +923,7 @@ fn adam_step(
     weight_decay: f64,
     decoupled: bool,
     maximize: bool,
+    vmax: Option<&Node>,
 ) -> PyResult<bool> {
     let Some(g) = param.node.grad() else {
         return Ok(false);
@@ -937,6 +942,7 @@ fn adam_step(
         &g,
         &m.node.tensor(),
         &v.node.tensor(),
+        vmax.map(|n| n.node.tensor()).as_ref(),
         step,
         &h,
     )

@@ -149,9 +149,9 @@ unary_ops! {
         "grad_x = -g", |x, out, g| some(g.neg());
     Abs = "abs", num, |x| Num::abs(x),
         "grad_x = g·sign(x)", |x, out, g| some(g.mul(&x.unary(Unary::Sign)?));
-    /// -1, 0 or 1; keeps NaN.
+    /// -1, 0 or 1; 0 at NaN, as torch.
     Sign = "sign", num,
-        |x| if x > T::ZERO { T::ONE } else if x < T::ZERO { T::ZERO.sub(T::ONE) } else { x },
+        |x| if x > T::ZERO { T::ONE } else if x < T::ZERO { T::ZERO.sub(T::ONE) } else { T::ZERO },
         "no gradient (piecewise constant)", |x, out, g| Ok(None);
     Exp = "exp", float, |x| x.exp(),
         "grad_x = g·exp(x) = g·y", |x, out, g| some(g.mul(out));
@@ -178,10 +178,9 @@ unary_ops! {
         },
         "grad_x = g·y·(1 - y)", |x, out, g| some(g.mul(&out.mul(&out.neg()?.add_scalar(1.0)?)?));
     Relu = "relu", num, |x| if x > T::ZERO || Num::is_nan(x) { x } else { T::ZERO },
-        "grad_x = g where x > 0, else 0", |x, out, g| some(g.mul(&x.unary(Unary::Step)?));
-    /// 1 where x > 0, else 0: relu's derivative.
-    Step = "_step", num, |x| if x > T::ZERO { T::ONE } else { T::ZERO },
-        "no gradient (piecewise constant)", |x, out, g| Ok(None);
+        // Selected, not multiplied by a 0/1 mask: an inf or NaN g must not leak through a zero.
+        // As torch's threshold_backward: 0 where y <= 0, so a NaN input passes g on.
+        "grad_x = g where y > 0, else 0", |x, out, g| some(g.zeroed(&out.read().compare_scalar(0.0, Binary::Le)?));
     Recip = "reciprocal", float, |x| T::ONE / x,
         "grad_x = -g/x² = -g·y²", |x, out, g| some(g.mul(&out.mul(out)?.neg()?));
     /// max(x, 0) + log1p(exp(-|x|)): finite for any finite x.
@@ -230,11 +229,11 @@ unary_ops! {
     Clamp(lo, hi) = "clamp", num,
         |x| if Num::is_nan(x) { x } else { Num::minimum(Num::maximum(x, T::param(lo)), T::param(hi)) },
         "grad_x = g where min <= x <= max, else 0",
-        |x, out, g| some(g.mul(&x.unary(Unary::InRange(lo, hi))?));
-    /// 1 where lo <= x <= hi, else 0: clamp's derivative.
-    InRange(lo, hi) = "_in_range", num,
-        |x| if x >= T::param(lo) && x <= T::param(hi) { T::ONE } else { T::ZERO },
-        "no gradient (piecewise constant)", |x, out, g| Ok(None);
+        |x, out, g| {
+            let t = x.read();
+            let inside = t.compare_scalar(lo, Binary::Ge)?.binary(&t.compare_scalar(hi, Binary::Le)?, Binary::And)?;
+            some(g.masked(&inside))
+        };
     IsNan = "isnan", pred, |x| Num::is_nan(x),
         "no gradient (bool result)", |x, out, g| Ok(None);
     IsInf = "isinf", pred, |x| x.is_inf(),
@@ -429,6 +428,21 @@ binary_ops! {
     Minimum = "minimum", arith, |x, y| Num::minimum(x, y),
         "grad_a = g where a < b, grad_b = g where b < a (ties split)",
         |a, b, out, g, c| extreme_grads(a, b, g, c, Binary::Lt);
+    /// torch's binary_cross_entropy of a probability a and a target b, each log clamped at
+    /// -100. Fused so the derivative stays finite where a rounds to 0 or 1.
+    Bce = "binary_cross_entropy", true_div,
+        |x, y| {
+            let lo = T::from_f64(-100.0);
+            -(y * x.ln().max_(lo) + (T::ONE - y) * (T::ONE - x).ln().max_(lo))
+        },
+        "grad_a = g·(a - b)/max(a(1 - a), 1e-12), grad_b = g·(log(1 - a) - log(a))",
+        |a, b, out, g, c| Ok(vec![
+            c.grad_for(0, || {
+                let spread = a.mul(&a.neg()?.add_scalar(1.0)?)?.unary(Unary::Clamp(1e-12, f64::INFINITY))?;
+                g.mul(&a.sub(b)?)?.div(&spread)
+            })?,
+            c.grad_for(1, || g.mul(&a.neg()?.add_scalar(1.0)?.unary(Unary::Log)?.sub(&a.unary(Unary::Log)?)?))?,
+        ]);
     Lt = "lt", compare, |x, y| x < y, "no gradient (bool result)", |a, b, out, g, c| Ok(vec![None, None]);
     Le = "le", compare, |x, y| x <= y, "no gradient (bool result)", |a, b, out, g, c| Ok(vec![None, None]);
     Gt = "gt", compare, |x, y| x > y, "no gradient (bool result)", |a, b, out, g, c| Ok(vec![None, None]);
@@ -444,16 +458,20 @@ binary_ops! {
         "no gradient (bool or integer result)", |a, b, out, g, c| Ok(vec![None, None]);
 }
 
-/// maximum/minimum: the winner takes the gradient, ties split it evenly (as PyTorch).
+/// maximum/minimum, as PyTorch: the loser gets 0 (selected, so an inf or NaN g does not leak
+/// through), a tie gives each side half, and a NaN operand passes g to both sides.
 fn extreme_grads(a: &Node, b: &Node, g: &Node, c: &Ctx, wins: Binary) -> Result<Vec<Option<Node>>> {
-    let share = a.compare(b, wins)?.to_dtype(g.dtype())?.add(
-        &a.compare(b, Binary::Eq)?
-            .to_dtype(g.dtype())?
-            .mul_scalar(0.5)?,
-    )?;
+    let loses = if wins == Binary::Gt {
+        Binary::Lt
+    } else {
+        Binary::Gt
+    };
+    let (ta, tb) = (a.tensor(), b.tensor());
+    let half = Node::where_(&ta.binary(&tb, Binary::Eq)?, &g.mul_scalar(0.5)?, g)?;
+    let zero = Node::constant(0.0, g.dtype());
     Ok(vec![
-        c.grad_for(0, || g.mul(&share))?,
-        c.grad_for(1, || g.mul(&share.neg()?.add_scalar(1.0)?))?,
+        c.grad_for(0, || Node::where_(&ta.binary(&tb, loses)?, &zero, &half))?,
+        c.grad_for(1, || Node::where_(&ta.binary(&tb, wins)?, &zero, &half))?,
     ])
 }
 
@@ -511,6 +529,11 @@ impl Tensor {
         }
     }
 
+    /// `self op c` elementwise for a float `c`, compared in `self`'s dtype: a bool tensor.
+    pub fn compare_scalar(&self, c: f64, op: Binary) -> Result<Tensor> {
+        self.binary(&Tensor::scalar(c, self.dtype()), op)
+    }
+
     fn any_zero(&self) -> bool {
         self.any_element(|x, zero| x == zero)
     }
@@ -536,24 +559,71 @@ impl Tensor {
         hit
     }
 
-    /// `cond ? a : b`, elementwise with broadcasting; `cond` is true where nonzero.
+    /// `cond ? a : b`, elementwise with broadcasting; `cond` is true where nonzero. One
+    /// pass: an operand already in the result's shape, or a single element, is read in place.
     pub fn where_(cond: &Tensor, a: &Tensor, b: &Tensor) -> Result<Tensor> {
         let shape = broadcast_shapes("where", cond.shape(), a.shape())?;
         let shape = broadcast_shapes("where", &shape, b.shape())?;
         let dtype = result_type(&[(a.dtype(), rank(a)), (b.dtype(), rank(b))]);
-        let mask = cond
-            .cast_cow(DType::Bool)?
-            .broadcast_to(&shape)?
-            .contiguous()?;
-        let m = mask.as_slice::<Bool8>().expect("contiguous bool");
+        let mask = cond.cast_cow(DType::Bool)?;
+        let mask = dense(&mask, &shape)?;
+        let m = mask.as_slice::<Bool8>().expect("dense bool");
         let (a, b) = (a.cast_cow(dtype)?, b.cast_cow(dtype)?);
         with_any!(a, T => {
-            let picked = zip::<T, T>(&a, &b, &shape, |x, _| x)?;
-            let other = zip::<T, T>(&b, &a, &shape, |x, _| x)?;
-            let (p, o) = (picked.as_slice::<T>().expect("fresh"), other.as_slice::<T>().expect("fresh"));
-            let out: Vec<T> = (0..m.len()).map(|i| if m[i].is_true() { p[i] } else { o[i] }).collect();
+            let (a, b) = (Operand::<T>::new(&a, &shape)?, Operand::<T>::new(&b, &shape)?);
+            let out: Vec<T> = match (a.read(), b.read()) {
+                (Read::All(x), Read::One(y)) => {
+                    m.iter().zip(x).map(|(c, &x)| if c.is_true() { x } else { y }).collect()
+                }
+                (Read::One(x), Read::All(y)) => {
+                    m.iter().zip(y).map(|(c, &y)| if c.is_true() { x } else { y }).collect()
+                }
+                (Read::All(x), Read::All(y)) => m
+                    .iter()
+                    .zip(x.iter().zip(y))
+                    .map(|(c, (&x, &y))| if c.is_true() { x } else { y })
+                    .collect(),
+                (Read::One(x), Read::One(y)) => {
+                    m.iter().map(|c| if c.is_true() { x } else { y }).collect()
+                }
+            };
             Tensor::from_vec(out, &shape)
         })
+    }
+}
+
+/// `t` broadcast to `shape` as one row-major block: `t` itself when it already is one.
+fn dense(t: &Tensor, shape: &[usize]) -> Result<Tensor> {
+    if t.shape() == shape && t.is_contiguous() {
+        return Ok(t.clone());
+    }
+    t.broadcast_to(shape)?.copy()
+}
+
+/// A `where` operand: one element, or every element of the result's shape in order.
+enum Operand<T> {
+    One(T),
+    All(Tensor),
+}
+
+enum Read<'a, T> {
+    One(T),
+    All(&'a [T]),
+}
+
+impl<T: Element> Operand<T> {
+    fn new(t: &Tensor, shape: &[usize]) -> Result<Operand<T>> {
+        if t.numel() == 1 {
+            let s = T::unwrap(t.storage()).expect("dtype cast above").as_slice();
+            return Ok(Operand::One(s[t.layout().offset]));
+        }
+        Ok(Operand::All(dense(t, shape)?))
+    }
+    fn read(&self) -> Read<'_, T> {
+        match self {
+            Operand::One(x) => Read::One(*x),
+            Operand::All(t) => Read::All(t.as_slice::<T>().expect("dense")),
+        }
     }
 }
 
@@ -634,6 +704,14 @@ impl Node {
     /// An elementwise comparison: a bool tensor, no gradient.
     pub fn compare(&self, other: &Node, op: Binary) -> Result<Node> {
         self.tensor_op(other, op)
+    }
+    /// `self` where `keep`, else 0: how a masked backward rule passes its gradient on.
+    pub fn masked(&self, keep: &Tensor) -> Result<Node> {
+        Node::where_(keep, self, &Node::constant(0.0, self.dtype()))
+    }
+    /// 0 where `drop`, else `self`.
+    pub fn zeroed(&self, drop: &Tensor) -> Result<Node> {
+        Node::where_(drop, &Node::constant(0.0, self.dtype()), self)
     }
     pub fn unary(&self, op: Unary) -> Result<Node> {
         let t = self.read().unary(op)?;

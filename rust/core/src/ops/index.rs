@@ -358,24 +358,40 @@ impl Node {
     }
 
     /// `torch.gather`: `out[i][j] = self[i][index[i][j]]` for `dim = 1`; `index` is an
-    /// int32/int64 tensor of the input's shape outside `dim`.
+    /// int32/int64 tensor with the input's number of dims and no larger outside `dim`.
     pub fn gather(&self, dim: isize, index: &Tensor) -> Result<Node> {
         let shape = self.shape();
         let d = wrap_dim("gather", dim, shape.len())?;
         let index_shape = index.shape();
         let fits = index_shape.len() == shape.len()
-            && (0..shape.len()).all(|i| i == d || index_shape[i] == shape[i]);
+            && (0..shape.len()).all(|i| i == d || index_shape[i] <= shape[i]);
         if !fits {
             return Err(Error::shape(
                 "gather",
                 format!(
-                    "index of shape {} does not fit input of shape {} outside dim {d}",
+                    "index of shape {} does not fit input of shape {} outside dim {d} (it must \
+                     have as many dims and be no larger)",
                     fmt_shape(index_shape),
                     fmt_shape(&shape)
                 ),
             ));
         }
-        self.gather_at(d, checked_index("gather", index, shape[d], d)?)
+        let index = checked_index("gather", index, shape[d], d)?;
+        // A smaller index reads only the leading part of the other dims, as torch.
+        let steps: Vec<ViewStep> = (0..shape.len())
+            .filter(|&i| i != d && index_shape[i] < shape[i])
+            .map(|i| ViewStep::Slice {
+                dim: i,
+                start: 0,
+                len: index_shape[i],
+                step: 1,
+            })
+            .collect();
+        if steps.is_empty() {
+            self.gather_at(d, index)
+        } else {
+            self.view(&steps)?.gather_at(d, index)
+        }
     }
 
     fn gather_at(&self, dim: usize, index: Tensor) -> Result<Node> {
@@ -511,7 +527,8 @@ impl Node {
                 }
             }
         }
-        let viewed = if steps.is_empty() {
+        // `x[...]` and `x[()]` still make a view with its own node, as torch.
+        let viewed = if steps.is_empty() && !adv.is_empty() {
             self.clone()
         } else {
             self.view(&steps)?

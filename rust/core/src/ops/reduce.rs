@@ -294,6 +294,10 @@ impl Op for Sum {
 struct Extreme {
     name: &'static str,
     dims: Vec<usize>,
+    /// torch's `max()`/`min()` of the whole tensor: the gradient is selected into the
+    /// chosen positions (NaN ones when the result is NaN). `amax`/`amin` multiply by the
+    /// mask instead, as torch, so an inf g gives NaN elsewhere there.
+    evenly: bool,
 }
 
 impl Op for Extreme {
@@ -303,13 +307,26 @@ impl Op for Extreme {
     fn rule(&self) -> &'static str {
         "grad_x = g at the chosen (extreme) positions, split evenly among ties; 0 elsewhere"
     }
-    // The gradient goes to the chosen positions, split evenly among ties.
     fn backward(&self, c: &Ctx, g: &Node) -> Result<Vec<Option<Node>>> {
         let x = c.parent(0);
         let kept = kept_shape(&x.shape(), &self.dims);
-        let hit = x.compare(&c.out.reshape(&kept)?, Binary::Eq)?;
-        let count = hit.sum(Some(&to_isize(&self.dims)), true)?;
-        Ok(vec![Some(g.reshape(&kept)?.mul(&hit)?.div(&count)?)])
+        let (t, out) = (x.tensor(), c.out.tensor().reshape(&kept)?);
+        let mut hit = t.binary(&out, Binary::Eq)?;
+        if self.evenly {
+            let both_nan = t
+                .unary(Unary::IsNan)?
+                .binary(&out.unary(Unary::IsNan)?, Binary::And)?;
+            hit = hit.binary(&both_nan, Binary::Or)?;
+        }
+        let count = hit
+            .to_dtype(g.dtype())?
+            .reduce(Reduce::Sum, &self.dims, true)?;
+        let share = g.reshape(&kept)?.div(&Node::leaf(count, false))?;
+        Ok(vec![Some(if self.evenly {
+            share.masked(&hit)?
+        } else {
+            share.mul(&Node::leaf(hit, false))?
+        })])
     }
 }
 
@@ -326,22 +343,36 @@ impl Node {
         Ok(Node::from_op(out, Sum { dims }, vec![self.clone()]))
     }
 
+    /// `amax`: the largest values over `dims` (None: all).
     pub fn max(&self, dims: Option<&[isize]>, keepdim: bool) -> Result<Node> {
-        self.extreme(Reduce::Max, dims, keepdim)
+        self.extreme(Reduce::Max, dims, keepdim, false)
     }
 
+    /// `amin`.
     pub fn min(&self, dims: Option<&[isize]>, keepdim: bool) -> Result<Node> {
-        self.extreme(Reduce::Min, dims, keepdim)
+        self.extreme(Reduce::Min, dims, keepdim, false)
     }
 
-    fn extreme(&self, op: Reduce, dims: Option<&[isize]>, keepdim: bool) -> Result<Node> {
+    /// torch's `max()` or `min()` of the whole tensor, a 0-d result.
+    pub fn extreme_all(&self, largest: bool) -> Result<Node> {
+        let op = if largest { Reduce::Max } else { Reduce::Min };
+        self.extreme(op, None, false, true)
+    }
+
+    fn extreme(
+        &self,
+        op: Reduce,
+        dims: Option<&[isize]>,
+        keepdim: bool,
+        evenly: bool,
+    ) -> Result<Node> {
         let t = self.tensor();
         let name = if op == Reduce::Max { "max" } else { "min" };
         let dims = wrap_dims(name, dims, t.ndim())?;
         let out = t.reduce(op, &dims, keepdim)?;
         Ok(Node::from_op(
             out,
-            Extreme { name, dims },
+            Extreme { name, dims, evenly },
             vec![self.clone()],
         ))
     }
@@ -369,29 +400,100 @@ impl Node {
     }
 
     /// Variance with `correction` subtracted from the count (1: unbiased, as PyTorch).
-    /// float32 input is computed in float64 (as PyTorch accumulates): squares of tiny values
-    /// would underflow and give a zero std with a NaN gradient.
     pub fn var(&self, dims: Option<&[isize]>, correction: f64, keepdim: bool) -> Result<Node> {
-        if self.dtype() == DType::F32 {
-            return self
-                .to_dtype(DType::F64)?
-                .var(dims, correction, keepdim)?
-                .to_dtype(DType::F32);
-        }
-        let n = self.count("var", dims)? as f64;
-        let centered = self.sub(&self.mean(dims, true)?)?;
-        let ss = centered.mul(&centered)?.sum(dims, keepdim)?;
-        ss.mul_scalar(1.0 / (n - correction).max(0.0))
+        self.moment(dims, correction, keepdim, false)
     }
 
     pub fn std(&self, dims: Option<&[isize]>, correction: f64, keepdim: bool) -> Result<Node> {
-        if self.dtype() == DType::F32 {
-            return self
-                .to_dtype(DType::F64)?
-                .std(dims, correction, keepdim)?
-                .to_dtype(DType::F32);
+        self.moment(dims, correction, keepdim, true)
+    }
+
+    fn moment(
+        &self,
+        dims: Option<&[isize]>,
+        correction: f64,
+        keepdim: bool,
+        std: bool,
+    ) -> Result<Node> {
+        let name = if std { "std" } else { "var" };
+        let t = self.tensor();
+        if !t.dtype().is_float() {
+            return Err(Error::type_(
+                name,
+                format!(
+                    "needs a float tensor, got {} (use .float() first)",
+                    t.dtype()
+                ),
+            ));
         }
-        self.var(dims, correction, keepdim)?.unary(Unary::Sqrt)
+        let dims = wrap_dims(name, dims, t.ndim())?;
+        let n = dims.iter().map(|&d| t.shape()[d]).product::<usize>() as f64;
+        // float32 is computed in float64 (as torch accumulates): squares of tiny values
+        // would underflow to a zero std.
+        let x = t.to_dtype(DType::F64)?;
+        let mean = x
+            .reduce(Reduce::Sum, &dims, true)?
+            .binary(&Tensor::scalar(n, DType::F64), Binary::Div)?;
+        let d = x.binary(&mean, Binary::Sub)?;
+        // torch's divisor: max(0, n - correction), so too few elements give NaN (0/0).
+        let var = d
+            .binary(&d, Binary::Mul)?
+            .reduce(Reduce::Sum, &dims, keepdim)?
+            .binary(
+                &Tensor::scalar((n - correction).max(0.0), DType::F64),
+                Binary::Div,
+            )?;
+        let out = if std { var.unary(Unary::Sqrt)? } else { var };
+        Ok(Node::from_op(
+            out.to_dtype(t.dtype())?,
+            Moment {
+                name,
+                dims,
+                correction,
+                std,
+            },
+            vec![self.clone()],
+        ))
+    }
+}
+
+/// `var` and `std`, with torch's backward: `var` gives `g·2(x - mean)/(n - correction)`
+/// (the formula as it stands, also where the divisor is 0 or negative), and `std` first
+/// turns g into `g/(2·std)`, 0 where std is 0 (a constant input has zero gradient, not NaN).
+struct Moment {
+    name: &'static str,
+    dims: Vec<usize>,
+    correction: f64,
+    std: bool,
+}
+
+impl Op for Moment {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    fn rule(&self) -> &'static str {
+        if self.std {
+            "grad_x = g·(x - mean)/((n - correction)·y), 0 where y = 0"
+        } else {
+            "grad_x = g·2(x - mean)/(n - correction)"
+        }
+    }
+    fn backward(&self, c: &Ctx, g: &Node) -> Result<Vec<Option<Node>>> {
+        let x = c.parent(0);
+        let shape = x.shape();
+        let kept = kept_shape(&shape, &self.dims);
+        let n = self.dims.iter().map(|&d| shape[d]).product::<usize>() as f64;
+        let mut g = g.reshape(&kept)?;
+        if self.std {
+            let y = c.out.reshape(&kept)?;
+            let zero = y.tensor().compare_scalar(0.0, Binary::Eq)?;
+            g = g.div(&y.mul_scalar(2.0)?)?.zeroed(&zero)?;
+        }
+        let d = to_isize(&self.dims);
+        let centered = x.sub(&x.mean(Some(&d), true)?)?;
+        Ok(vec![Some(
+            g.mul(&centered)?.mul_scalar(2.0 / (n - self.correction))?,
+        )])
     }
 }
 

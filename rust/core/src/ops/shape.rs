@@ -109,11 +109,10 @@ impl Node {
         self.reshape(&target)
     }
 
+    /// A view in `shape`; a new node even when the shape is unchanged, as torch (the result
+    /// has its own gradient and is not a leaf).
     pub fn reshape(&self, shape: &[usize]) -> Result<Node> {
         let from = self.shape();
-        if from.as_slice() == shape {
-            return Ok(self.clone());
-        }
         let t = self.tensor().reshape(shape)?;
         Ok(Node::from_op(t, Reshape { from }, vec![self.clone()]))
     }
@@ -137,10 +136,8 @@ impl Node {
         self.permute(&perm)
     }
 
+    /// A broadcast view; a new node even when nothing is expanded (see `reshape`).
     pub fn expand(&self, shape: &[usize]) -> Result<Node> {
-        if self.shape().as_slice() == shape {
-            return Ok(self.clone());
-        }
         let t = self.tensor().broadcast_to(shape)?;
         Ok(Node::from_op(t, Expand, vec![self.clone()]))
     }
