@@ -11,11 +11,12 @@ import numpy as np
 
 from .creation import eye
 from .engine import Value, _as_array, tensor
+from .ops import where
 
 __all__ = [
     "relu", "tanh", "sigmoid", "gelu", "leaky_relu", "softplus", "softmax", "log_softmax",
     "mse_loss", "l1_loss", "cross_entropy", "nll_loss", "binary_cross_entropy",
-    "binary_cross_entropy_with_logits", "hinge_loss", "one_hot",
+    "binary_cross_entropy_with_logits", "hinge_loss", "one_hot", "logsigmoid",
 ]
 
 
@@ -137,7 +138,48 @@ def l1_loss(input: Value, target: Any, reduction: str = "mean") -> Value:
     return _reduce((input - t).abs(), reduction, "l1_loss")
 
 
-def _class_indices(op: str, target: Any, n: int) -> np.ndarray:
+def _check_reduction(reduction: str, op: str) -> None:
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"{op}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+
+
+def _broadcasts_to(op: str, name: str, w: Value, shape: tuple[int, ...]) -> None:
+    """``w`` must broadcast to ``shape`` without growing it (torch multiplies in place)."""
+    try:
+        ok = np.broadcast_shapes(w.shape, shape) == shape
+    except ValueError:
+        ok = False
+    if not ok:
+        from .engine import ShapeError
+        raise ShapeError(f"{op}: {name} of shape {w.shape} does not broadcast to the input's "
+                         f"shape {shape}")
+
+
+def _class_dim(op: str, input: Value) -> int:
+    if input.ndim == 0:
+        from .engine import ShapeError
+        raise ShapeError(f"{op}: expected input of shape (C,), (N, C) or (N, C, d1, ...), "
+                         f"got {input.shape}")
+    return 0 if input.ndim == 1 else 1
+
+
+def _class_weight(op: str, weight: Any, input: Value, n_classes: int) -> Value | None:
+    if weight is None:
+        return None
+    w = _v(weight, input)
+    if w.shape != (n_classes,):
+        from .engine import ShapeError
+        raise ShapeError(f"{op}: weight must have shape ({n_classes},) for input of shape "
+                         f"{input.shape}, got weight of shape {w.shape}")
+    return w
+
+
+def _class_indices(op: str, target: Any, input: Value,
+                   ignore_index: int) -> tuple[np.ndarray, np.ndarray]:
+    """Class-index targets as int64 (ignored ones set to 0) and the mask of ignored ones.
+
+    Input (C,) takes a target of shape () (or (1,), as torch); (N, C, d1, ...) takes (N, d1, ...).
+    """
     t = np.asarray(target.numpy() if isinstance(target, Value) else target)
     if t.dtype.kind == "f":
         if not np.all(t == np.round(t)):
@@ -145,77 +187,194 @@ def _class_indices(op: str, target: Any, n: int) -> np.ndarray:
         t = t.astype(np.int64)
     if t.dtype.kind not in "iu":
         raise TypeError(f"{op}: target must hold class indices, got dtype {t.dtype}")
-    if t.shape != (n,):
+    want = () if input.ndim == 1 else input.shape[:1] + input.shape[2:]
+    if input.ndim == 1 and t.shape == (1,):
+        t = t.reshape(())
+    if t.shape != want:
         from .engine import ShapeError
-        raise ShapeError(f"{op}: expected {n} class indices, got target of shape {t.shape}")
-    if t.size and t.min() < 0:
-        raise IndexError(f"{op}: class index {int(t.min())} is out of range (must be >= 0)")
-    return t.astype(np.int64)
+        raise ShapeError(f"{op}: input of shape {input.shape} needs class indices of shape "
+                         f"{want}, got target of shape {t.shape}")
+    t = t.astype(np.int64)
+    n_classes = input.shape[_class_dim(op, input)]
+    ignored = t == ignore_index
+    bad = ~ignored & ((t < 0) | (t >= n_classes))
+    if bad.any():
+        raise IndexError(f"{op}: class index {int(t[bad].flat[0])} is out of range for "
+                         f"{n_classes} classes (expected 0 <= index < {n_classes}, or "
+                         f"ignore_index={ignore_index})")
+    return np.where(ignored, 0, t), ignored
 
 
-def nll_loss(input: Value, target: Any, reduction: str = "mean") -> Value:
-    """Negative log-likelihood of log-probabilities ``input`` (N, C) at class indices.
+def _drop(ignored: np.ndarray, x: Value) -> Value:
+    """``x`` with 0 where ``ignored`` (and no gradient there); the zero has x's dtype, so a
+    0-d float32 ``x`` stays float32."""
+    return where(ignored, tensor(0, dtype=x.dtype), x)
 
-    Pair it with ``log_softmax``; ``cross_entropy`` does both in one call.
+
+def _nll(op: str, logp: Value, idx: np.ndarray, ignored: np.ndarray, w: Value | None,
+         reduction: str) -> Value:
+    """torch's nll_loss on validated indices: ``-w[t] * logp[t]``, 0 where ignored; the mean
+    divides by the sum of ``w[t]`` over the targets kept (their count without weights)."""
+    if logp.ndim == 1:
+        picked = logp.gather(0, idx.reshape(1)).reshape(())
+    else:
+        picked = logp.gather(1, np.expand_dims(idx, 1)).reshape(idx.shape)
+    wt = None if w is None else w.gather(0, idx.reshape(-1)).reshape(idx.shape)
+    loss = -picked if wt is None else -(picked * wt)
+    if ignored.any():
+        loss = _drop(ignored, loss)
+    if reduction != "mean":
+        return _reduce(loss, reduction, op)
+    return loss.sum() / _total_weight(wt, ignored)
+
+
+def _total_weight(wt: Value | None, ignored: np.ndarray) -> Any:
+    """The mean's denominator for class-index targets: the sum of ``w[t]`` over the targets
+    kept (their count without weights); 0 when every target is ignored, so the mean is nan."""
+    if wt is None:
+        return float(ignored.size - np.count_nonzero(ignored))
+    return (_drop(ignored, wt) if ignored.any() else wt).sum()
+
+
+def nll_loss(input: Value, target: Any, weight: Any = None, ignore_index: int = -100,
+             reduction: str = "mean") -> Value:
+    """Negative log-likelihood of log-probabilities ``input`` at class indices, as torch.
+
+    Input (C,), (N, C) or (N, C, d1, ...) with target (), (N,) or (N, d1, ...). ``weight`` (C,)
+    scales each class; targets equal to ``ignore_index`` add 0. The mean is
+    ``sum(w[t] * loss) / sum(w[t])`` over the targets kept (nan if none is). Pair it with
+    ``log_softmax``; ``cross_entropy`` does both in one call.
 
     >>> logp = Value([[-0.5, -1.0], [-2.0, -0.1]])
-    >>> nll_loss(logp, [0, 1]).item()
-    0.3
+    >>> nll_loss(logp, [0, 1]).item(), nll_loss(logp, [0, -100]).item()
+    (0.3, 0.5)
     """
-    x = input.unsqueeze(0) if input.ndim == 1 else input
-    if x.ndim != 2:
-        from .engine import ShapeError
-        raise ShapeError(f"nll_loss: expected input of shape (N, C), got {input.shape}")
-    idx = _class_indices("nll_loss", np.reshape(np.asarray(
-        target.numpy() if isinstance(target, Value) else target), (-1,)), x.shape[0])
-    picked = -x.gather(1, idx.reshape(-1, 1)).reshape(-1)
-    if input.ndim == 1 and reduction == "none":
-        picked = picked.reshape(())
-    return _reduce(picked, reduction, "nll_loss")
+    op = "nll_loss"
+    _check_reduction(reduction, op)
+    cd = _class_dim(op, input)
+    idx, ignored = _class_indices(op, target, input, ignore_index)
+    return _nll(op, input, idx, ignored, _class_weight(op, weight, input, input.shape[cd]),
+                reduction)
 
 
-def cross_entropy(input: Value, target: Any, reduction: str = "mean") -> Value:
-    """Cross-entropy of logits (N, C) with class indices (N,) or class probabilities (N, C).
+def cross_entropy(input: Value, target: Any, weight: Any = None, ignore_index: int = -100,
+                  reduction: str = "mean", label_smoothing: float = 0.0) -> Value:
+    """Cross-entropy of logits, as torch: ``nll_loss(log_softmax(input, 1), target)``.
+
+    Input (C,), (N, C) or (N, C, d1, ...); the target holds class indices ((), (N,) or
+    (N, d1, ...)) or class probabilities (input's shape). ``weight``, ``ignore_index`` as in
+    ``nll_loss``; ``label_smoothing`` mixes the target with the uniform distribution.
 
     >>> logits = Value([[2.0, 0.0], [0.0, 2.0]])
     >>> cross_entropy(logits, [0, 1]).item()
     0.1269
+    >>> cross_entropy(logits, [0, 1], label_smoothing=1.0).item()  # the uniform target
+    1.1269
     """
-    dim = -1 if input.ndim == 1 else 1
-    logp = input.log_softmax(dim)
+    op = "cross_entropy"
+    _check_reduction(reduction, op)
+    ls = float(label_smoothing)
+    if not 0.0 <= ls <= 1.0:
+        raise ValueError(f"{op}: label_smoothing must be between 0.0 and 1.0, got {ls}")
+    cd = _class_dim(op, input)
+    n_classes = input.shape[cd]
+    w = _class_weight(op, weight, input, n_classes)
+    wb = None if w is None else w.reshape([n_classes] + [1] * (input.ndim - cd - 1))
+    logp = input.log_softmax(cd)
     t = target.numpy() if isinstance(target, Value) else np.asarray(target)
-    if t.shape == input.shape and t.dtype.kind == "f" and input.ndim > 0:
-        probs = _v(target, input)
-        return _reduce(-(probs * logp).sum(dim), reduction, "cross_entropy")
-    return nll_loss(logp, target, reduction)
+    if t.shape == input.shape:  # class probabilities
+        if t.dtype.kind != "f":
+            raise TypeError(f"{op}: class-probability targets (the input's shape "
+                            f"{input.shape}) must be floating point, got {t.dtype}")
+        if ignore_index >= 0:
+            raise ValueError(f"{op}: ignore_index is not supported for class-probability "
+                             f"targets, got {ignore_index}")
+        p = _v(target, input)
+        if ls > 0:
+            p = p * (1 - ls) + ls / n_classes
+        prod = logp * p if wb is None else logp * p * wb
+        if reduction == "none":
+            return -prod.sum(cd)
+        if reduction == "sum":
+            return -prod.sum()
+        return -prod.sum() / (input.size // n_classes if n_classes else 0)
+    idx, ignored = _class_indices(op, target, input, ignore_index)
+    nll = _nll(op, logp, idx, ignored, w, reduction)
+    if ls == 0:
+        return nll
+    smooth = -logp.sum(cd) if wb is None else -(logp * wb).sum(cd)
+    if ignored.any():
+        smooth = _drop(ignored, smooth)
+    if reduction == "mean":
+        wt = None if w is None else w.gather(0, idx.reshape(-1)).reshape(idx.shape)
+        smooth = smooth.sum() / _total_weight(wt, ignored)
+    elif reduction == "sum":
+        smooth = smooth.sum()
+    return (1 - ls) * nll + smooth * (ls / n_classes)
 
 
-def binary_cross_entropy(input: Value, target: Any, reduction: str = "mean") -> Value:
-    """BCE of probabilities; each log is clamped at -100, as in PyTorch.
+def binary_cross_entropy(input: Value, target: Any, weight: Any = None,
+                         reduction: str = "mean") -> Value:
+    """BCE of probabilities; each log is clamped at -100, as in PyTorch. ``weight``
+    (broadcast to the input's shape) scales each element's loss.
 
     >>> binary_cross_entropy(Value([0.5, 0.9]), [1.0, 1.0], reduction="none").tolist()
     [0.693, 0.105]
+    >>> binary_cross_entropy(Value([0.5, 0.9]), [1.0, 1.0], [2.0, 0.0], reduction="none").tolist()
+    [1.386, 0.0]
     """
+    op = "binary_cross_entropy"
+    _check_reduction(reduction, op)
     t = _v(target, input)
-    _same_shape("binary_cross_entropy", input, t)
+    _same_shape(op, input, t)
     lp = input.log().clamp(min=-100)
     lq = (1 - input).log().clamp(min=-100)
-    return _reduce(-(t * lp + (1 - t) * lq), reduction, "binary_cross_entropy")
+    loss = -(t * lp + (1 - t) * lq)
+    if weight is not None:
+        w = _v(weight, input)
+        _broadcasts_to(op, "weight", w, input.shape)
+        loss = loss * w
+    return _reduce(loss, reduction, op)
 
 
-def binary_cross_entropy_with_logits(input: Value, target: Any,
-                                     reduction: str = "mean") -> Value:
-    """Stable BCE of logits: ``softplus(x) - x * y``.
+def logsigmoid(x: Value) -> Value:
+    """``log(sigmoid(x))`` elementwise, computed stably as ``-softplus(-x)``.
+
+    >>> logsigmoid(Value([-1.0, 0.0, 2.0])).tolist()
+    [-1.313, -0.693, -0.127]
+    """
+    return -((-x).softplus())
+
+
+def binary_cross_entropy_with_logits(input: Value, target: Any, weight: Any = None,
+                                     reduction: str = "mean", pos_weight: Any = None) -> Value:
+    """BCE of logits, torch's formula: ``(1 - y) * x - (1 + (pos_weight - 1) * y) *
+    logsigmoid(x)``, times ``weight``. ``pos_weight`` (e.g. (C,), one per class of the last
+    dim) and ``weight`` broadcast to the input's shape.
 
     The same as ``binary_cross_entropy(sigmoid(x), y)``, but exact where the sigmoid rounds
     to 0 or 1 (below, the clamped BCE would give 100 for the second element).
 
     >>> binary_cross_entropy_with_logits(Value([0.0, 50.0]), [1.0, 0.0], reduction="none").tolist()
     [0.693, 50.0]
+    >>> binary_cross_entropy_with_logits(Value([0.0]), [1.0], pos_weight=[3.0]).item()
+    2.079
     """
+    op = "binary_cross_entropy_with_logits"
+    _check_reduction(reduction, op)
     t = _v(target, input)
-    _same_shape("binary_cross_entropy_with_logits", input, t)
-    return _reduce(input.softplus() - input * t, reduction, "binary_cross_entropy_with_logits")
+    _same_shape(op, input, t)
+    if pos_weight is None:
+        loss = (1 - t) * input - logsigmoid(input)
+    else:
+        pw = _v(pos_weight, input)
+        _broadcasts_to(op, "pos_weight", pw, input.shape)
+        loss = (1 - t) * input - ((pw - 1) * t + 1) * logsigmoid(input)
+    if weight is not None:
+        w = _v(weight, input)
+        _broadcasts_to(op, "weight", w, input.shape)
+        loss = loss * w
+    return _reduce(loss, reduction, op)
 
 
 def hinge_loss(scores: Value, labels: Any, reduction: str = "mean") -> Value:
