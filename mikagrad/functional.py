@@ -315,7 +315,7 @@ def cross_entropy(input: Value, target: Any, weight: Any = None, ignore_index: i
 
 def binary_cross_entropy(input: Value, target: Any, weight: Any = None,
                          reduction: str = "mean") -> Value:
-    """BCE of probabilities; each log is clamped at -100, as in PyTorch. ``weight``
+    """BCE of probabilities; each log is clamped at -100 (one fused op), as PyTorch. ``weight``
     (broadcast to the input's shape) scales each element's loss.
 
     >>> binary_cross_entropy(Value([0.5, 0.9]), [1.0, 1.0], reduction="none").tolist()
@@ -327,9 +327,12 @@ def binary_cross_entropy(input: Value, target: Any, weight: Any = None,
     _check_reduction(reduction, op)
     t = _v(target, input)
     _same_shape(op, input, t)
-    lp = input.log().clamp(min=-100)
-    lq = (1 - input).log().clamp(min=-100)
-    loss = -(t * lp + (1 - t) * lq)
+    lo, hi = (float(input.min().item()), float(input.max().item())) if input.size else (0, 0)
+    if not (0 <= lo and hi <= 1):
+        raise ValueError(f"{op}: all elements of input should be between 0 and 1, got values "
+                         f"in [{lo}, {hi}] (shape {input.shape})")
+    # One fused op: its derivative (a - y)/max(a(1 - a), 1e-12) stays finite at 0 and 1.
+    loss = input._bin(t, "binary_cross_entropy")
     if weight is not None:
         w = _v(weight, input)
         _broadcasts_to(op, "weight", w, input.shape)

@@ -749,24 +749,49 @@ class L1Loss(_Loss):
     _fn = staticmethod(F.l1_loss)
 
 
+def _loss_buffer(x: Any) -> Value | None:
+    """A loss's weight as a Value without gradient: in ``state_dict`` as a torch buffer."""
+    if x is None or isinstance(x, Value):
+        return x
+    return Value(x, requires_grad=False)
+
+
 class CrossEntropyLoss(_Loss):
-    """Logits (N, C) against class indices (N,) or class probabilities (N, C).
+    """Logits (C,), (N, C) or (N, C, d1, ...) against class indices or probabilities;
+    ``weight``, ``ignore_index`` and ``label_smoothing`` as ``F.cross_entropy``.
 
     >>> CrossEntropyLoss()(Value([[2.0, 0.0], [0.0, 2.0]]), [0, 1]).item()
     0.1269
     """
 
-    _fn = staticmethod(F.cross_entropy)
+    def __init__(self, weight: Any = None, ignore_index: int = -100, reduction: str = "mean",
+                 label_smoothing: float = 0.0) -> None:
+        super().__init__(reduction)
+        self.weight = _loss_buffer(weight)
+        self.ignore_index = int(ignore_index)
+        self.label_smoothing = float(label_smoothing)
+
+    def forward(self, input: Value, target: Any) -> Value:
+        return F.cross_entropy(input, target, self.weight, self.ignore_index, self.reduction,
+                               self.label_smoothing)
 
 
 class NLLLoss(_Loss):
-    """Log-probabilities (N, C) against class indices (N,).
+    """Log-probabilities against class indices; ``weight`` and ``ignore_index`` as
+    ``F.nll_loss``.
 
     >>> NLLLoss()(Value([[-0.5, -1.0], [-2.0, -0.1]]), [0, 1]).item()
     0.3
     """
 
-    _fn = staticmethod(F.nll_loss)
+    def __init__(self, weight: Any = None, ignore_index: int = -100,
+                 reduction: str = "mean") -> None:
+        super().__init__(reduction)
+        self.weight = _loss_buffer(weight)
+        self.ignore_index = int(ignore_index)
+
+    def forward(self, input: Value, target: Any) -> Value:
+        return F.nll_loss(input, target, self.weight, self.ignore_index, self.reduction)
 
 
 class BCELoss(_Loss):
@@ -776,14 +801,28 @@ class BCELoss(_Loss):
     [0.693, 0.105]
     """
 
-    _fn = staticmethod(F.binary_cross_entropy)
+    def __init__(self, weight: Any = None, reduction: str = "mean") -> None:
+        super().__init__(reduction)
+        self.weight = _loss_buffer(weight)
+
+    def forward(self, input: Value, target: Any) -> Value:
+        return F.binary_cross_entropy(input, target, self.weight, self.reduction)
 
 
 class BCEWithLogitsLoss(_Loss):
-    """The module form of ``F.binary_cross_entropy_with_logits``: logits against 0/1 targets.
+    """The module form of ``F.binary_cross_entropy_with_logits``: logits against 0/1 targets,
+    with ``weight`` and ``pos_weight``.
 
     >>> BCEWithLogitsLoss()(Value([0.0, 0.0]), [1.0, 0.0]).item()
     0.693
     """
 
-    _fn = staticmethod(F.binary_cross_entropy_with_logits)
+    def __init__(self, weight: Any = None, reduction: str = "mean",
+                 pos_weight: Any = None) -> None:
+        super().__init__(reduction)
+        self.weight = _loss_buffer(weight)
+        self.pos_weight = _loss_buffer(pos_weight)
+
+    def forward(self, input: Value, target: Any) -> Value:
+        return F.binary_cross_entropy_with_logits(input, target, self.weight, self.reduction,
+                                                  self.pos_weight)

@@ -89,6 +89,29 @@ def hinge(L, s, y):
 # Each case: (L, dtype) -> the arrays to compare (outputs and gradients).
 
 
+def bce_saturated_sigmoid(L, dt):
+    x = L.leaf([40.0, -40.0, 17.0, 0.0], dt)
+    loss = L.F.binary_cross_entropy(x.sigmoid(), L.const([1.0, 0.0, 1.0, 1.0], dt))
+    L.backward(loss)
+    return [L.np(loss), L.grad(x)]
+
+
+def bce_at_0_and_1(L, dt):
+    p = L.leaf([0.0, 1.0, 0.0, 1.0, 0.5], dt)
+    y = L.leaf([1.0, 0.0, 0.0, 1.0, 0.25], dt)
+    loss = L.F.binary_cross_entropy(p, y, reduction="none")
+    L.backward(loss.sum())
+    return [L.np(loss), L.grad(p), L.grad(y)]
+
+
+def bce_logits_inf(L, dt):
+    x = L.leaf([INF, -INF, INF, -INF, 3.0], dt)
+    y = L.const([0.0, 1.0, 1.0, 0.0, 0.5], dt)
+    loss = L.F.binary_cross_entropy_with_logits(x, y, reduction="none")
+    L.backward(loss.sum())
+    return [L.np(loss), L.grad(x)]
+
+
 def relu_sqrt(L, dt):
     x = L.leaf([-1.0, 4.0], dt)
     L.backward(x.relu().sqrt().sum())
@@ -263,15 +286,23 @@ def gather_smaller_index(L, dt):
 
 
 CASES = {f.__name__: f for f in [
-    relu_sqrt, clamp_sqrt, maximum_sqrt, minimum_sqrt, hinge_sqrt, std_constant,
-    var_too_few, std_too_few, std_rows, relu_inf, clamp_inf, maximum_inf, maximum_nan,
-    minimum_ties, where_inf, abs_inf, max_all_inf, max_all_nan, amax_inf, max_dim_inf,
-    sort_inf, slice_inf, pow_half_at_0, pow_zero, pow_value_at_0, sign_nan,
-    gather_smaller_index,
+    bce_saturated_sigmoid, bce_at_0_and_1, bce_logits_inf, relu_sqrt, clamp_sqrt,
+    maximum_sqrt, minimum_sqrt, hinge_sqrt, std_constant, var_too_few, std_too_few, std_rows,
+    relu_inf, clamp_inf, maximum_inf, maximum_nan, minimum_ties, where_inf, abs_inf,
+    max_all_inf, max_all_nan, amax_inf, max_dim_inf, sort_inf, slice_inf, pow_half_at_0,
+    pow_zero, pow_value_at_0, sign_nan, gather_smaller_index,
 ]}
 
 # PyTorch 2.13's results (the same in float32).
 EXPECTED = {
+    "bce_saturated_sigmoid": [0.17328680548983044,
+                              [0.0, 4.512128487643113e-24, -1.0349843898582733e-08, -0.125]],
+    # torch's epsilon in the derivative is float32's 1e-12
+    "bce_at_0_and_1": [[100.0, 100.0, 0.0, 0.0, math.log(2.0)],
+                       [-1 / float(np.float32(1e-12)), 1 / float(np.float32(1e-12)), 0, 0, 1],
+                       [INF, -INF, INF, -INF, 0.0]],
+    "bce_logits_inf": [[INF, NAN, NAN, NAN, 1.548587351573742],
+                       [1.0, -1.0, 0.0, 0.0, 0.45257412682243336]],
     "relu_sqrt": [[0.0, 0.25]],
     "clamp_sqrt": [[0.0, 0.25]],
     "maximum_sqrt": [[0.0, 0.25]],

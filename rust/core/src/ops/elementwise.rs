@@ -435,10 +435,12 @@ binary_ops! {
             let lo = T::from_f64(-100.0);
             -(y * x.ln().max_(lo) + (T::ONE - y) * (T::ONE - x).ln().max_(lo))
         },
-        "grad_a = g·(a - b)/max(a(1 - a), 1e-12), grad_b = g·(log(1 - a) - log(a))",
+        "grad_a = g·(a - b)/max(a(1 - a), ε), grad_b = g·(log(1 - a) - log(a))",
         |a, b, out, g, c| Ok(vec![
             c.grad_for(0, || {
-                let spread = a.mul(&a.neg()?.add_scalar(1.0)?)?.unary(Unary::Clamp(1e-12, f64::INFINITY))?;
+                // torch's EPSILON is the float 1e-12, in every dtype.
+                let eps = f64::from(1e-12f32);
+                let spread = a.mul(&a.neg()?.add_scalar(1.0)?)?.unary(Unary::Clamp(eps, f64::INFINITY))?;
                 g.mul(&a.sub(b)?)?.div(&spread)
             })?,
             c.grad_for(1, || g.mul(&a.neg()?.add_scalar(1.0)?.unary(Unary::Log)?.sub(&a.unary(Unary::Log)?)?))?,
