@@ -107,9 +107,16 @@ def arange(start: float, end: float | None = None, step: float = 1, dtype: Any =
     """
     if end is None:
         start, end = 0, start
-    if dtype is None and all(_number_dtype(x) == "int64" for x in (start, end, step)):
+    ints = all(_number_dtype(x) == "int64" for x in (start, end, step))
+    if dtype is None and ints:
         dtype = "int64"
-    return _wrap(_core.arange(float(start), float(end), float(step), _dt(dtype), requires_grad))
+    name = _dt(dtype)
+    if ints and name in ("int32", "int64"):
+        # Exact in int64 (the float form rounds past 2**53).
+        if requires_grad:
+            raise TypeError("arange: only float tensors can require grad, got " + name)
+        return _wrap(_core.arange_int(int(start), int(end), int(step), name))
+    return _wrap(_core.arange(float(start), float(end), float(step), name, requires_grad))
 
 
 def linspace(start: float, end: float, steps: int, dtype: Any = None,

@@ -104,6 +104,12 @@ def _as_array(x: Any, dtype: Any = None, floats: bool = True) -> np.ndarray:
             raise ValueError(f"Value: ragged or inhomogeneous nested list ({e})") from None
         if arr.dtype.kind == "f":
             arr = arr.astype(get_default_dtype(), copy=False)
+        # numpy holds Python ints past int64 as uint64 or objects; torch refuses them.
+        big = arr.dtype == np.uint64 or (arr.dtype == object and arr.size and all(
+            isinstance(v, int) for v in arr.flat))
+        if big and (dtype is None or _dtype(dtype).kind in "biu"):
+            raise ValueError("Value: an integer in the data does not fit in int64 "
+                             f"(the largest is {np.iinfo(np.int64).max})")
     kind = arr.dtype.kind
     if kind == "c":
         raise TypeError(f"Value: complex numbers are not supported (dtype {arr.dtype})")

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from . import _core
 from .engine import Value, _wrap, tensor
 
@@ -80,6 +82,11 @@ def where(cond: Any, a: Any, b: Any) -> Value:
     # (an int64 branch with 0.5 gives the default float, with 7 stays int64).
     av, bv = (x if isinstance(x, Value) else tensor(x) for x in (a, b))
     c = cond if isinstance(cond, Value) else tensor(cond)
+    for x, other in ((a, bv), (b, av)):
+        # A Python int branch takes the other's integer dtype: it must fit there (torch).
+        if isinstance(x, int) and not isinstance(x, bool) and other.dtype == np.int32 and not (
+                -2**31 <= x < 2**31):
+            raise ValueError(f"where: {x} does not fit in int32, the other branch's dtype")
     return _wrap(_core.Node.where_(c._node, av._node, bv._node), av, bv)
 
 

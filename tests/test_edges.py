@@ -9,76 +9,13 @@ import math
 
 import numpy as np
 import pytest
+from edge_adapters import MG, Torch
 
 import mikagrad as mg
-import mikagrad.functional as F
 from mikagrad.engine import Value
 
 INF, NAN = math.inf, math.nan
 DTYPES = ["float64", "float32"]
-
-
-class MG:
-    """The adapter's MikaGrad side."""
-
-    name = "mikagrad"
-    F = F
-
-    @staticmethod
-    def leaf(x, dt):
-        return Value(np.array(x, dtype=dt))
-
-    @staticmethod
-    def const(x, dt):
-        return Value(np.array(x, dtype=dt), requires_grad=False)
-
-    maximum = staticmethod(mg.maximum)
-    minimum = staticmethod(mg.minimum)
-    where = staticmethod(mg.where)
-
-    @staticmethod
-    def backward(y, g=None):
-        if g is None:
-            y.backward()
-        else:
-            y.backward(np.full(y.shape, g, dtype=y.dtype))
-
-    @staticmethod
-    def np(v):
-        return None if v is None else np.asarray(v.numpy() if isinstance(v, Value) else v)
-
-    @staticmethod
-    def grad(v):
-        return v.grad
-
-
-class Torch:
-    """The adapter's PyTorch side (built only when torch is installed)."""
-
-    name = "torch"
-
-    def __init__(self, torch):
-        import torch.nn.functional as TF
-
-        self.t, self.F = torch, TF
-        self.maximum, self.minimum, self.where = torch.maximum, torch.minimum, torch.where
-
-    def leaf(self, x, dt):
-        return self.t.tensor(x, dtype=getattr(self.t, dt), requires_grad=True)
-
-    def const(self, x, dt):
-        return self.t.tensor(x, dtype=getattr(self.t, dt))
-
-    def backward(self, y, g=None):
-        y.backward(None if g is None else self.t.full_like(y, g))
-
-    @staticmethod
-    def np(v):
-        return None if v is None else v.detach().numpy()
-
-    @staticmethod
-    def grad(v):
-        return None if v.grad is None else v.grad.numpy()
 
 
 def hinge(L, s, y):
@@ -276,11 +213,7 @@ def sign_nan(L, dt):
 
 def gather_smaller_index(L, dt):
     x = L.leaf([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [7.0, 8.0, 9.0]], dt)
-    if L is MG:
-        idx = mg.tensor([[2, 0]])
-    else:
-        idx = L.t.tensor([[2, 0]])
-    y = x.gather(0, idx)
+    y = x.gather(0, L.index([[2, 0]]))
     L.backward((y * L.const([[1.0, 10.0]], dt)).sum())
     return [L.np(y), L.grad(x)]
 
@@ -515,3 +448,88 @@ def test_amsgrad_fixed_values():
 
 
 AMSGRAD_W = [0.34563540675463467]
+
+
+# ---- integers at their limits ---------------------------------------------------------------
+
+
+def test_int_arange_is_exact_past_2_53():
+    big = 2**62 + 1
+    assert mg.arange(big, big + 3).tolist() == [big, big + 1, big + 2]
+    assert mg.arange(2**63 - 3, 2**63 - 1).tolist() == [2**63 - 3, 2**63 - 2]
+    assert mg.arange(5, -2, -3).tolist() == [5, 2, -1]
+    assert mg.arange(10, dtype=mg.int32).dtype == np.int32
+    assert mg.arange(0, 5, -1).shape == (0,)
+    assert mg.arange(3, dtype=mg.float32).dtype == np.float32
+    with pytest.raises(ValueError, match="arange"):
+        mg.arange(0, 5, 0)
+
+
+@pytest.mark.parametrize("data", [[2**63], [-(2**63) - 1], [1, 2**64]])
+def test_tensor_refuses_ints_past_int64(data):
+    with pytest.raises(ValueError, match="int64"):
+        mg.tensor(data)
+
+
+def test_tensor_keeps_int64_extremes():
+    assert mg.tensor([2**63 - 1, -(2**63)]).tolist() == [2**63 - 1, -(2**63)]
+
+
+@pytest.mark.parametrize("fill", [math.nan, math.inf, -math.inf, 1e30])
+@pytest.mark.parametrize("dtype", ["int32", "int64"])
+def test_full_refuses_floats_an_int_cannot_hold(fill, dtype):
+    with pytest.raises(ValueError, match="full"):
+        mg.full((2,), fill, dtype=dtype)
+    assert mg.full((2,), 2.7, dtype=dtype).tolist() == [2, 2]  # truncates, as torch
+
+
+def test_where_refuses_an_int_branch_that_does_not_fit():
+    c = mg.tensor([True, False])
+    a = mg.tensor([1, 2], dtype=mg.int32)
+    with pytest.raises(ValueError, match="int32"):
+        mg.where(c, a, 2**40)
+    assert mg.where(c, a, 7).tolist() == [1, 7] and mg.where(c, a, 7).dtype == np.int32
+
+
+# ---- where integer indices put their dims (torch's rule, not numpy's) -----------------------
+
+PLACEMENT = {
+    "int_slice_array": (lambda x, i: x[1, :, i], (2, 3, 4)),
+    "array_int_array": (lambda x, i: x[i, 1, i], (2, 3, 4)),
+    "slice_int_slice_array": (lambda x, i: x[:, 1, :, i], (2, 3, 4, 5)),
+    "slice_array_int": (lambda x, i: x[:, i, 1], (2, 3, 4)),
+    "int_array_slice": (lambda x, i: x[1, i, :], (2, 3, 4)),
+    "array_slice_array": (lambda x, i: x[i, :, i], (2, 3, 4)),
+}
+PLACEMENT_SHAPES = {
+    "int_slice_array": (3, 2),
+    "array_int_array": (2,),
+    "slice_int_slice_array": (2, 4, 2),
+    "slice_array_int": (2, 2),
+    "int_array_slice": (2, 4),
+    "array_slice_array": (2, 3),
+}
+
+
+@pytest.mark.parametrize("name", list(PLACEMENT))
+def test_int_beside_arrays_selects_first(name):
+    f, shape = PLACEMENT[name]
+    a = np.arange(math.prod(shape), dtype=np.float64).reshape(shape)
+    x = Value(a)
+    y = f(x, mg.tensor([0, 1]))
+    assert y.shape == PLACEMENT_SHAPES[name]
+    y.sum().backward()
+    assert x.grad.sum() == y.size  # each picked element got its gradient once
+
+
+@pytest.mark.parametrize("name", list(PLACEMENT))
+def test_int_beside_arrays_matches_torch(name):
+    torch = pytest.importorskip("torch")
+    f, shape = PLACEMENT[name]
+    a = np.arange(math.prod(shape), dtype=np.float64).reshape(shape)
+    want = f(torch.tensor(a), torch.tensor([0, 1])).numpy()
+    got = f(Value(a), mg.tensor([0, 1])).numpy()
+    np.testing.assert_array_equal(got, want)
+    x = Value(a)
+    got0d = f(x, mg.tensor([0, 1]))[...]
+    assert got0d.shape == want.shape

@@ -158,6 +158,37 @@ pub fn arange(start: f64, end: f64, step: f64, dtype: DType) -> Result<Tensor> {
     fill("arange", &[n as usize], dtype, |i| start + i as f64 * step)
 }
 
+/// Integer `arange`, exact over all of int64 (the float form rounds past 2**53); the
+/// int64 values are then cast to `dtype`.
+pub fn arange_int(start: i64, end: i64, step: i64, dtype: DType) -> Result<Tensor> {
+    if step == 0 {
+        return Err(Error::value(
+            "arange",
+            format!("step must be nonzero, got start={start}, end={end}, step={step}"),
+        ));
+    }
+    let (span, step128) = (end as i128 - start as i128, step as i128);
+    let n = if (span > 0) == (step128 > 0) && span != 0 {
+        (span + step128 - step128.signum()) / step128
+    } else {
+        0
+    };
+    if n > (isize::MAX / 8) as i128 {
+        return Err(Error::Alloc {
+            op: "arange",
+            bytes: u128::MAX,
+        });
+    }
+    let mut v = try_alloc("arange", 0, 0i64)?;
+    v.try_reserve_exact(n as usize).map_err(|_| Error::Alloc {
+        op: "arange",
+        bytes: n as u128 * 8,
+    })?;
+    // Every value lies between start and end, so it fits; i·step may not, hence i128.
+    v.extend((0..n).map(|i| (start as i128 + i * step128) as i64));
+    Tensor::from_vec(v, &[n as usize])?.to_dtype(dtype)
+}
+
 pub fn linspace(start: f64, end: f64, steps: usize, dtype: DType) -> Result<Tensor> {
     let last = steps.saturating_sub(1).max(1) as f64;
     fill("linspace", &[steps], dtype, |i| {
@@ -220,5 +251,18 @@ mod tests {
             vec![1., 0., 0., 0., 1., 0.]
         );
         assert!(arange(0.0, 1.0, 0.0, DType::F64).is_err());
+        let big = arange_int(i64::MAX - 2, i64::MAX, 1, DType::I64).unwrap();
+        assert_eq!(
+            big.as_slice::<i64>().unwrap(),
+            &[i64::MAX - 2, i64::MAX - 1]
+        );
+        let down = arange_int(5, -2, -3, DType::I64).unwrap();
+        assert_eq!(down.as_slice::<i64>().unwrap(), &[5, 2, -1]);
+        assert_eq!(arange_int(0, 5, -1, DType::I64).unwrap().numel(), 0);
+        assert!(arange_int(0, 5, 0, DType::I64).is_err());
+        let wide = arange_int(i64::MIN, i64::MAX, 1 << 62, DType::I64).unwrap();
+        // -2**63 + 3·2**62 = 2**62: i·step overflows i64 on the way, the value does not.
+        assert_eq!(wide.numel(), 4);
+        assert_eq!(wide.as_slice::<i64>().unwrap()[3], 1i64 << 62);
     }
 }

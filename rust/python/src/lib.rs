@@ -851,6 +851,14 @@ fn arange(start: f64, end: f64, step: f64, dtype: &str, requires_grad: bool) -> 
 }
 
 #[pyfunction]
+fn arange_int(start: i64, end: i64, step: i64, dtype: &str) -> PyResult<Node> {
+    leaf(
+        creation::arange_int(start, end, step, parse_dtype(dtype)?),
+        false,
+    )
+}
+
+#[pyfunction]
 fn linspace(
     start: f64,
     end: f64,
@@ -1021,6 +1029,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(rand, m)?)?;
     m.add_function(wrap_pyfunction!(randn, m)?)?;
     m.add_function(wrap_pyfunction!(arange, m)?)?;
+    m.add_function(wrap_pyfunction!(arange_int, m)?)?;
     m.add_function(wrap_pyfunction!(linspace, m)?)?;
     m.add_function(wrap_pyfunction!(eye, m)?)?;
     m.add_function(wrap_pyfunction!(randperm, m)?)?;

@@ -206,12 +206,21 @@ unary_ops! {
         |x| if x > T::ZERO { T::ONE } else { T::param(slope) },
         "no gradient (piecewise constant)", |x, out, g| Ok(None);
     PowScalar(p) = "pow", float,
+        // torch's special exponents, so results match it bit for bit (rsqrt(-0) is -inf).
         |x| if p == 2.0 {
             x * x
         } else if p == 1.0 {
             x
         } else if p == 0.5 {
             x.sqrt() // sqrt(-inf) is nan, as numpy; C's pow gives +inf
+        } else if p == -0.5 {
+            T::ONE / x.sqrt()
+        } else if p == -1.0 {
+            T::ONE / x
+        } else if p == 3.0 {
+            x * x * x
+        } else if p == -2.0 {
+            T::ONE / (x * x)
         } else {
             x.powf(T::param(p))
         },
@@ -388,10 +397,11 @@ binary_ops! {
     /// True division: ints divide as floats, as torch.
     Div = "div", true_div, |x, y| x / y,
         "grad_a = g/b, grad_b = -g·a/b²",
-        // d(a/b)/db = -a/b^2 = -out/b
+        // d(a/b)/db = -a/b^2 = -out/b, grouped as torch's -g·(out/b) so that overflow and
+        // 0·inf give the same results.
         |a, b, out, g, c| Ok(vec![
             c.grad_for(0, || g.div(b))?,
-            c.grad_for(1, || g.mul(out)?.div(b)?.neg())?,
+            c.grad_for(1, || g.mul(&out.div(b)?)?.neg())?,
         ]);
     /// `//`: rounds toward minus infinity, as Python and torch.
     FloorDiv = "floor_divide", int_div, |x, y| x.floor_div(y),
@@ -406,8 +416,11 @@ binary_ops! {
     Pow = "pow", int_pow, |x, y| Num::pow(x, y),
         "grad_a = g·b·a^(b-1), grad_b = g·a^b·ln(a)",
         // As PyTorch: 0 where b == 0 for a, and where a == 0 and b >= 0 for b (the
-        // formulas give 0·inf there).
+        // formulas give 0·inf there). torch selects g·d for a, but multiplies g by the
+        // selected derivative for b, so an inf g gives NaN there; so do we. Computed in the
+        // result's dtype, as torch (a float32 log would round a float64 gradient).
         |a, b, out, g, c| {
+            let (a, b) = (&a.to_dtype(out.dtype())?, &b.to_dtype(out.dtype())?);
             let zero = Node::constant(0.0, g.dtype());
             Ok(vec![
                 c.grad_for(0, || {
@@ -415,10 +428,10 @@ binary_ops! {
                     Node::where_(&b.compare(&zero, Binary::Eq)?.tensor(), &zero, &d)
                 })?,
                 c.grad_for(1, || {
-                    let d = g.mul(out)?.mul(&a.unary(Unary::Log)?)?;
+                    let d = out.mul(&a.unary(Unary::Log)?)?;
                     let at0 = a.compare(&zero, Binary::Eq)?.tensor()
                         .binary(&b.compare(&zero, Binary::Ge)?.tensor(), Binary::And)?;
-                    Node::where_(&at0, &zero, &d)
+                    g.mul(&Node::where_(&at0, &zero, &d)?)
                 })?,
             ])
         };
@@ -436,7 +449,9 @@ binary_ops! {
             -(y * x.ln().max_(lo) + (T::ONE - y) * (T::ONE - x).ln().max_(lo))
         },
         "grad_a = g·(a - b)/max(a(1 - a), ε), grad_b = g·(log(1 - a) - log(a))",
-        |a, b, out, g, c| Ok(vec![
+        |a, b, out, g, c| {
+          let (a, b) = (&a.to_dtype(out.dtype())?, &b.to_dtype(out.dtype())?);
+          Ok(vec![
             c.grad_for(0, || {
                 // torch's EPSILON is the float 1e-12, in every dtype.
                 let eps = f64::from(1e-12f32);
@@ -444,7 +459,8 @@ binary_ops! {
                 g.mul(&a.sub(b)?)?.div(&spread)
             })?,
             c.grad_for(1, || g.mul(&a.neg()?.add_scalar(1.0)?.unary(Unary::Log)?.sub(&a.unary(Unary::Log)?)?))?,
-        ]);
+          ])
+        };
     Lt = "lt", compare, |x, y| x < y, "no gradient (bool result)", |a, b, out, g, c| Ok(vec![None, None]);
     Le = "le", compare, |x, y| x <= y, "no gradient (bool result)", |a, b, out, g, c| Ok(vec![None, None]);
     Gt = "gt", compare, |x, y| x > y, "no gradient (bool result)", |a, b, out, g, c| Ok(vec![None, None]);
@@ -657,6 +673,20 @@ impl Number {
         if let (Number::Int(i), DType::I32) = (self, dtype) {
             if i32::try_from(i).is_err() {
                 return Err(Error::value(op, format!("{i} does not fit in int32")));
+            }
+        }
+        if let Number::Float(f) = self {
+            // As torch: NaN, inf or an out-of-range float never becomes an integer silently.
+            let fits = match dtype {
+                DType::I32 => f.is_finite() && f >= i32::MIN as f64 && f <= i32::MAX as f64,
+                DType::I64 => f.is_finite() && f >= -(2f64.powi(63)) && f < 2f64.powi(63),
+                _ => true,
+            };
+            if !fits {
+                return Err(Error::value(
+                    op,
+                    format!("{f} cannot be converted to {dtype} without overflow"),
+                ));
             }
         }
         Ok(out)

@@ -62,17 +62,17 @@ enum Entries {
     Positions(Vec<usize>),
 }
 
-fn classify(item: &Index, has_array: bool) -> Result<Item> {
+fn classify(item: &Index) -> Result<Item> {
     Ok(match item {
-        // With arrays present, ints are advanced indices too (numpy's rule).
-        Index::Int(k) if has_array => Item::Array(Tensor::from_vec(vec![*k], &[])?),
+        // An int (or a 0-d int tensor) selects first, even beside arrays: torch's rule, so
+        // `x[1, :, idx]` keeps idx's dim in place (numpy would move it to the front).
         Index::Int(k) => Item::Int(*k),
         Index::Slice { start, stop, step } => Item::Slice(*start, *stop, *step),
         Index::NewAxis => Item::NewAxis,
         Index::Ellipsis => Item::Ellipsis,
         Index::Tensor(t) => match t.dtype() {
             DType::Bool => Item::Mask(t.contiguous()?),
-            DType::I32 | DType::I64 if t.ndim() == 0 && !has_array => Item::Int(scalar_i64(t)),
+            DType::I32 | DType::I64 if t.ndim() == 0 => Item::Int(scalar_i64(t)),
             DType::I32 | DType::I64 => Item::Array(t.clone()),
             d => {
                 return Err(Error::index(
@@ -412,10 +412,7 @@ impl Node {
     pub fn index(&self, items: &[Index]) -> Result<Node> {
         let shape = self.shape();
         let has_array = items.iter().any(is_array);
-        let items: Vec<Item> = items
-            .iter()
-            .map(|i| classify(i, has_array))
-            .collect::<Result<_>>()?;
+        let items: Vec<Item> = items.iter().map(classify).collect::<Result<_>>()?;
         let consumed: usize = items.iter().map(Item::consumes).sum();
         if items.iter().filter(|i| matches!(i, Item::Ellipsis)).count() > 1 {
             return Err(Error::index(
@@ -558,7 +555,8 @@ fn advanced(viewed: Node, adv: Vec<Advanced>) -> Result<Node> {
     }
     let positions: Vec<usize> = adv.iter().map(|a| a.pos).collect();
     let adjacent = positions.windows(2).all(|w| w[1] == w[0] + 1);
-    // Adjacent advanced dims stay where they are; separated ones go first (numpy's rule).
+    // Adjacent advanced dims stay where they are; separated ones go first (numpy's and
+    // torch's rule; ints were applied as selects before, so they separate nothing).
     let (src, first) = if adjacent {
         (viewed, positions[0])
     } else {

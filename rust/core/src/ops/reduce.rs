@@ -426,6 +426,7 @@ impl Node {
                 ),
             ));
         }
+        let all = dims.is_none() || t.ndim() == 0;
         let dims = wrap_dims(name, dims, t.ndim())?;
         let n = dims.iter().map(|&d| t.shape()[d]).product::<usize>() as f64;
         // float32 is computed in float64 (as torch accumulates): squares of tiny values
@@ -451,6 +452,7 @@ impl Node {
                 dims,
                 correction,
                 std,
+                all,
             },
             vec![self.clone()],
         ))
@@ -465,6 +467,8 @@ struct Moment {
     dims: Vec<usize>,
     correction: f64,
     std: bool,
+    /// Over the whole tensor (no dim given): torch spells out the 0-divisor case there.
+    all: bool,
 }
 
 impl Op for Moment {
@@ -490,30 +494,49 @@ impl Op for Moment {
             g = g.div(&y.mul_scalar(2.0)?)?.zeroed(&zero)?;
         }
         let d = to_isize(&self.dims);
-        let centered = x.sub(&x.mean(Some(&d), true)?)?;
+        let mean = x.mean(Some(&d), true)?;
+        if self.all && n - self.correction <= 0.0 {
+            // As torch: 2/(n - correction) is inf, so NaN where x equals the mean (inf·0)
+            // and +inf elsewhere.
+            let at_mean = x.tensor().binary(&mean.tensor(), Binary::Eq)?;
+            let dt = g.dtype();
+            let nan_or_inf = Tensor::where_(
+                &at_mean,
+                &Tensor::scalar(f64::NAN, dt),
+                &Tensor::scalar(f64::INFINITY, dt),
+            )?;
+            return Ok(vec![Some(g.mul(&Node::leaf(nan_or_inf, false))?)]);
+        }
+        let centered = x.sub(&mean)?;
         Ok(vec![Some(
             g.mul(&centered)?.mul_scalar(2.0 / (n - self.correction))?,
         )])
     }
 }
 
-/// The max over `dims` with non-finite values replaced by 0: the shift that keeps exp finite.
-fn stable_shift(t: &Tensor, dims: &[usize]) -> Result<Tensor> {
+/// The max over `dims` (keepdim): the shift that keeps exp finite. softmax and log_softmax
+/// use it as it is, so a row holding +inf is NaN, as in torch.
+fn row_max(t: &Tensor, dims: &[usize]) -> Result<Tensor> {
     if dims.iter().any(|&d| t.shape()[d] == 0) {
         // Nothing to shift: an empty reduction gives sum 0, so logsumexp is -inf.
         return Tensor::zeros(&kept_shape(t.shape(), dims), t.dtype());
     }
-    let m = t.reduce(Reduce::Max, dims, true)?;
+    t.reduce(Reduce::Max, dims, true)
+}
+
+/// The max over `dims` with non-finite values replaced by 0, as torch's logsumexp: a row of
+/// -inf gives -inf and a row holding +inf gives +inf (not NaN).
+fn stable_shift(t: &Tensor, dims: &[usize]) -> Result<Tensor> {
+    let m = row_max(t, dims)?;
     let finite = m
         .unary(Unary::Abs)?
         .binary(&Tensor::scalar(f64::INFINITY, m.dtype()), Binary::Lt)?;
     Tensor::where_(&finite, &m, &Tensor::scalar(0.0, m.dtype()))
 }
 
-/// `x - m` and `log(sum(exp(x - m)))` over `dims` (keepdim), with `m` the stable shift:
+/// `x - m` and `log(sum(exp(x - m)))` over `dims` (keepdim), with `m` the shift:
 /// log_softmax is their difference, which keeps small terms that `x - logsumexp` loses.
-fn shifted_lse(t: &Tensor, dims: &[usize]) -> Result<(Tensor, Tensor, Tensor)> {
-    let m = stable_shift(t, dims)?;
+fn shifted_lse(t: &Tensor, dims: &[usize], m: Tensor) -> Result<(Tensor, Tensor, Tensor)> {
     let shifted = t.binary(&m, Binary::Sub)?;
     let lse = shifted
         .unary(Unary::Exp)?
@@ -533,14 +556,20 @@ impl Op for LogSumExp {
     fn rule(&self) -> &'static str {
         "grad_x = g · softmax(x)"
     }
-    // d/dx logsumexp(x) = softmax(x), from the shifted x so large |x| keeps its precision.
+    // d/dx logsumexp(x) = softmax(x) = exp(s - log(sum(exp(s)))) with s = x - m, the
+    // stable shift: as accurate as log_softmax for large |x|, and NaN only at a +inf (as
+    // torch's exp(x - y)).
     fn backward(&self, c: &Ctx, g: &Node) -> Result<Vec<Option<Node>>> {
         let x = c.parent(0);
         let kept = kept_shape(&x.shape(), &self.dims);
         let m = Node::leaf(stable_shift(&x.tensor(), &self.dims)?, false);
-        let e = x.sub(&m)?.unary(Unary::Exp)?;
+        let s = x.sub(&m)?;
         let d = to_isize(&self.dims);
-        let p = e.div(&e.sum(Some(&d), true)?)?;
+        let lse = s
+            .unary(Unary::Exp)?
+            .sum(Some(&d), true)?
+            .unary(Unary::Log)?;
+        let p = s.sub(&lse)?.unary(Unary::Exp)?;
         Ok(vec![Some(g.reshape(&kept)?.mul(&p)?)])
     }
 }
@@ -587,7 +616,7 @@ impl Node {
     pub fn logsumexp(&self, dims: Option<&[isize]>, keepdim: bool) -> Result<Node> {
         let t = self.tensor();
         let dims = wrap_dims("logsumexp", dims, t.ndim())?;
-        let (_, lse, m) = shifted_lse(&t, &dims)?;
+        let (_, lse, m) = shifted_lse(&t, &dims, stable_shift(&t, &dims)?)?;
         let mut out = lse.binary(&m, Binary::Add)?;
         if !keepdim {
             let shape: Vec<usize> = (0..t.ndim())
@@ -603,7 +632,7 @@ impl Node {
         let t = self.tensor();
         let dims = wrap_dims("softmax", Some(&[dim]), t.ndim())?;
         let e = t
-            .binary(&stable_shift(&t, &dims)?, Binary::Sub)?
+            .binary(&row_max(&t, &dims)?, Binary::Sub)?
             .unary(Unary::Exp)?;
         let out = e.binary(&e.reduce(Reduce::Sum, &dims, true)?, Binary::Div)?;
         Ok(Node::from_op(
@@ -618,7 +647,7 @@ impl Node {
     pub fn log_softmax(&self, dim: isize) -> Result<Node> {
         let t = self.tensor();
         let dims = wrap_dims("log_softmax", Some(&[dim]), t.ndim())?;
-        let (shifted, lse, _) = shifted_lse(&t, &dims)?;
+        let (shifted, lse, _) = shifted_lse(&t, &dims, row_max(&t, &dims)?)?;
         let out = shifted.binary(&lse, Binary::Sub)?;
         Ok(Node::from_op(
             out,
