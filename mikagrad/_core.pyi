@@ -197,7 +197,7 @@ def adam_step(
     weight_decay: float,
     decoupled: bool,
     maximize: bool,
-    vmax: Node | None = None,
+    max_exp_avg_sq: Node | None = None,
 ) -> bool: ...
 
 # ---- grad mode and diagnostics

@@ -113,9 +113,10 @@ def arange(start: float, end: float | None = None, step: float = 1, dtype: Any =
     name = _dt(dtype)
     if ints and name in ("int32", "int64"):
         # Exact in int64 (the float form rounds past 2**53).
+        node = _core.arange_int(int(start), int(end), int(step), name)
         if requires_grad:
-            raise TypeError("arange: only float tensors can require grad, got " + name)
-        return _wrap(_core.arange_int(int(start), int(end), int(step), name))
+            node.set_requires_grad(True)  # refused for ints, as in every creation function
+        return _wrap(node)
     return _wrap(_core.arange(float(start), float(end), float(step), name, requires_grad))
 
 

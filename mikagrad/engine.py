@@ -97,6 +97,9 @@ def _as_array(x: Any, dtype: Any = None, floats: bool = True) -> np.ndarray:
         raise TypeError(f"Value: cannot make a Value from {type(x).__name__}")
     elif isinstance(x, (np.ndarray, np.generic)):
         arr = np.asarray(x)
+        if arr.dtype == np.uint64 and arr.size and arr.max() > np.iinfo(np.int64).max and (
+                dtype is None or _dtype(dtype).kind in "biu"):
+            raise ValueError(f"Value: uint64 value {arr.max()} does not fit in int64")
     else:
         try:
             arr = np.asarray(x)
@@ -687,6 +690,10 @@ class Value:
     view = reshape
 
     def flatten(self, start_dim: int = 0, end_dim: int = -1) -> Value:
+        # Nothing to merge: torch returns the tensor itself (no new node).
+        if self.ndim and (start_dim % self.ndim) == (end_dim % self.ndim) and (
+                -self.ndim <= start_dim < self.ndim and -self.ndim <= end_dim < self.ndim):
+            return self
         return _wrap(self._node.flatten(start_dim, end_dim), self)
 
     def squeeze(self, dim: Any = None) -> Value:
@@ -753,8 +760,9 @@ class Value:
         return _wrap(self._node.index_select(operator.index(dim), index), self)
 
     def to(self, dtype: Any) -> Value:
-        """A copy in ``dtype`` (torch's casts: floats truncate into ints, nonzero is True);
-        only a float result keeps the graph."""
+        """This Value in ``dtype`` (torch's casts: floats truncate into ints, nonzero is True);
+        only a float result keeps the graph. Already in ``dtype``: a Value on the same node
+        (the same data and gradient), as torch returns the tensor itself."""
         return _wrap(self._node.to_dtype(_dtype(dtype).name), self)
 
     def type(self, dtype: Any) -> Value:

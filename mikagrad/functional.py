@@ -27,6 +27,13 @@ def _v(x: Any, like: Value | None = None) -> Value:
     return Value(_as_array(x, dtype), requires_grad=False)
 
 
+def _weight(x: Any, like: Value) -> Value:
+    """A loss weight in the input's dtype, as torch requires (a float64 weight must not turn
+    a float32 loss into float64)."""
+    w = _v(x, like)
+    return w if w.dtype == like.dtype or not like._is_float else w.to(like.dtype)
+
+
 def _reduce(x: Value, reduction: str, op: str) -> Value:
     if reduction == "mean":
         return x.mean()
@@ -166,7 +173,7 @@ def _class_dim(op: str, input: Value) -> int:
 def _class_weight(op: str, weight: Any, input: Value, n_classes: int) -> Value | None:
     if weight is None:
         return None
-    w = _v(weight, input)
+    w = _weight(weight, input)
     if w.shape != (n_classes,):
         from .engine import ShapeError
         raise ShapeError(f"{op}: weight must have shape ({n_classes},) for input of shape "
@@ -175,8 +182,9 @@ def _class_weight(op: str, weight: Any, input: Value, n_classes: int) -> Value |
 
 
 def _class_indices(op: str, target: Any, input: Value,
-                   ignore_index: int) -> tuple[np.ndarray, np.ndarray]:
-    """Class-index targets as int64 (ignored ones set to 0) and the mask of ignored ones.
+                   ignore_index: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """Class-index targets as int64 (ignored ones set to 0) and the mask of ignored ones
+    (None when no target is ignored: the common case, kept cheap).
 
     Input (C,) takes a target of shape () (or (1,), as torch); (N, C, d1, ...) takes (N, d1, ...).
     """
@@ -194,8 +202,12 @@ def _class_indices(op: str, target: Any, input: Value,
         from .engine import ShapeError
         raise ShapeError(f"{op}: input of shape {input.shape} needs class indices of shape "
                          f"{want}, got target of shape {t.shape}")
-    t = t.astype(np.int64)
+    t = t.astype(np.int64, copy=False)
     n_classes = input.shape[_class_dim(op, input)]
+    if t.size:
+        lo, hi = int(t.min()), int(t.max())
+        if 0 <= lo and hi < n_classes and not lo <= ignore_index <= hi:
+            return t, None
     ignored = t == ignore_index
     bad = ~ignored & ((t < 0) | (t >= n_classes))
     if bad.any():
@@ -205,13 +217,15 @@ def _class_indices(op: str, target: Any, input: Value,
     return np.where(ignored, 0, t), ignored
 
 
-def _drop(ignored: np.ndarray, x: Value) -> Value:
+def _drop(ignored: np.ndarray | None, x: Value) -> Value:
     """``x`` with 0 where ``ignored`` (and no gradient there); the zero has x's dtype, so a
     0-d float32 ``x`` stays float32."""
+    if ignored is None or not ignored.any():
+        return x
     return where(ignored, tensor(0, dtype=x.dtype), x)
 
 
-def _nll(op: str, logp: Value, idx: np.ndarray, ignored: np.ndarray, w: Value | None,
+def _nll(op: str, logp: Value, idx: np.ndarray, ignored: np.ndarray | None, w: Value | None,
          reduction: str) -> Value:
     """torch's nll_loss on validated indices: ``-w[t] * logp[t]``, 0 where ignored; the mean
     divides by the sum of ``w[t]`` over the targets kept (their count without weights)."""
@@ -220,20 +234,18 @@ def _nll(op: str, logp: Value, idx: np.ndarray, ignored: np.ndarray, w: Value | 
     else:
         picked = logp.gather(1, np.expand_dims(idx, 1)).reshape(idx.shape)
     wt = None if w is None else w.gather(0, idx.reshape(-1)).reshape(idx.shape)
-    loss = -picked if wt is None else -(picked * wt)
-    if ignored.any():
-        loss = _drop(ignored, loss)
+    loss = _drop(ignored, -picked if wt is None else -(picked * wt))
     if reduction != "mean":
         return _reduce(loss, reduction, op)
-    return loss.sum() / _total_weight(wt, ignored)
+    return loss.sum() / _total_weight(wt, ignored, idx.size)
 
 
-def _total_weight(wt: Value | None, ignored: np.ndarray) -> Any:
+def _total_weight(wt: Value | None, ignored: np.ndarray | None, n: int) -> Any:
     """The mean's denominator for class-index targets: the sum of ``w[t]`` over the targets
     kept (their count without weights); 0 when every target is ignored, so the mean is nan."""
     if wt is None:
-        return float(ignored.size - np.count_nonzero(ignored))
-    return (_drop(ignored, wt) if ignored.any() else wt).sum()
+        return float(n - (0 if ignored is None else np.count_nonzero(ignored)))
+    return _drop(ignored, wt).sum()
 
 
 def nll_loss(input: Value, target: Any, weight: Any = None, ignore_index: int = -100,
@@ -303,11 +315,10 @@ def cross_entropy(input: Value, target: Any, weight: Any = None, ignore_index: i
     if ls == 0:
         return nll
     smooth = -logp.sum(cd) if wb is None else -(logp * wb).sum(cd)
-    if ignored.any():
-        smooth = _drop(ignored, smooth)
+    smooth = _drop(ignored, smooth)
     if reduction == "mean":
         wt = None if w is None else w.gather(0, idx.reshape(-1)).reshape(idx.shape)
-        smooth = smooth.sum() / _total_weight(wt, ignored)
+        smooth = smooth.sum() / _total_weight(wt, ignored, idx.size)
     elif reduction == "sum":
         smooth = smooth.sum()
     return (1 - ls) * nll + smooth * (ls / n_classes)
@@ -334,7 +345,7 @@ def binary_cross_entropy(input: Value, target: Any, weight: Any = None,
     # One fused op: its derivative (a - y)/max(a(1 - a), 1e-12) stays finite at 0 and 1.
     loss = input._bin(t, "binary_cross_entropy")
     if weight is not None:
-        w = _v(weight, input)
+        w = _weight(weight, input)
         _broadcasts_to(op, "weight", w, input.shape)
         loss = loss * w
     return _reduce(loss, reduction, op)
@@ -370,11 +381,11 @@ def binary_cross_entropy_with_logits(input: Value, target: Any, weight: Any = No
     if pos_weight is None:
         loss = (1 - t) * input - logsigmoid(input)
     else:
-        pw = _v(pos_weight, input)
+        pw = _weight(pos_weight, input)
         _broadcasts_to(op, "pos_weight", pw, input.shape)
         loss = (1 - t) * input - ((pw - 1) * t + 1) * logsigmoid(input)
     if weight is not None:
-        w = _v(weight, input)
+        w = _weight(weight, input)
         _broadcasts_to(op, "weight", w, input.shape)
         loss = loss * w
     return _reduce(loss, reduction, op)

@@ -751,8 +751,10 @@ class L1Loss(_Loss):
 
 def _loss_buffer(x: Any) -> Value | None:
     """A loss's weight as a Value without gradient: in ``state_dict`` as a torch buffer."""
-    if x is None or isinstance(x, Value):
-        return x
+    if x is None:
+        return None
+    if isinstance(x, Value):
+        return x.detach()  # shares the data; never a parameter
     return Value(x, requires_grad=False)
 
 

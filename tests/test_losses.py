@@ -14,6 +14,7 @@ import pytest
 
 import mikagrad as mg
 import mikagrad.functional as F
+import mikagrad.nn as nn
 from mikagrad import Value
 
 C = 5
@@ -626,3 +627,15 @@ def test_gradcheck_bce_weight(reduction):
 
 def test_gradcheck_logsigmoid():
     assert mg.gradcheck(F.logsigmoid, rng(39).standard_normal(7) * 5)
+
+
+def test_loss_modules_keep_float32_and_their_weights_out_of_parameters():
+    x = Value(np.zeros((2, 2), np.float32))
+    w = Value([1.0, 2.0])  # float64, requires grad
+    for m in (nn.CrossEntropyLoss(weight=[1.0, 2.0]), nn.NLLLoss(weight=w)):
+        assert m(x, [0, 1]).dtype == np.float32
+        assert m.parameters() == [] and "weight" in m.state_dict()
+    for m in (nn.BCELoss(weight=[1.0, 2.0]), nn.BCEWithLogitsLoss(pos_weight=w)):
+        assert m(x.sigmoid(), np.ones((2, 2))).dtype == np.float32
+        assert m.parameters() == []
+    assert F.cross_entropy(x, [0, 1], weight=w).dtype == np.float32

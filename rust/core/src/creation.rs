@@ -176,7 +176,7 @@ pub fn arange_int(start: i64, end: i64, step: i64, dtype: DType) -> Result<Tenso
     if n > (isize::MAX / 8) as i128 {
         return Err(Error::Alloc {
             op: "arange",
-            bytes: u128::MAX,
+            bytes: n as u128 * 8,
         });
     }
     let mut v = try_alloc("arange", 0, 0i64)?;

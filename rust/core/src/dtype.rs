@@ -160,6 +160,9 @@ pub trait Scalar:
     fn is_true(self) -> bool;
     /// Floats truncate toward zero into ints; ints wrap into smaller ints; nonzero is true.
     fn cast<S: Scalar>(s: S) -> Self;
+    /// `a` where `keep` is true, else `b`, with bit masks instead of a branch, so a loop of it
+    /// vectorizes (`where` with a random mask).
+    fn pick(keep: Bool8, a: Self, b: Self) -> Self;
 }
 
 /// A bool element: one byte, nonzero is true. A byte rather than Rust's `bool` because numpy
@@ -209,6 +212,11 @@ impl Scalar for Bool8 {
     fn cast<S: Scalar>(s: S) -> Self {
         Bool8::new(s.is_true())
     }
+    #[inline(always)]
+    fn pick(keep: Bool8, a: Self, b: Self) -> Self {
+        let k = u8::from(keep.0 != 0).wrapping_neg();
+        Bool8((a.0 & k) | (b.0 & !k))
+    }
 }
 
 macro_rules! impl_int {
@@ -236,6 +244,11 @@ macro_rules! impl_int {
                 } else {
                     s.to_i64() as $t // wraps, as a C cast
                 }
+            }
+            #[inline(always)]
+            fn pick(keep: Bool8, a: Self, b: Self) -> Self {
+                let k = (<$t>::from(keep.0 != 0)).wrapping_neg();
+                (a & k) | (b & !k)
             }
         }
     };
@@ -270,7 +283,7 @@ pub trait Float:
 }
 
 macro_rules! impl_float {
-    ($t:ty, $dt:expr, $erf:path) => {
+    ($t:ty, $bits:ty, $dt:expr, $erf:path) => {
         impl Scalar for $t {
             const DTYPE: DType = $dt;
             const ZERO: Self = 0.0;
@@ -290,6 +303,11 @@ macro_rules! impl_float {
             #[inline(always)]
             fn cast<S: Scalar>(s: S) -> Self {
                 s.to_f64() as $t
+            }
+            #[inline(always)]
+            fn pick(keep: Bool8, a: Self, b: Self) -> Self {
+                let k = (<$bits>::from(keep.0 != 0)).wrapping_neg();
+                <$t>::from_bits((a.to_bits() & k) | (b.to_bits() & !k))
             }
         }
 
@@ -363,8 +381,8 @@ macro_rules! impl_float {
     };
 }
 
-impl_float!(f32, DType::F32, libm::erff);
-impl_float!(f64, DType::F64, libm::erf);
+impl_float!(f32, u32, DType::F32, libm::erff);
+impl_float!(f64, u64, DType::F64, libm::erf);
 
 /// Arithmetic that ints, floats and bools share, with torch's semantics: ints wrap on
 /// overflow; floor division and remainder follow Python's signs; bool `+` is `or` and `*` is

@@ -45,7 +45,20 @@ unsafe fn dense_mut<'a, T: Element>(op: &'static str, t: &'a Tensor) -> Result<&
     Ok(unsafe { &mut b.as_mut_slice()[start..start + t.numel()] })
 }
 
+/// Shapes agree, and no two of the tensors share a buffer: the step writes the parameter and
+/// the state through `&mut` slices, which must not alias each other or the gradient.
 fn check(op: &'static str, p: &Tensor, others: &[&Tensor]) -> Result<()> {
+    let all: Vec<&Tensor> = std::iter::once(p).chain(others.iter().copied()).collect();
+    for (i, a) in all.iter().enumerate() {
+        for b in &all[i + 1..] {
+            if a.numel() > 0 && a.storage().ptr() == b.storage().ptr() {
+                return Err(Error::value(
+                    op,
+                    "the parameter, its gradient and each state buffer must be separate tensors",
+                ));
+            }
+        }
+    }
     for o in others {
         if o.shape() != p.shape() {
             return Err(Error::shape(
@@ -108,19 +121,19 @@ pub fn sgd_step(
     Ok(())
 }
 
-/// One Adam/AdamW step; `step` counts from 1 for the bias corrections. With `vmax` (AMSGrad),
+/// One Adam/AdamW step; `step` counts from 1 for the bias corrections. With `max_exp_avg_sq` (AMSGrad),
 /// the running maximum of `v` takes `v`'s place in the denominator.
 pub fn adam_step(
     param: &Tensor,
     grad: &Tensor,
     m: &Tensor,
     v: &Tensor,
-    vmax: Option<&Tensor>,
+    max_exp_avg_sq: Option<&Tensor>,
     step: u64,
     h: &Adam,
 ) -> Result<()> {
     let mut others = vec![grad, m, v];
-    others.extend(vmax);
+    others.extend(max_exp_avg_sq);
     check("Adam", param, &others)?;
     let grad = grad.to_dtype(param.dtype())?.contiguous()?;
     let bc1 = 1.0 - h.beta1.powi(step as i32);
@@ -130,7 +143,7 @@ pub fn adam_step(
             // SAFETY: as in `sgd_step`.
             let p = unsafe { dense_mut::<$T>("Adam", param)? };
             let (m, v) = unsafe { (dense_mut::<$T>("Adam", m)?, dense_mut::<$T>("Adam", v)?) };
-            let mut vmax = match vmax {
+            let mut max_exp_avg_sq = match max_exp_avg_sq {
                 Some(t) => Some(unsafe { dense_mut::<$T>("Adam", t)? }),
                 None => None,
             };
@@ -150,7 +163,7 @@ pub fn adam_step(
                 m[i] = b1 * m[i] + (one - b1) * d;
                 v[i] = b2 * v[i] + (one - b2) * d * d;
                 let mut denom = v[i];
-                if let Some(vm) = vmax.as_deref_mut() {
+                if let Some(vm) = max_exp_avg_sq.as_deref_mut() {
                     vm[i] = vm[i].max_(v[i]);
                     denom = vm[i];
                 }
@@ -222,11 +235,11 @@ mod tests {
             maximize: false,
         };
         let p = t(&[0.0]);
-        let (m, v, vmax) = (t(&[0.0]), t(&[0.0]), t(&[0.0]));
-        adam_step(&p, &t(&[2.0]), &m, &v, Some(&vmax), 1, &h).unwrap();
+        let (m, v, max_exp_avg_sq) = (t(&[0.0]), t(&[0.0]), t(&[0.0]));
+        adam_step(&p, &t(&[2.0]), &m, &v, Some(&max_exp_avg_sq), 1, &h).unwrap();
         // v = 2, then 0.5·2 + 0.5·0.25 = 1.125: the maximum stays 2.
-        adam_step(&p, &t(&[0.5]), &m, &v, Some(&vmax), 2, &h).unwrap();
-        assert_eq!(vmax.to_vec_f64().unwrap(), vec![2.0]);
+        adam_step(&p, &t(&[0.5]), &m, &v, Some(&max_exp_avg_sq), 2, &h).unwrap();
+        assert_eq!(max_exp_avg_sq.to_vec_f64().unwrap(), vec![2.0]);
         assert_eq!(v.to_vec_f64().unwrap(), vec![1.125]);
         // step 2: p -= 0.1·0.5/(sqrt(2)/sqrt(0.75)); step 1 moved p by -0.1.
         let want = -0.1 - 0.1 * 0.5 / (2f64.sqrt() / 0.75f64.sqrt());

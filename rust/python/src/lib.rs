@@ -917,7 +917,7 @@ fn sgd_step(
 
 /// One fused Adam (or AdamW, `decoupled`) update in place; False if no gradient.
 #[pyfunction]
-#[pyo3(signature = (param, m, v, step, lr, beta1, beta2, eps, weight_decay, decoupled, maximize, vmax=None))]
+#[pyo3(signature = (param, m, v, step, lr, beta1, beta2, eps, weight_decay, decoupled, maximize, max_exp_avg_sq=None))]
 #[allow(clippy::too_many_arguments)]
 fn adam_step(
     param: &Node,
@@ -931,7 +931,7 @@ fn adam_step(
     weight_decay: f64,
     decoupled: bool,
     maximize: bool,
-    vmax: Option<&Node>,
+    max_exp_avg_sq: Option<&Node>,
 ) -> PyResult<bool> {
     let Some(g) = param.node.grad() else {
         return Ok(false);
@@ -950,7 +950,7 @@ fn adam_step(
         &g,
         &m.node.tensor(),
         &v.node.tensor(),
-        vmax.map(|n| n.node.tensor()).as_ref(),
+        max_exp_avg_sq.map(|n| n.node.tensor()).as_ref(),
         step,
         &h,
     )

@@ -238,11 +238,10 @@ unary_ops! {
     Clamp(lo, hi) = "clamp", num,
         |x| if Num::is_nan(x) { x } else { Num::minimum(Num::maximum(x, T::param(lo)), T::param(hi)) },
         "grad_x = g where min <= x <= max, else 0",
-        |x, out, g| {
-            let t = x.read();
-            let inside = t.compare_scalar(lo, Binary::Ge)?.binary(&t.compare_scalar(hi, Binary::Le)?, Binary::And)?;
-            some(g.masked(&inside))
-        };
+        |x, out, g| some(g.masked(&x.read().unary(Unary::InRange(lo, hi))?));
+    /// lo <= x <= hi, as a bool: where clamp passes its gradient on (false at NaN).
+    InRange(lo, hi) = "_in_range", pred, |x| x.to_f64() >= lo && x.to_f64() <= hi,
+        "no gradient (bool result)", |x, out, g| Ok(None);
     IsNan = "isnan", pred, |x| Num::is_nan(x),
         "no gradient (bool result)", |x, out, g| Ok(None);
     IsInf = "isinf", pred, |x| x.is_inf(),
@@ -446,7 +445,7 @@ binary_ops! {
     Bce = "binary_cross_entropy", true_div,
         |x, y| {
             let lo = T::from_f64(-100.0);
-            -(y * x.ln().max_(lo) + (T::ONE - y) * (T::ONE - x).ln().max_(lo))
+            -(y * x.ln().max_(lo) + (T::ONE - y) * (-x).ln_1p().max_(lo))
         },
         "grad_a = g·(a - b)/max(a(1 - a), ε), grad_b = g·(log(1 - a) - log(a))",
         |a, b, out, g, c| {
@@ -547,7 +546,8 @@ impl Tensor {
         }
     }
 
-    /// `self op c` elementwise for a float `c`, compared in `self`'s dtype: a bool tensor.
+    /// `self op c` elementwise for a float tensor `self` and a number `c` (cast to `self`'s
+    /// dtype): a bool tensor.
     pub fn compare_scalar(&self, c: f64, op: Binary) -> Result<Tensor> {
         self.binary(&Tensor::scalar(c, self.dtype()), op)
     }
@@ -578,7 +578,8 @@ impl Tensor {
     }
 
     /// `cond ? a : b`, elementwise with broadcasting; `cond` is true where nonzero. One
-    /// pass: an operand already in the result's shape, or a single element, is read in place.
+    /// pass: a single element, or a contiguous operand of the result's shape, is read in
+    /// place (any other operand is first copied out to the result's shape).
     pub fn where_(cond: &Tensor, a: &Tensor, b: &Tensor) -> Result<Tensor> {
         let shape = broadcast_shapes("where", cond.shape(), a.shape())?;
         let shape = broadcast_shapes("where", &shape, b.shape())?;
@@ -589,24 +590,50 @@ impl Tensor {
         let (a, b) = (a.cast_cow(dtype)?, b.cast_cow(dtype)?);
         with_any!(a, T => {
             let (a, b) = (Operand::<T>::new(&a, &shape)?, Operand::<T>::new(&b, &shape)?);
-            let out: Vec<T> = match (a.read(), b.read()) {
-                (Read::All(x), Read::One(y)) => {
-                    m.iter().zip(x).map(|(c, &x)| if c.is_true() { x } else { y }).collect()
-                }
-                (Read::One(x), Read::All(y)) => {
-                    m.iter().zip(y).map(|(c, &y)| if c.is_true() { x } else { y }).collect()
-                }
-                (Read::All(x), Read::All(y)) => m
-                    .iter()
-                    .zip(x.iter().zip(y))
-                    .map(|(c, (&x, &y))| if c.is_true() { x } else { y })
-                    .collect(),
-                (Read::One(x), Read::One(y)) => {
-                    m.iter().map(|c| if c.is_true() { x } else { y }).collect()
-                }
-            };
+            let mut out = try_alloc::<T>("where", m.len(), T::ZERO)?;
+            match (a.read(), b.read()) {
+                (Read::All(x), Read::One(y)) => pick(&mut out, m, x, &[y], 0),
+                (Read::One(x), Read::All(y)) => pick(&mut out, m, &[x], y, 1),
+                (Read::All(x), Read::All(y)) => pick(&mut out, m, x, y, 2),
+                (Read::One(x), Read::One(y)) => pick(&mut out, m, &[x], &[y], 3),
+            }
             Tensor::from_vec(out, &shape)
         })
+    }
+}
+
+/// `out[i] = m[i] ? x[i] : y[i]`, where a one-element `x` or `y` stands for every `i`
+/// (`form` says which: 0 x full, 1 y full, 2 both, 3 neither). Each form is a plain indexed
+/// loop of branch-free `Scalar::pick` over equal-length slices, so it vectorizes: a random
+/// mask must not cost a mispredicted branch per element.
+fn pick<T: Element>(out: &mut [T], m: &[Bool8], x: &[T], y: &[T], form: u8) {
+    let n = out.len();
+    let m = &m[..n];
+    match form {
+        0 => {
+            let (x, y) = (&x[..n], y[0]);
+            for i in 0..n {
+                out[i] = T::pick(m[i], x[i], y);
+            }
+        }
+        1 => {
+            let (x, y) = (x[0], &y[..n]);
+            for i in 0..n {
+                out[i] = T::pick(m[i], x, y[i]);
+            }
+        }
+        2 => {
+            let (x, y) = (&x[..n], &y[..n]);
+            for i in 0..n {
+                out[i] = T::pick(m[i], x[i], y[i]);
+            }
+        }
+        _ => {
+            let (x, y) = (x[0], y[0]);
+            for i in 0..n {
+                out[i] = T::pick(m[i], x, y);
+            }
+        }
     }
 }
 

@@ -294,10 +294,10 @@ impl Op for Sum {
 struct Extreme {
     name: &'static str,
     dims: Vec<usize>,
-    /// torch's `max()`/`min()` of the whole tensor: the gradient is selected into the
-    /// chosen positions (NaN ones when the result is NaN). `amax`/`amin` multiply by the
-    /// mask instead, as torch, so an inf g gives NaN elsewhere there.
-    evenly: bool,
+    /// torch's `max()`/`min()` of the whole tensor: the (evenly split) gradient is selected
+    /// into the chosen positions, NaN ones when the result is NaN. `amax`/`amin` multiply by
+    /// the mask instead, as torch, so an inf g gives NaN elsewhere there.
+    select: bool,
 }
 
 impl Op for Extreme {
@@ -312,7 +312,7 @@ impl Op for Extreme {
         let kept = kept_shape(&x.shape(), &self.dims);
         let (t, out) = (x.tensor(), c.out.tensor().reshape(&kept)?);
         let mut hit = t.binary(&out, Binary::Eq)?;
-        if self.evenly {
+        if self.select {
             let both_nan = t
                 .unary(Unary::IsNan)?
                 .binary(&out.unary(Unary::IsNan)?, Binary::And)?;
@@ -322,7 +322,7 @@ impl Op for Extreme {
             .to_dtype(g.dtype())?
             .reduce(Reduce::Sum, &self.dims, true)?;
         let share = g.reshape(&kept)?.div(&Node::leaf(count, false))?;
-        Ok(vec![Some(if self.evenly {
+        Ok(vec![Some(if self.select {
             share.masked(&hit)?
         } else {
             share.mul(&Node::leaf(hit, false))?
@@ -364,7 +364,7 @@ impl Node {
         op: Reduce,
         dims: Option<&[isize]>,
         keepdim: bool,
-        evenly: bool,
+        select: bool,
     ) -> Result<Node> {
         let t = self.tensor();
         let name = if op == Reduce::Max { "max" } else { "min" };
@@ -372,7 +372,7 @@ impl Node {
         let out = t.reduce(op, &dims, keepdim)?;
         Ok(Node::from_op(
             out,
-            Extreme { name, dims, evenly },
+            Extreme { name, dims, select },
             vec![self.clone()],
         ))
     }
