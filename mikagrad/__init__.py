@@ -8,7 +8,7 @@ array([[ 7., 11.],
        [ 9., 13.]])
 """
 
-from . import data, functional, nn, optim
+from . import cuda, data, functional, nn, optim
 from ._core import __version__
 from .creation import (
     arange,
@@ -39,6 +39,7 @@ from .engine import (
     from_dlpack,
     get_default_dtype,
     get_num_threads,
+    inference_mode,
     int32,
     int64,
     is_grad_enabled,
@@ -50,19 +51,52 @@ from .engine import (
 from .explain import explain
 from .gradcheck import GradcheckError, gradcheck
 from .ops import (
+    Histogram,
+    abs,
+    all,
+    allclose,
+    amax,
+    amin,
+    any,
     argmax,
     argmin,
     argsort,
     cat,
     chunk,
+    clamp,
+    clip,
     dot,
+    equal,
+    exp,
+    histogram,
+    isclose,
+    log,
+    log2,
+    log10,
+    log_softmax,
+    logsumexp,
     matmul,
+    max,
     maximum,
+    mean,
+    min,
     minimum,
+    numel,
+    relu,
+    sigmoid,
+    softmax,
     sort,
     split,
+    sqrt,
+    square,
     stack,
+    std,
+    sum,
+    tanh,
     topk,
+    tril,
+    triu,
+    var,
     where,
 )
 from .serialization import SerializationError, load, save
@@ -83,7 +117,11 @@ __all__ = [
     "zeros", "ones", "full", "eye", "arange", "linspace", "rand", "randn", "randperm",
     "zeros_like", "ones_like", "full_like", "rand_like", "randn_like",
     "cat", "stack", "split", "chunk", "where", "maximum", "minimum", "matmul", "dot",
-    "argmax", "argmin", "sort", "argsort", "topk",
+    "argmax", "argmin", "sort", "argsort", "topk", "inference_mode",
+    "tanh", "exp", "log", "log10", "log2", "sqrt", "abs", "sigmoid", "relu", "square", "clamp",
+    "clip", "sum", "mean", "var", "std", "max", "min", "amax", "amin", "logsumexp", "softmax",
+    "log_softmax", "all", "any", "numel", "isclose", "allclose", "equal", "tril", "triu",
+    "histogram", "Histogram", "cuda",
     "gradcheck", "GradcheckError", "ShapeError", "GradError", "SerializationError",
     "save", "load", "functional", "nn", "optim", "data", "explain",
 ]

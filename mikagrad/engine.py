@@ -7,6 +7,7 @@ the graph and the backward pass all live in Rust (see ARCHITECTURE.md).
 from __future__ import annotations
 
 import contextlib
+import math
 import operator
 from collections.abc import Iterator, Sequence
 from typing import Any, NamedTuple
@@ -31,6 +32,7 @@ __all__ = [
     "get_default_dtype",
     "no_grad",
     "enable_grad",
+    "inference_mode",
     "is_grad_enabled",
     "set_num_threads",
     "get_num_threads",
@@ -82,6 +84,20 @@ def get_default_dtype() -> np.dtype:
     dtype('float64')
     """
     return np.dtype(_core.get_default_dtype())
+
+
+def _is_device(x: Any) -> bool:
+    return (isinstance(x, str) and x.split(":")[0] in ("cpu", "cuda", "mps", "xla", "meta")) or (
+        type(x).__name__ == "device")
+
+
+def check_device(device: Any) -> None:
+    """Accepts the CPU (``'cpu'``, ``'cpu:0'``, a torch.device of type cpu); any other device
+    is a clear error: MikaGrad runs on the CPU only."""
+    name = str(device)
+    if name not in ("cpu", "cpu:0"):
+        raise ValueError(f"device {name!r} is not available: MikaGrad runs on the CPU only "
+                         "(use 'cpu'; mikagrad.cuda.is_available() is False)")
 
 
 def _as_array(x: Any, dtype: Any = None, floats: bool = True) -> np.ndarray:
@@ -240,8 +256,14 @@ class Value:
         return self._is_float
 
     @property
-    def size(self) -> int:
-        return int(np.prod(self._node.shape, dtype=np.int64))
+    def size(self) -> _Size:
+        """numpy's element count (``x.size``), which is also torch's method: ``x.size()`` is
+        the shape and ``x.size(d)`` one dim's length.
+
+        >>> x = Value([[1.0, 2.0, 3.0]]); x.size, x.size(), x.size(-1)
+        (3, (1, 3), 3)
+        """
+        return _Size(int(np.prod(self._node.shape, dtype=np.int64)), self._node.shape)
 
     def numel(self) -> int:
         return self.size
@@ -759,10 +781,30 @@ class Value:
         ``dim``; repeats are allowed and their gradients add up."""
         return _wrap(self._node.index_select(operator.index(dim), index), self)
 
-    def to(self, dtype: Any) -> Value:
+    def to(self, *args: Any, dtype: Any = None, device: Any = None, **kwargs: Any) -> Value:
         """This Value in ``dtype`` (torch's casts: floats truncate into ints, nonzero is True);
         only a float result keeps the graph. Already in ``dtype``: a Value on the same node
-        (the same data and gradient), as torch returns the tensor itself."""
+        (the same data and gradient), as torch returns the tensor itself. A device (``'cpu'``,
+        the only one) may be given too, as torch's ``.to(device, dtype)``; a Value gives its
+        dtype.
+
+        >>> Value([1.5]).to("cpu", "int64").tolist(), Value([1.0]).to(device="cpu").dtype
+        ([1], dtype('float64'))
+        """
+        unknown = set(kwargs) - {"non_blocking", "copy", "memory_format"}
+        if unknown:
+            raise TypeError(f"to: unexpected keyword arguments {sorted(unknown)}")
+        for a in args:
+            if _is_device(a):
+                device = a
+            elif dtype is None:
+                dtype = a
+            else:
+                raise TypeError(f"to: more than one dtype given ({dtype!r}, {a!r})")
+        if device is not None:
+            check_device(device)
+        if dtype is None:
+            return self
         return _wrap(self._node.to_dtype(_dtype(dtype).name), self)
 
     def type(self, dtype: Any) -> Value:
@@ -808,6 +850,216 @@ class Value:
         """The same data (shared memory), cut from the graph."""
         return _wrap(self._node.detach())
 
+    # ---- PyTorch's tensor methods that learner code uses -----------------------------
+
+    def log10(self) -> Value:
+        """The base-10 logarithm, elementwise.
+
+        >>> Value([1.0, 100.0]).log10().tolist()
+        [0.0, 2.0]
+        """
+        return self.log() * (1.0 / math.log(10.0))
+
+    def log2(self) -> Value:
+        """The base-2 logarithm, elementwise.
+
+        >>> Value([1.0, 8.0]).log2().tolist()
+        [0.0, 3.0]
+        """
+        return self.log() * (1.0 / math.log(2.0))
+
+    def nelement(self) -> int:
+        """The number of elements, torch's other name for ``numel()``.
+
+        >>> Value([[1.0, 2.0]]).nelement()
+        2
+        """
+        return self.size
+
+    def element_size(self) -> int:
+        """Bytes per element.
+
+        >>> Value([1.0]).element_size(), tensor([1], dtype="int32").element_size()
+        (8, 4)
+        """
+        return self.dtype.itemsize
+
+    @property
+    def device(self) -> str:
+        """Always ``'cpu'``: MikaGrad runs on the CPU."""
+        return "cpu"
+
+    def cpu(self) -> Value:
+        """This Value (it is already on the CPU), as torch's ``.cpu()``.
+
+        >>> x = Value([1.0]); x.cpu() is x
+        True
+        """
+        return self
+
+    def clone(self) -> Value:
+        """A copy with its own memory that stays in the graph (the gradient flows back).
+
+        >>> x = Value([1.0, 2.0]); y = x.clone(); y.sum().backward(); x.grad.tolist()
+        [1.0, 1.0]
+        """
+        # `* 1` keeps -0.0 (`+ 0` would not); a non-float Value is copied.
+        return self * 1 if self._is_float else tensor(self.numpy(), dtype=self.dtype)
+
+    def retain_grad(self) -> None:
+        """Kept for torch's code: MikaGrad keeps every recorded Value's ``.grad`` already.
+
+        >>> x = Value([1.0]); y = x * 2; y.retain_grad(); y.sum().backward(); y.grad.tolist()
+        [1.0]
+        """
+
+    def view_as(self, other: Value) -> Value:
+        """``reshape(other.shape)``.
+
+        >>> Value([1.0, 2.0]).view_as(Value([[0.0], [0.0]])).shape
+        (2, 1)
+        """
+        return self.reshape(other.shape)
+
+    reshape_as = view_as
+
+    def expand_as(self, other: Value) -> Value:
+        """``expand(other.shape)``.
+
+        >>> Value([1.0]).expand_as(Value([0.0, 0.0, 0.0])).tolist()
+        [1.0, 1.0, 1.0]
+        """
+        return self.expand(*other.shape)
+
+    def type_as(self, other: Value) -> Value:
+        """This Value in ``other``'s dtype.
+
+        >>> tensor([1, 2]).type_as(Value([0.5])).dtype
+        dtype('float64')
+        """
+        return self.to(other.dtype)
+
+    def new_full(self, size: Sequence[int], fill_value: Any, *, dtype: Any = None,
+                 requires_grad: bool = False) -> Value:
+        """A new Value of ``size`` filled with ``fill_value``, in this Value's dtype.
+
+        >>> Value([1.0]).new_full((2,), 3.0).tolist()
+        [3.0, 3.0]
+        """
+        from .creation import full
+
+        return full(tuple(size), fill_value, dtype=dtype or self.dtype,
+                    requires_grad=requires_grad)
+
+    def new_zeros(self, *size: Any, dtype: Any = None, requires_grad: bool = False) -> Value:
+        """Zeros of ``size`` in this Value's dtype.
+
+        >>> tensor([1, 2]).new_zeros(2, 2).tolist()
+        [[0, 0], [0, 0]]
+        """
+        return self.new_full(_shape_args(size), 0, dtype=dtype, requires_grad=requires_grad)
+
+    def new_ones(self, *size: Any, dtype: Any = None, requires_grad: bool = False) -> Value:
+        """Ones of ``size`` in this Value's dtype.
+
+        >>> Value([1.0]).new_ones(3).tolist()
+        [1.0, 1.0, 1.0]
+        """
+        return self.new_full(_shape_args(size), 1, dtype=dtype, requires_grad=requires_grad)
+
+    def new_tensor(self, data: Any, *, dtype: Any = None, requires_grad: bool = False) -> Value:
+        """``tensor(data)`` in this Value's dtype (unless ``dtype`` is given).
+
+        >>> Value([1.0], dtype="float32").new_tensor([1, 2]).dtype
+        dtype('float32')
+        """
+        return tensor(data, dtype=dtype or self.dtype, requires_grad=requires_grad)
+
+    def unbind(self, dim: int = 0) -> tuple[Value, ...]:
+        """The slices along ``dim``, with that dim removed, as torch.
+
+        >>> [v.tolist() for v in Value([[1.0, 2.0], [3.0, 4.0]]).unbind(1)]
+        [[1.0, 3.0], [2.0, 4.0]]
+        """
+        d = operator.index(dim)
+        n = self.shape[d]
+        key: list[Any] = [slice(None)] * self.ndim
+        out = []
+        for i in range(n):
+            key[d] = i
+            out.append(self[tuple(key)])
+        return tuple(out)
+
+    def masked_fill(self, mask: Any, value: Any) -> Value:
+        """``value`` where ``mask`` is True, else this Value; the gradient flows where kept.
+
+        >>> Value([1.0, 2.0, 3.0]).masked_fill(tensor([False, True, False]), 0.0).tolist()
+        [1.0, 0.0, 3.0]
+        """
+        from .ops import where
+
+        m = mask if isinstance(mask, Value) else tensor(mask)
+        if m.dtype != bool_:
+            raise TypeError(f"masked_fill: mask must be a bool tensor, got {m.dtype}")
+        v = value if isinstance(value, Value) else tensor(value, dtype=self.dtype)
+        return where(m, v.to(self.dtype), self)
+
+    def flip(self, *dims: Any) -> Value:
+        """The elements in reverse order along ``dims``.
+
+        >>> Value([[1.0, 2.0], [3.0, 4.0]]).flip(1).tolist()
+        [[2.0, 1.0], [4.0, 3.0]]
+        """
+        ds = {d % self.ndim for d in _shape_args(dims)} if self.ndim else set()
+        return self[tuple(slice(None, None, -1) if d in ds else slice(None)
+                          for d in range(self.ndim))]
+
+    def repeat(self, *sizes: Any) -> Value:
+        """Tiles this Value ``sizes[i]`` times along dim i, as ``torch.Tensor.repeat``.
+
+        >>> Value([1.0, 2.0]).repeat(2).tolist(), Value([1.0]).repeat(2, 2).shape
+        ([1.0, 2.0, 1.0, 2.0], (2, 2))
+        """
+        reps = _shape_args(sizes)
+        if len(reps) < self.ndim:
+            raise ValueError(f"repeat: {len(reps)} sizes for a Value of {self.ndim} dims "
+                             f"(shape {self.shape}); give at least one per dim")
+        shape = (1,) * (len(reps) - self.ndim) + self.shape
+        x = self.reshape(shape)
+        # Insert a dim before each, expand it to the count, then merge each pair.
+        inter = [s for pair in zip([1] * len(shape), shape) for s in pair]
+        big = [s for pair in zip(reps, shape) for s in pair]
+        return x.reshape(inter).expand(*big).reshape([r * s for r, s in zip(reps, shape)])
+
+    def roll(self, shifts: Any, dims: Any = None) -> Value:
+        """Shifts the elements ``shifts`` places along ``dims`` (the flattened Value when
+        None), wrapping around, as ``torch.roll``.
+
+        >>> Value([1.0, 2.0, 3.0]).roll(1).tolist()
+        [3.0, 1.0, 2.0]
+        """
+        from .ops import cat
+
+        if dims is None:
+            return self.reshape(-1).roll(shifts, 0).reshape(self.shape)
+        shifts = (shifts,) if isinstance(shifts, int) else tuple(shifts)
+        dims = (dims,) if isinstance(dims, int) else tuple(dims)
+        if len(shifts) != len(dims):
+            raise ValueError(f"roll: {len(shifts)} shifts for {len(dims)} dims")
+        out = self
+        for k, d in zip(shifts, dims):
+            n = out.shape[d]
+            if n == 0:
+                continue
+            k %= n
+            if k:
+                key = [slice(None)] * out.ndim
+                key[d] = slice(n - k, None)
+                tail = out[tuple(key)]
+                key[d] = slice(None, n - k)
+                out = cat([tail, out[tuple(key)]], dim=d)
+        return out
+
     # Last in the class: below these, `float`, `int` and `bool` would name the methods.
     def float(self) -> Value:
         return self.to(float32)
@@ -823,6 +1075,26 @@ class Value:
 
     def bool(self) -> Value:
         return self.to(bool_)
+
+
+class _Size(int):
+    """An int (numpy's ``size``) that, called, gives torch's ``size()``: the shape, or the
+    length of one dim."""
+
+    _shape: tuple[int, ...]
+
+    def __new__(cls, n: int, shape: Sequence[int]) -> _Size:
+        self = super().__new__(cls, n)
+        self._shape = tuple(shape)
+        return self
+
+    def __call__(self, dim: int | None = None) -> Any:
+        if dim is None:
+            return self._shape
+        d = operator.index(dim)
+        if not -len(self._shape) <= d < max(len(self._shape), 1):
+            raise IndexError(f"size: dim {d} is out of range for {len(self._shape)} dims")
+        return self._shape[d]
 
 
 class ValuesIndices(NamedTuple):
@@ -939,6 +1211,22 @@ class no_grad(_GradMode):
     """
 
     _on = False
+
+
+class inference_mode(_GradMode):
+    """torch's ``inference_mode``: here the same as ``no_grad`` (records no graph). Also a
+    decorator; ``inference_mode(False)`` records as usual.
+
+    >>> x = Value([1.0])
+    >>> with inference_mode(): (x * 2).requires_grad
+    False
+    """
+
+    _on = False
+
+    def __init__(self, mode: bool = True) -> None:
+        super().__init__()
+        self._on = not mode
 
 
 class enable_grad(_GradMode):

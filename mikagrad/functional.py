@@ -16,7 +16,7 @@ from .ops import where
 __all__ = [
     "relu", "tanh", "sigmoid", "gelu", "leaky_relu", "softplus", "softmax", "log_softmax",
     "mse_loss", "l1_loss", "cross_entropy", "nll_loss", "binary_cross_entropy",
-    "binary_cross_entropy_with_logits", "hinge_loss", "one_hot", "logsigmoid",
+    "binary_cross_entropy_with_logits", "hinge_loss", "one_hot", "logsigmoid", "silu",
 ]
 
 
@@ -75,6 +75,15 @@ def sigmoid(x: Value) -> Value:
     [0.269, 0.5, 0.881]
     """
     return x.sigmoid()
+
+
+def silu(x: Value) -> Value:
+    """SiLU (swish): ``x * sigmoid(x)``.
+
+    >>> silu(Value([-1.0, 0.0, 2.0])).tolist()
+    [-0.269, 0.0, 1.762]
+    """
+    return x * x.sigmoid()
 
 
 def gelu(x: Value) -> Value:

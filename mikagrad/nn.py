@@ -13,6 +13,7 @@ tuples and dicts held there, or in its sub-modules (searched the same way):
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Iterable, Iterator
 from typing import Any, NamedTuple
 
@@ -22,10 +23,15 @@ from . import functional as F
 from .creation import rand, randn
 from .engine import ShapeError, Value, get_default_dtype
 
+# `import mikagrad.nn.functional as F` (torch's path) finds the same module as
+# `mikagrad.functional`.
+functional = F
+sys.modules[__name__ + ".functional"] = F
+
 __all__ = [  # noqa: RUF022  (grouped as the sections below)
     "Module", "Layer", "MLP",
-    "Linear", "Sequential", "Flatten", "Dropout", "LayerNorm", "Embedding",
-    "ReLU", "Tanh", "Sigmoid", "GELU", "LeakyReLU", "Softmax", "LogSoftmax",
+    "Linear", "Sequential", "ModuleList", "ModuleDict", "Flatten", "Dropout", "LayerNorm",
+    "Embedding", "ReLU", "SiLU", "Tanh", "Sigmoid", "GELU", "LeakyReLU", "Softmax", "LogSoftmax",
     "MSELoss", "L1Loss", "CrossEntropyLoss", "NLLLoss", "BCELoss", "BCEWithLogitsLoss",
     "StateDictKeyError", "IncompatibleKeys", "init", "utils",
 ]
@@ -497,6 +503,108 @@ class Sequential(Module):
         return x
 
 
+class ModuleList(Module):
+    """A list of modules, registered by position ('0', '1', ...), as ``torch.nn.ModuleList``.
+
+    >>> layers = ModuleList([Linear(2, 2) for _ in range(3)]); layers.append(Linear(2, 1))
+    ModuleList(...)
+    >>> len(layers), [n for n, _ in layers.named_parameters()][-1]
+    (4, '3.bias')
+    """
+
+    def __init__(self, modules: Iterable[Module] = ()) -> None:
+        super().__init__()
+        self._list: list[Module] = []
+        self.extend(modules)
+
+    def _members(self) -> Iterable[tuple[str, Any]]:
+        yield from ((str(i), m) for i, m in enumerate(self._list))
+        yield from ((k, v) for k, v in super()._members() if k != "_list")
+
+    def append(self, module: Module) -> ModuleList:
+        if not isinstance(module, Module):
+            raise TypeError(f"ModuleList: {type(module).__name__} is not a Module")
+        self._list.append(module)
+        return self
+
+    def extend(self, modules: Iterable[Module]) -> ModuleList:
+        for m in modules:
+            self.append(m)
+        return self
+
+    def insert(self, index: int, module: Module) -> None:
+        if not isinstance(module, Module):
+            raise TypeError(f"ModuleList: {type(module).__name__} is not a Module")
+        self._list.insert(index, module)
+
+    def __getitem__(self, index: int | slice) -> Any:
+        if isinstance(index, slice):
+            return ModuleList(self._list[index])
+        return self._list[index]
+
+    def __setitem__(self, index: int, module: Module) -> None:
+        self._list[index] = module
+
+    def __len__(self) -> int:
+        return len(self._list)
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter(list(self._list))
+
+
+class ModuleDict(Module):
+    """Modules by name, as ``torch.nn.ModuleDict``; their parameters are named 'key.weight'.
+
+    >>> heads = ModuleDict({"a": Linear(2, 1), "b": Linear(2, 3)})
+    >>> list(heads), heads["b"].out_features, len(heads.parameters())
+    (['a', 'b'], 3, 4)
+    """
+
+    def __init__(self, modules: Any = None) -> None:
+        super().__init__()
+        self._dict: dict[str, Module] = {}
+        if modules is not None:
+            self.update(modules)
+
+    def _members(self) -> Iterable[tuple[str, Any]]:
+        yield from self._dict.items()
+        yield from ((k, v) for k, v in super()._members() if k != "_dict")
+
+    def update(self, modules: Any) -> None:
+        items = modules.items() if isinstance(modules, (dict, ModuleDict)) else modules
+        for k, m in items:
+            self[k] = m
+
+    def __getitem__(self, key: str) -> Module:
+        return self._dict[key]
+
+    def __setitem__(self, key: str, module: Module) -> None:
+        if not isinstance(module, Module):
+            raise TypeError(f"ModuleDict: {key!r} is a {type(module).__name__}, not a Module")
+        self._dict[str(key)] = module
+
+    def __delitem__(self, key: str) -> None:
+        del self._dict[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._dict
+
+    def __len__(self) -> int:
+        return len(self._dict)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._dict))
+
+    def keys(self) -> Any:
+        return self._dict.keys()
+
+    def values(self) -> Any:
+        return self._dict.values()
+
+    def items(self) -> Any:
+        return self._dict.items()
+
+
 class ReLU(Module):
     """The module form of ``F.relu``: ``max(x, 0)`` elementwise.
 
@@ -506,6 +614,17 @@ class ReLU(Module):
 
     def forward(self, x: Value) -> Value:
         return x.relu()
+
+
+class SiLU(Module):
+    """The module form of ``F.silu``: ``x * sigmoid(x)``.
+
+    >>> SiLU()(Value([0.0, 2.0])).tolist()
+    [0.0, 1.762]
+    """
+
+    def forward(self, x: Value) -> Value:
+        return F.silu(x)
 
 
 class Tanh(Module):

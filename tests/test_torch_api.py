@@ -1,0 +1,269 @@
+"""PyTorch's API surface that learner code uses (issue "PyTorch and micrograd code runs
+unchanged"): the torch paths, function forms, tensor methods, devices, ModuleList/ModuleDict.
+
+Each is checked against fixed values, and against torch where it is installed.
+"""
+
+import importlib
+
+import numpy as np
+import pytest
+
+import mikagrad as mg
+import mikagrad.nn as nn
+from mikagrad import Value
+
+A = np.array([[0.5, -1.5, 2.0], [1.25, 0.0, -0.75]])
+
+
+def test_torch_import_paths():
+    F1 = importlib.import_module("mikagrad.nn.functional")
+    from mikagrad.nn import functional as F2
+
+    assert F1 is F2 is mg.functional is nn.functional
+    assert hasattr(F1, "cross_entropy") and hasattr(F1, "silu")
+
+
+# name -> (mikagrad call, torch call) on the same input
+UNARY_FORMS = ["tanh", "exp", "log", "log10", "log2", "sqrt", "abs", "sigmoid", "relu",
+               "square"]
+
+
+@pytest.mark.parametrize("name", UNARY_FORMS)
+def test_unary_function_forms(name):
+    a = np.abs(A) + 0.5 if name in ("log", "log10", "log2", "sqrt") else A
+    x = Value(a)
+    y = getattr(mg, name)(x)
+    np.testing.assert_allclose(y.numpy(), getattr(x, name)().numpy())
+    y.sum().backward()
+    assert x.grad.shape == a.shape
+    ref = {"log10": np.log10, "log2": np.log2, "square": np.square}.get(name)
+    if ref is not None:
+        np.testing.assert_allclose(y.numpy(), ref(a), rtol=1e-15)
+
+
+REDUCE_FORMS = {
+    "sum": ((1,), {}), "mean": ((0,), {"keepdim": True}), "var": ((1,), {}),
+    "std": ((0,), {"correction": 0}), "amax": ((1,), {}), "amin": ((0,), {}),
+    "logsumexp": ((1,), {}), "softmax": ((1,), {}), "log_softmax": ((0,), {}),
+}
+
+
+@pytest.mark.parametrize("name", list(REDUCE_FORMS))
+def test_reduction_function_forms_match_torch(name):
+    torch = pytest.importorskip("torch")
+    args, kw = REDUCE_FORMS[name]
+    got = getattr(mg, name)(Value(A), *args, **kw).numpy()
+    want = getattr(torch, name)(torch.tensor(A), *args, **kw).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+def test_max_min_forms():
+    v, i = mg.max(Value(A), 1)
+    assert v.tolist() == [2.0, 1.25] and i.tolist() == [2, 0]
+    assert mg.min(Value(A)).item() == -1.5
+    assert mg.max(Value(A), Value(np.zeros_like(A))).tolist() == np.maximum(A, 0).tolist()
+    assert mg.clamp(Value(A), -1, 1).tolist() == np.clip(A, -1, 1).tolist()
+    assert mg.all(mg.tensor([1, 1])).item() and not mg.any(mg.tensor([0, 0])).item()
+    assert mg.numel(Value(A)) == 6
+
+
+def test_closeness():
+    a, b = [1.0, 2.0, np.inf, np.nan], [1.0 + 1e-9, 2.1, np.inf, np.nan]
+    assert mg.isclose(a, b).tolist() == [True, False, True, False]
+    assert mg.isclose(a, b, equal_nan=True).tolist() == [True, False, True, True]
+    assert mg.allclose([1.0, 2.0], [1.0, 2.0 + 1e-9]) and not mg.allclose(a, b)
+    assert mg.equal([1, 2], [1, 2]) and not mg.equal([1, 2], [2, 1])
+    assert not mg.equal([1, 2], [[1, 2]])
+
+
+def test_closeness_matches_torch():
+    torch = pytest.importorskip("torch")
+    a = np.array([1.0, 2.0, np.inf, -np.inf, np.nan, 0.0, 1e-9])
+    b = np.array([1.0 + 1e-6, 2.1, np.inf, np.inf, np.nan, 1e-9, 0.0])
+    for kw in ({}, {"equal_nan": True}, {"rtol": 0.1, "atol": 0.0}):
+        want = torch.isclose(torch.tensor(a), torch.tensor(b), **kw).tolist()
+        assert mg.isclose(a, b, **kw).tolist() == want, kw
+
+
+@pytest.mark.parametrize("diagonal", [-1, 0, 1, 2])
+def test_tril_triu(diagonal):
+    a = np.arange(24.0).reshape(2, 3, 4)
+    x = Value(a)
+    lo, up = mg.tril(x, diagonal), mg.triu(x, diagonal)
+    np.testing.assert_array_equal(lo.numpy(), np.tril(a, diagonal))
+    np.testing.assert_array_equal(up.numpy(), np.triu(a, diagonal))
+    (lo.sum() + 2 * up.sum()).backward()
+    np.testing.assert_array_equal(x.grad, np.tril(np.ones_like(a), diagonal)
+                                  + 2 * np.triu(np.ones_like(a), diagonal))
+    with pytest.raises(ValueError, match="tril"):
+        mg.tril(Value([1.0]))
+
+
+def test_histogram_matches_torch():
+    x = mg.tensor([0.5, 1.5, 1.7, 3.9, -1.0])
+    h = mg.histogram(x, bins=4, range=(0.0, 4.0))
+    assert h.hist.tolist() == [1.0, 2.0, 0.0, 1.0]
+    assert h.bin_edges.tolist() == [0.0, 1.0, 2.0, 3.0, 4.0]
+    torch = pytest.importorskip("torch")
+    t = torch.histogram(torch.tensor(x.numpy()), bins=4, range=(0.0, 4.0))
+    assert h.hist.tolist() == t.hist.tolist() and h.bin_edges.tolist() == t.bin_edges.tolist()
+
+
+# ---- tensor methods ---------------------------------------------------------------------------
+
+
+def test_size_is_numpys_int_and_torchs_method():
+    x = Value(A)
+    assert x.size == 6 and x.size * 2 == 12 and isinstance(x.size, int)
+    assert x.size() == (2, 3) and x.size(1) == 3 and x.size(-2) == 2
+    with pytest.raises(IndexError, match="size"):
+        x.size(2)
+    assert x.nelement() == x.numel() == 6 and x.element_size() == 8
+
+
+def test_clone_view_as_and_friends():
+    x = Value(A)
+    c = x.clone()
+    assert c._node is not x._node and not c.is_leaf
+    c.sum().backward()
+    np.testing.assert_array_equal(x.grad, np.ones_like(A))
+    z = Value(np.array([-0.0]))
+    assert np.signbit(z.clone().numpy()[0])  # -0.0 stays -0.0
+    n = mg.tensor([1, 2])
+    assert n.clone().tolist() == [1, 2] and n.clone()._node is not n._node
+    assert x.view_as(Value(np.zeros(6))).shape == (6,)
+    assert x.reshape_as(Value(np.zeros((3, 2)))).shape == (3, 2)
+    assert Value([1.0]).expand_as(x).shape == (2, 3)
+    assert mg.tensor([1, 2]).type_as(x).dtype == np.float64
+    f32 = Value(np.zeros(2, np.float32))
+    assert f32.new_zeros(2, 3).dtype == np.float32 and f32.new_zeros((2, 3)).shape == (2, 3)
+    assert f32.new_ones(2).tolist() == [1.0, 1.0] and f32.new_full((1,), 7).tolist() == [7.0]
+    assert f32.new_tensor([1, 2]).dtype == np.float32
+    assert not f32.new_zeros(1).requires_grad
+    y = Value([1.0])
+    y.retain_grad()
+
+
+def test_unbind_masked_fill_flip_repeat_roll():
+    x = Value(A)
+    rows = x.unbind(0)
+    assert len(rows) == 2 and rows[1].tolist() == A[1].tolist()
+    m = x.masked_fill(x < 0, 0.0)
+    np.testing.assert_array_equal(m.numpy(), np.where(A < 0, 0.0, A))
+    m.sum().backward()
+    np.testing.assert_array_equal(x.grad, (A >= 0).astype(float))
+    with pytest.raises(TypeError, match="masked_fill"):
+        x.masked_fill(mg.tensor([1, 0, 1]), 0.0)
+    np.testing.assert_array_equal(x.flip(0, 1).numpy(), A[::-1, ::-1])
+    np.testing.assert_array_equal(x.flip(-1).numpy(), A[:, ::-1])
+    np.testing.assert_array_equal(x.repeat(2, 1, 2).numpy(), np.tile(A, (2, 1, 2)))
+    np.testing.assert_array_equal(x.roll(1).numpy(), np.roll(A, 1))
+    np.testing.assert_array_equal(x.roll((1, -1), (0, 1)).numpy(), np.roll(A, (1, -1), (0, 1)))
+    with pytest.raises(ValueError, match="repeat"):
+        x.repeat(2)
+
+
+def test_tensor_methods_match_torch():
+    torch = pytest.importorskip("torch")
+    t = torch.tensor(A, requires_grad=True)
+    x = Value(A)
+    for f in (lambda v: v.repeat(2, 3), lambda v: v.roll(2, 1), lambda v: v.flip(0),
+              lambda v: v.unbind(1)[2], lambda v: v.log10(), lambda v: v.abs().log2()):
+        a, b = f(x), f(t)
+        np.testing.assert_allclose(a.numpy(), b.detach().numpy(), rtol=1e-15)
+        w = np.arange(a.size, dtype=float).reshape(a.shape)
+        x.grad = None
+        t.grad = None
+        (a * Value(w, requires_grad=False)).sum().backward()
+        (b * torch.tensor(w)).sum().backward()
+        np.testing.assert_allclose(x.grad, t.grad.numpy(), rtol=1e-12)
+
+
+# ---- devices and grad modes ---------------------------------------------------------------
+
+
+def test_cpu_is_the_device():
+    x = Value(A)
+    assert x.device == "cpu" and x.cpu() is x and x.to("cpu") is x
+    assert x.to("cpu", mg.float32).dtype == np.float32
+    assert x.to(device="cpu", dtype="float32").dtype == np.float32
+    assert not mg.cuda.is_available() and mg.cuda.device_count() == 0
+    dev = "cuda" if mg.cuda.is_available() else "cpu"
+    assert x.to(dev) is x
+    with pytest.raises(ValueError, match="CPU only"):
+        x.to("cuda")
+    with pytest.raises(TypeError, match="to"):
+        x.to(bogus=1)
+
+
+def test_inference_mode_and_no_grad_decorate():
+    x = Value([1.0])
+
+    @mg.no_grad()
+    def f():
+        return x * 2
+
+    @mg.inference_mode()
+    def g():
+        return x * 2
+
+    assert not f().requires_grad and not g().requires_grad
+    with mg.inference_mode(False):
+        assert (x * 2).requires_grad
+
+
+# ---- nn ---------------------------------------------------------------------------------------
+
+
+def test_module_list_and_dict():
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.blocks = nn.ModuleList([nn.Linear(3, 3) for _ in range(2)])
+            self.heads = nn.ModuleDict({"a": nn.Linear(3, 1), "b": nn.Linear(3, 2)})
+
+        def forward(self, x):
+            for b in self.blocks:
+                x = b(x).relu()
+            return self.heads["a"](x), self.heads["b"](x)
+
+    net = Net()
+    names = [n for n, _ in net.named_parameters()]
+    assert names == ["blocks.0.weight", "blocks.0.bias", "blocks.1.weight", "blocks.1.bias",
+                     "heads.a.weight", "heads.a.bias", "heads.b.weight", "heads.b.bias"]
+    a, b = net(Value(np.ones((4, 3))))
+    assert a.shape == (4, 1) and b.shape == (4, 2)
+    assert len(net.blocks) == 2 and len(net.blocks[:1]) == 1 and "a" in net.heads
+    net.blocks.append(nn.Linear(3, 3))
+    assert len(net.parameters()) == 10
+    with pytest.raises(TypeError, match="ModuleList"):
+        net.blocks.append(3)
+    with pytest.raises(TypeError, match="ModuleDict"):
+        net.heads["c"] = "x"
+    sd = net.state_dict()
+    net2 = Net()
+    net2.blocks.append(nn.Linear(3, 3))
+    net2.load_state_dict(sd)
+    np.testing.assert_array_equal(net2.blocks[2].weight.numpy(), net.blocks[2].weight.numpy())
+
+
+def test_module_list_state_dict_keys_match_torch():
+    torch = pytest.importorskip("torch")
+    ours = nn.ModuleList([nn.Linear(2, 3), nn.Linear(3, 1)])
+    theirs = torch.nn.ModuleList([torch.nn.Linear(2, 3), torch.nn.Linear(3, 1)])
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    d = nn.ModuleDict({"x": nn.Linear(2, 2)})
+    assert list(d.state_dict()) == list(torch.nn.ModuleDict({"x": torch.nn.Linear(2, 2)})
+                                        .state_dict())
+
+
+def test_silu_matches_torch():
+    x = Value(A)
+    y = nn.SiLU()(x)
+    np.testing.assert_allclose(y.numpy(), A / (1 + np.exp(-A)), rtol=1e-15)
+    torch = pytest.importorskip("torch")
+    t = torch.tensor(A, requires_grad=True)
+    torch.nn.functional.silu(t).sum().backward()
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad, t.grad.numpy(), rtol=1e-12)
