@@ -5,6 +5,7 @@ Each loss takes ``reduction='mean' | 'sum' | 'none'``.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -17,6 +18,7 @@ __all__ = [
     "relu", "tanh", "sigmoid", "gelu", "leaky_relu", "softplus", "softmax", "log_softmax",
     "mse_loss", "l1_loss", "cross_entropy", "nll_loss", "binary_cross_entropy",
     "binary_cross_entropy_with_logits", "hinge_loss", "one_hot", "logsigmoid", "silu",
+    "mish", "dropout", "embedding", "scaled_dot_product_attention",
 ]
 
 
@@ -429,3 +431,76 @@ def one_hot(indices: Any, num_classes: int = -1) -> Value:
             f"(shape {idx.shape})"
         )
     return eye(n, dtype="int64")[idx]
+
+
+def mish(x: Value) -> Value:
+    """Mish: ``x * tanh(softplus(x))``.
+
+    >>> mish(Value([-1.0, 0.0, 2.0])).tolist()
+    [-0.303, 0.0, 1.944]
+    """
+    return x * x.softplus().tanh()
+
+
+def dropout(input: Value, p: float = 0.5, training: bool = True) -> Value:
+    """Zeros each element with probability ``p`` and scales the rest by ``1 / (1 - p)`` when
+    ``training``; the identity otherwise. The mask draws from ``manual_seed``.
+
+    >>> dropout(Value([1.0, 2.0]), 0.5, training=False).tolist()
+    [1.0, 2.0]
+    """
+    from .creation import rand
+
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout: p must be between 0 and 1, got {p}")
+    if not training or p == 0.0:
+        return input
+    if p == 1.0:
+        return input * 0.0
+    return input * ((rand(input.shape, dtype=input.dtype) >= p) * (1.0 / (1.0 - p)))
+
+
+def embedding(input: Any, weight: Value) -> Value:
+    """The rows of ``weight`` (num_embeddings, dim) at the integer indices ``input``: shape
+    ``(*input.shape, dim)``, as ``torch.nn.functional.embedding``.
+
+    >>> embedding(tensor([[0, 2]]), Value([[1.0, 1.0], [2.0, 2.0], [3.0, 3.0]])).tolist()
+    [[[1.0, 1.0], [3.0, 3.0]]]
+    """
+    idx = input if isinstance(input, Value) else tensor(input)
+    if idx.dtype.kind not in "iu":
+        raise TypeError(f"embedding: indices must be an integer tensor, got {idx.dtype}")
+    if idx.size and int(idx.min().item()) < 0:
+        raise IndexError(f"embedding: index {int(idx.min().item())} is out of range for "
+                         f"{weight.shape[0]} embeddings")
+    return weight[idx]
+
+
+def scaled_dot_product_attention(query: Value, key: Value, value: Value, attn_mask: Any = None,
+                                 dropout_p: float = 0.0, is_causal: bool = False,
+                                 scale: float | None = None) -> Value:
+    """``softmax(q @ kᵀ · scale + mask) @ v`` over the last two dims, as torch's: ``scale``
+    defaults to ``1/sqrt(E)``; ``is_causal`` masks out the future (a lower-triangular mask);
+    a bool ``attn_mask`` keeps where True, a float one is added.
+
+    >>> q = Value([[[1.0, 0.0], [0.0, 1.0]]])
+    >>> scaled_dot_product_attention(q, q, q, is_causal=True).tolist()[0][0]
+    [1.0, 0.0]
+    """
+    from .ops import tril, where
+
+    L, S, E = query.shape[-2], key.shape[-2], query.shape[-1]
+    s = (query @ key.transpose(-2, -1)) * (1.0 / math.sqrt(E) if scale is None else scale)
+    neg = tensor(float("-inf"), dtype=s.dtype)
+    if is_causal:
+        if attn_mask is not None:
+            raise ValueError("scaled_dot_product_attention: give attn_mask or is_causal, "
+                             "not both")
+        s = where(tril(tensor(np.ones((L, S), dtype=bool))), s, neg)
+    elif attn_mask is not None:
+        m = attn_mask if isinstance(attn_mask, Value) else tensor(attn_mask)
+        s = where(m, s, neg) if m.dtype == np.bool_ else s + m
+    p = s.softmax(-1)
+    if dropout_p > 0.0:
+        p = dropout(p, dropout_p)
+    return p @ value

@@ -83,7 +83,8 @@ class Module:
 
     def _members(self) -> Iterable[tuple[str, Any]]:
         """The (name, object) pairs searched for Values and sub-modules: the attributes."""
-        return ((k, v) for k, v in vars(self).items() if k != "training")
+        return ((k, v) for k, v in vars(self).items()
+                if k not in ("training", "_non_persistent", "_buffer_names"))
 
     # ---- discovery ---------------------------------------------------------------------
 
@@ -142,6 +143,75 @@ class Module:
         """The number of scalars in ``parameters()``."""
         return sum(p.size for p in self.parameters())
 
+    def register_buffer(self, name: str, tensor: Any, persistent: bool = True) -> None:
+        """Keeps ``tensor`` as a buffer: an attribute that is saved in ``state_dict`` (unless
+        ``persistent=False``) and is never a parameter, as torch's.
+
+        >>> m = Module(); m.register_buffer("running_mean", Value([0.0, 0.0]))
+        >>> m.parameters(), list(m.state_dict()), [n for n, _ in m.named_buffers()]
+        ([], ['running_mean'], ['running_mean'])
+        """
+        if not isinstance(name, str) or not name or "." in name:
+            raise KeyError(f"register_buffer: bad buffer name {name!r}")
+        if tensor is not None and not isinstance(tensor, Value):
+            raise TypeError(f"register_buffer: {name!r} must be a Value or None, got "
+                            f"{type(tensor).__name__}")
+        if tensor is not None and tensor.requires_grad:
+            tensor = tensor.detach()
+        setattr(self, name, tensor)
+        self.__dict__.setdefault("_buffer_names", set()).add(name)
+        skip = self.__dict__.setdefault("_non_persistent", set())
+        if persistent:
+            skip.discard(name)
+        else:
+            skip.add(name)
+
+    def named_buffers(self) -> Iterator[tuple[str, Value]]:
+        """(name, Value) for each leaf Value held that does not require grad.
+
+        >>> m = Module(); m.w = Value([1.0]); m.register_buffer("n", Value([2.0]))
+        >>> [n for n, _ in m.named_buffers()]
+        ['n']
+        """
+        return ((n, v) for n, v in self._named_leaves() if not v.requires_grad)
+
+    def buffers(self) -> list[Value]:
+        return [b for _, b in self.named_buffers()]
+
+    def apply(self, fn: Any) -> Module:
+        """Calls ``fn(module)`` on every sub-module and then on this one, as torch (for
+        custom weight init); returns this module.
+
+        >>> seen = []
+        >>> Sequential(Linear(1, 1), ReLU()).apply(lambda m: seen.append(type(m).__name__))
+        Sequential(...)
+        >>> seen
+        ['Linear', 'ReLU', 'Sequential']
+        """
+        for child in self.children():
+            child.apply(fn)
+        fn(self)
+        return self
+
+    def requires_grad_(self, requires_grad: bool = True) -> Module:
+        """Sets ``requires_grad`` on every parameter (and, with True, on every float leaf, as
+        a frozen Value becomes a parameter again); returns this module.
+
+        >>> m = Linear(2, 1).requires_grad_(False); len(m.parameters())
+        0
+        """
+        for _, v in self._named_leaves():
+            if v._is_float and not self._is_buffer(v):
+                v.requires_grad_(requires_grad)
+        return self
+
+    def _is_buffer(self, v: Value) -> bool:
+        for m in self.modules():
+            for name in m.__dict__.get("_buffer_names", ()):
+                if getattr(m, name, None) is v:
+                    return True
+        return False
+
     # ---- training ----------------------------------------------------------------------
 
     def zero_grad(self, set_to_none: bool = False) -> None:
@@ -168,8 +238,18 @@ class Module:
     # ---- state -------------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        """A copy of every leaf Value held (parameters and frozen Values), by dotted name."""
-        return {name: v.numpy().copy() for name, v in self._named_leaves()}
+        """A copy of every leaf Value held (parameters, buffers and frozen Values), by dotted
+        name; buffers registered with ``persistent=False`` are left out."""
+        return {name: v.numpy().copy() for name, v in self._named_leaves()
+                if name not in self._transient()}
+
+    def _transient(self) -> set[str]:
+        """Dotted names of the non-persistent buffers here and below."""
+        out = set()
+        for prefix, m in self.named_modules():
+            for name in m.__dict__.get("_non_persistent", ()):
+                out.add(f"{prefix}.{name}" if prefix else name)
+        return out
 
     def load_state_dict(self, state_dict: dict[str, Any], strict: bool = True) -> IncompatibleKeys:
         """Copies arrays into the module's Values in place, all or nothing.
@@ -177,7 +257,8 @@ class Module:
         A key the module lacks or misses (with ``strict``) raises ``StateDictKeyError``; an
         array of the wrong shape raises ``ShapeError``. Both name the key.
         """
-        own = dict(self._named_leaves())
+        transient = self._transient()
+        own = {k: v for k, v in self._named_leaves() if k not in transient}
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]
         if strict and (missing or unexpected):

@@ -267,3 +267,87 @@ def test_silu_matches_torch():
     torch.nn.functional.silu(t).sum().backward()
     y.sum().backward()
     np.testing.assert_allclose(x.grad, t.grad.numpy(), rtol=1e-12)
+
+
+def test_register_buffer_apply_and_requires_grad():
+    class Norm(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = Value(np.ones(2))
+            self.register_buffer("running", Value([0.0, 0.0]))
+            self.register_buffer("scratch", Value([9.0]), persistent=False)
+
+        def forward(self, x):
+            return x * self.w + self.running
+
+    m = nn.Sequential(Norm(), nn.Linear(2, 1))
+    assert [n for n, _ in m.named_parameters()] == ["0.w", "1.weight", "1.bias"]
+    assert list(m.state_dict()) == ["0.w", "0.running", "1.weight", "1.bias"]
+    assert [n for n, _ in m.named_buffers()] == ["0.running", "0.scratch"]
+    m.load_state_dict(m.state_dict())  # strict: the non-persistent buffer is not expected
+    with pytest.raises(TypeError, match="register_buffer"):
+        m[0].register_buffer("bad", [1.0])
+    kinds = []
+    m.apply(lambda mod: kinds.append(type(mod).__name__))
+    assert kinds == ["Norm", "Linear", "Sequential"]
+    m.requires_grad_(False)
+    assert m.parameters() == [] and not m[0].running.requires_grad
+    m.requires_grad_(True)
+    assert len(m.parameters()) == 3 and not m[0].running.requires_grad
+
+
+def test_register_buffer_matches_torch_state_dict():
+    torch = pytest.importorskip("torch")
+
+    class Ours(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(2, 2)
+            self.register_buffer("mean", Value(np.zeros(2)))
+            self.register_buffer("tmp", Value(np.zeros(1)), persistent=False)
+
+    class Theirs(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(2, 2)
+            self.register_buffer("mean", torch.zeros(2))
+            self.register_buffer("tmp", torch.zeros(1), persistent=False)
+
+    assert sorted(Ours().state_dict()) == sorted(Theirs().state_dict())
+
+
+def test_functional_extras_match_torch():
+    from mikagrad.nn import functional as F
+
+    x = Value(A)
+    np.testing.assert_allclose(F.mish(x).numpy(), A * np.tanh(np.log1p(np.exp(A))), rtol=1e-14)
+    assert F.dropout(x, 0.3, training=False) is x
+    w = Value(np.arange(12.0).reshape(4, 3))
+    e = F.embedding(mg.tensor([[3, 0], [1, 1]]), w)
+    assert e.shape == (2, 2, 3) and e.tolist()[0][0] == [9.0, 10.0, 11.0]
+    with pytest.raises(IndexError, match="embedding"):
+        F.embedding(mg.tensor([-1]), w)
+    torch = pytest.importorskip("torch")
+    TF = torch.nn.functional
+    rng = np.random.default_rng(0)
+    q, k, v = (rng.standard_normal((2, 3, 4, 5)) for _ in range(3))
+    for kw in ({}, {"is_causal": True}, {"scale": 0.3},
+               {"attn_mask": rng.random((4, 4)) > 0.3},
+               {"attn_mask": rng.standard_normal((4, 4))}):
+        tkw = {k2: (torch.tensor(v2) if isinstance(v2, np.ndarray) else v2)
+               for k2, v2 in kw.items()}
+        mkw = {k2: (mg.tensor(v2) if isinstance(v2, np.ndarray) else v2)
+               for k2, v2 in kw.items()}
+        if "attn_mask" in kw and kw["attn_mask"].dtype == bool:
+            kw["attn_mask"][:, 0] = True  # every row keeps one position (else NaN in both)
+            tkw["attn_mask"], mkw["attn_mask"] = torch.tensor(kw["attn_mask"]), mg.tensor(
+                kw["attn_mask"])
+        qs = [Value(a) for a in (q, k, v)]
+        ts = [torch.tensor(a, requires_grad=True) for a in (q, k, v)]
+        out = F.scaled_dot_product_attention(*qs, **mkw)
+        want = TF.scaled_dot_product_attention(*ts, **tkw)
+        np.testing.assert_allclose(out.numpy(), want.detach().numpy(), rtol=1e-10, atol=1e-12)
+        out.sum().backward()
+        want.sum().backward()
+        for a, b in zip(qs, ts):
+            np.testing.assert_allclose(a.grad, b.grad.numpy(), rtol=1e-9, atol=1e-12)
