@@ -77,6 +77,9 @@ class Node:
     @property
     def is_leaf(self) -> bool: ...
     @property
+    def label(self) -> str | None: ...
+    def set_label(self, label: str | None = None) -> None: ...
+    @property
     def op(self) -> str:
         """The op's name, ``''`` for a leaf."""
     @property

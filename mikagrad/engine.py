@@ -205,8 +205,8 @@ class Value:
     __array_ufunc__ = None
     __array_priority__ = 1000
 
-    def __init__(self, data: Any, _children: tuple = (), _op: str = "", *, dtype: Any = None,
-                 requires_grad: bool = True) -> None:
+    def __init__(self, data: Any, _children: tuple = (), _op: str = "", label: str = "", *,
+                 dtype: Any = None, requires_grad: bool = True) -> None:
         if type(data) in (float, int) and dtype is None:
             self._node = _core.Node.scalar(float(data), get_default_dtype().name, requires_grad)
         else:
@@ -215,6 +215,8 @@ class Value:
             keep = not requires_grad and isinstance(data, (np.ndarray, np.generic, Value))
             arr = _as_array(data, dtype, floats=not keep)
             self._node = _core.Node.from_numpy(arr, requires_grad)
+        if label:
+            self._node.set_label(str(label))
 
     # ---- data, grad and metadata ---------------------------------------------------
 
@@ -289,10 +291,31 @@ class Value:
 
     @property
     def op(self) -> str:
-        """The label of the op that made this Value ('' for a leaf)."""
+        """The name of the op that made this Value ('' for a leaf)."""
         return self._node.op
 
-    _op = op
+    @property
+    def _op(self) -> str:
+        """micrograd's ``_op``: the op as micrograd writes it (``'+'``, ``'*'``, ``'**'``,
+        ``'ReLU'``); other ops by name.
+
+        >>> a, b = Value(2.0), Value(3.0); (a * b + a)._op, (a * b)._op, a._op
+        ('+', '*', '')
+        """
+        return _MICROGRAD_OPS.get(self._node.op, self._node.op)
+
+    @property
+    def label(self) -> str:
+        """micrograd's label ('' until set), shown by ``draw_dot``.
+
+        >>> a = Value(2.0, label="a"); b = a * 2; b.label = "b"; a.label, b.label
+        ('a', 'b')
+        """
+        return self._node.label or ""
+
+    @label.setter
+    def label(self, text: str) -> None:
+        self._node.set_label(str(text) if text else None)
 
     @property
     def parents(self) -> tuple[Value, ...]:
@@ -1075,6 +1098,11 @@ class Value:
 
     def bool(self) -> Value:
         return self.to(bool_)
+
+
+# micrograd's symbols for the ops it has (its `_op` strings).
+_MICROGRAD_OPS = {"add": "+", "mul": "*", "pow": "**", "relu": "ReLU", "sub": "-", "div": "/",
+                  "matmul": "@"}
 
 
 class _Size(int):

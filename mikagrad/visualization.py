@@ -409,7 +409,7 @@ def draw_dot(root: Value, format: str = "svg", rankdir: str = "LR", max_nodes: i
     for vid, (n, parent_ids) in kept.items():
         kind = _kind(n, root._node.id)
         kinds.add(kind)
-        _add_value(dot, n, kind, names.get(vid), rankdir)
+        _add_value(dot, n, kind, names.get(vid, n.label), rankdir)
         if not n.op:
             continue
         op = f"{vid}_op"

@@ -439,7 +439,7 @@ def test_graph_op_labels_and_parents():
     a, b = Value(np.array([2.0, 5.0])), Value(np.array([3.0, 7.0]))
     c = a * b
     assert isinstance(c._op, str) and c._op
-    assert c.op == c._op
+    assert (c.op, c._op) == ("mul", "*")  # the op's name, and micrograd's symbol
     assert isinstance(c._prev, tuple) and len(c._prev) == 2
     assert len(c.parents) == 2
     for got, want in ((c._prev[0], a), (c._prev[1], b), (c.parents[0], a), (c.parents[1], b)):

@@ -351,3 +351,32 @@ def test_functional_extras_match_torch():
         want.sum().backward()
         for a, b in zip(qs, ts):
             np.testing.assert_allclose(a.grad, b.grad.numpy(), rtol=1e-9, atol=1e-12)
+
+
+# ---- micrograd's Value API --------------------------------------------------------------------
+
+
+def test_micrograd_labels_and_op_symbols():
+    from mikagrad.visualization import draw_dot
+
+    a = Value(2.0, label="a")
+    b = Value(-3.0, label="b")
+    c = Value(10.0, label="c")
+    e = a * b
+    e.label = "e"
+    d = e + c
+    d.label = "d"
+    f = Value(-2.0, label="f")
+    L = d * f
+    L.label = "L"
+    assert L.data == -8.0 and (a.label, e.label, L.label) == ("a", "e", "L")
+    assert (L._op, d._op, e._op, a._op) == ("*", "+", "*", "")
+    assert (a**2)._op == "**" and a.relu()._op == "ReLU" and a.tanh()._op == "tanh"
+    assert {p.label for p in L._prev} == {"d", "f"}
+    src = draw_dot(L).source
+    for name in "abcdefL":
+        assert f"{{ {name} | data" in src
+    e.label = ""
+    assert e.label == "" and "{ e |" not in draw_dot(L).source
+    L.backward()
+    assert (a.grad, b.grad) == (6.0, -4.0)  # the lecture's numbers

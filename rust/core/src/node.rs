@@ -59,6 +59,8 @@ struct NodeData {
     requires_grad: AtomicBool,
     op: Option<Box<dyn Op>>,
     parents: Vec<Node>,
+    /// micrograd's `label` ('a', 'loss'), for drawings; None until set.
+    label: Mutex<Option<Box<str>>>,
 }
 
 /// A node of the graph: a tensor, its gradient, and the op and parents that made it.
@@ -157,6 +159,7 @@ impl Node {
             requires_grad: AtomicBool::new(requires_grad),
             op: None,
             parents: Vec::new(),
+            label: Mutex::new(None),
         }))
     }
 
@@ -174,6 +177,7 @@ impl Node {
             requires_grad: AtomicBool::new(true),
             op: Some(Box::new(op)),
             parents,
+            label: Mutex::new(None),
         }))
     }
 
@@ -312,6 +316,13 @@ impl Node {
     }
     pub fn is_leaf(&self) -> bool {
         self.0.op.is_none()
+    }
+    pub fn label(&self) -> Option<String> {
+        let l = self.0.label.lock().unwrap_or_else(|e| e.into_inner());
+        l.as_deref().map(str::to_owned)
+    }
+    pub fn set_label(&self, label: Option<&str>) {
+        *self.0.label.lock().unwrap_or_else(|e| e.into_inner()) = label.map(Box::from);
     }
     pub fn op_name(&self) -> &'static str {
         self.0.op.as_ref().map_or("", |o| o.name())

@@ -427,6 +427,14 @@ impl Node {
         self.node.op_name()
     }
     #[getter]
+    fn label(&self) -> Option<String> {
+        self.node.label()
+    }
+    #[pyo3(signature = (label=None))]
+    fn set_label(&self, label: Option<&str>) {
+        self.node.set_label(label);
+    }
+    #[getter]
     fn parents(&self) -> Vec<Node> {
         self.node.parents().iter().cloned().map(node).collect()
     }
