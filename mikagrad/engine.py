@@ -304,6 +304,17 @@ class Value:
         """
         return _MICROGRAD_OPS.get(self._node.op, self._node.op)
 
+    def _backward(self) -> None:
+        """micrograd's ``_backward()``: applies this Value's local chain rule once, adding
+        its ``grad`` times the local derivatives into its inputs' ``grad``, for backprop by
+        hand, node by node. A leaf, or a Value whose ``grad`` is not set, does nothing.
+
+        >>> a, b = Value(2.0), Value(-3.0); c = a * b; c.grad = 1.0; c._backward()
+        >>> float(a.grad), float(b.grad)
+        (-3.0, 2.0)
+        """
+        self._node.backward_step()
+
     @property
     def label(self) -> str:
         """micrograd's label ('' until set), shown by ``draw_dot``.

@@ -380,3 +380,39 @@ def test_micrograd_labels_and_op_symbols():
     assert e.label == "" and "{ e |" not in draw_dot(L).source
     L.backward()
     assert (a.grad, b.grad) == (6.0, -4.0)  # the lecture's numbers
+
+
+def test_micrograd_manual_backprop_node_by_node():
+    # The lecture's neuron, back-propagated one `_backward()` at a time, in reverse order.
+    x1, x2 = Value(2.0, label="x1"), Value(0.0, label="x2")
+    w1, w2 = Value(-3.0, label="w1"), Value(1.0, label="w2")
+    b = Value(6.8813735870195432, label="b")
+    x1w1, x2w2 = x1 * w1, x2 * w2
+    s = x1w1 + x2w2
+    n = s + b
+    o = n.tanh()
+    o.grad = 1.0
+    for v in (o, n, b, s, x2w2, x1w1, x1, w1):
+        v._backward()
+    got = [float(v.grad) for v in (x1, w1, x2, w2, b)]
+    np.testing.assert_allclose(got, [-1.5, 1.0, 0.5, 0.0, 0.5], atol=1e-6)
+    # the same as one backward() call
+    for v in (x1, w1, x2, w2, b):
+        v.grad = None
+    o2 = ((x1 * w1 + x2 * w2) + b).tanh()
+    o2.backward()
+    np.testing.assert_allclose([float(v.grad) for v in (x1, w1, x2, w2, b)], got, rtol=1e-12)
+
+
+def test_backward_step_broadcasts_and_skips_constants():
+    a = Value(np.ones((2, 3)))
+    c = Value(np.array([1.0, 2.0, 3.0]), requires_grad=False)
+    y = a * c
+    y.grad = np.full((2, 3), 2.0)
+    y._backward()
+    np.testing.assert_array_equal(a.grad, np.tile([2.0, 4.0, 6.0], (2, 1)))
+    assert c.grad is None
+    y._backward()  # adds again, as micrograd's +=
+    np.testing.assert_array_equal(a.grad, np.tile([4.0, 8.0, 12.0], (2, 1)))
+    Value([1.0])._backward()  # a leaf: nothing to do
+    (a * 2)._backward()  # no grad set yet: nothing to do

@@ -460,6 +460,30 @@ impl Node {
         Ok(())
     }
 
+    /// micrograd's `_backward()`: this node's local chain rule once, from its own `.grad`
+    /// into its parents' `.grad` (added, as micrograd's `+=`). A leaf, or a node whose
+    /// gradient is not set, does nothing.
+    pub fn backward_step(&self) -> Result<()> {
+        let (Some(op), Some(g)) = (&self.0.op, self.grad()) else {
+            return Ok(());
+        };
+        let _guard = NoGradGuard::new();
+        let needs: Vec<bool> = self.parents().iter().map(|p| p.requires_grad()).collect();
+        let ctx = Ctx {
+            parents: self.parents(),
+            out: self,
+            needs: &needs,
+        };
+        let input_grads = op.backward(&ctx, &Node::leaf(g, false))?;
+        for ((p, gp), need) in self.parents().iter().zip(input_grads).zip(&needs) {
+            if let (Some(gp), true) = (gp, *need) {
+                let (gp, _) = unbroadcast(gp, p)?;
+                p.accumulate_grad(gp.tensor())?;
+            }
+        }
+        Ok(())
+    }
+
     fn accumulate_grad(&self, g: Tensor) -> Result<()> {
         let mut slot = self.0.grad.lock().unwrap_or_else(|e| e.into_inner());
         match slot.as_ref() {

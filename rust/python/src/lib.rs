@@ -426,6 +426,11 @@ impl Node {
     fn op(&self) -> &'static str {
         self.node.op_name()
     }
+    /// micrograd's `_backward()`: one node's chain rule, into its parents' grads.
+    fn backward_step(&self, py: Python<'_>) -> PyResult<()> {
+        let n = self.node.clone();
+        without_gil(py, move || n.backward_step()).py()
+    }
     #[getter]
     fn label(&self) -> Option<String> {
         self.node.label()
