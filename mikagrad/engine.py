@@ -661,10 +661,10 @@ class Value:
     def _extreme(self, largest: bool, dim: Any, keepdim: bool, axis: Any,
                  keepdims: bool | None) -> Any:
         d = dim if dim is not None else axis
-        if isinstance(d, (int, np.integer)):
-            v, i = self._node.extreme_at(largest, operator.index(d), _keep(keepdim, keepdims))
-            return ValuesIndices(_wrap(v, self), _wrap(i))
         keep = _keep(keepdim, keepdims)
+        if isinstance(d, (int, np.integer)):
+            v, i = self._node.extreme_at(largest, operator.index(d), keep)
+            return ValuesIndices(_wrap(v, self), _wrap(i))
         if d is None and not keep:
             return _wrap(self._node.extreme_all(largest), self)
         f = self._node.max if largest else self._node.min
