@@ -8,7 +8,7 @@ same names and the same parameters.
 ``"float32"`` and ``"float64"``; op codes index the ``UNARY`` and ``BINARY`` tables.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal, final
 
 import numpy as np
@@ -107,6 +107,22 @@ class Node:
         """norm, mean, min, max, zeros and nonfinite of the data (or of the gradient)."""
     def zero_grad(self) -> None: ...
     def detach(self) -> Node: ...
+    def data_node(self) -> Node:
+        """torch's ``.data``: the same memory, no graph, writes not counted."""
+    def set_data_node(self, value: Node) -> None: ...
+    @property
+    def has_grad(self) -> bool: ...
+    def grad_node(self) -> Node | None: ...
+    def set_grad_node(self, value: Node | None = None) -> None: ...
+    def zero_own_grad(self) -> None: ...
+    def clone_data(self) -> Node: ...
+    @property
+    def version(self) -> int:
+        """torch's ``_version``: in-place writes into this memory so far."""
+    def inplace(
+        self, op: str, other_grad: bool, reads_self: bool, f: Callable[[Node], Node]
+    ) -> Node:
+        """Writes ``f(src)`` into this node's memory; returns the node the Value now holds."""
 
     # ---- elementwise
     def binary(self, other: Node | float | int | bool, op: str, reflected: bool) -> Node: ...
@@ -152,6 +168,8 @@ class Node:
     def stack(parts: Sequence[Node], dim: int) -> Node: ...
     def getitem(self, key: Any) -> Node:
         """numpy-style indexing: ints, slices, None, Ellipsis, integer or bool arrays."""
+    def setitem(self, key: Any, value: Node | float | int | bool) -> Node:
+        """``x[key] = value`` in place; returns the node the Value now holds."""
     def gather(self, dim: int, index: Any) -> Node:
         """``index``: an int32/int64 Node, Value, numpy array or list."""
     def index_select(self, dim: int, index: Any) -> Node: ...

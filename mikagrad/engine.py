@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import math
 import operator
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -195,14 +195,16 @@ class Value:
     (as ``torch.from_numpy``); any other input is copied once into the engine's memory.
 
     >>> a = Value([1.0, 2.0]); b = (a * a).sum(); b.backward(); a.grad
-    array([2., 4.])
+    Value([2., 4.])
     """
 
-    __slots__ = ("_node", "_parents", "__weakref__")
+    __slots__ = ("_node", "_parents", "_base", "__weakref__")
     _node: _core.Node
     _parents: tuple[Any, ...]
-    # numpy defers to our reflected operators instead of swallowing the Value.
-    __array_ufunc__ = None
+    # For a view made by basic indexing: (the Value indexed, the key), plus the node last
+    # handed back to it; an in-place write into the view is handed back as `base[key] = view`
+    # (torch's CopySlices), so the base's graph follows its data.
+    _base: tuple[Any, ...] | None
     __array_priority__ = 1000
 
     def __init__(self, data: Any, _children: tuple = (), _op: str = "", label: str = "", *,
@@ -221,22 +223,38 @@ class Value:
     # ---- data, grad and metadata ---------------------------------------------------
 
     @property
-    def data(self) -> np.ndarray:
-        """A numpy array sharing memory with this Value: ``p.data -= lr * p.grad`` works."""
-        return self._node.data()
+    def data(self) -> Value:
+        """The same memory as a Value with no graph, as torch's ``.data``:
+        ``p.data -= lr * p.grad`` updates ``p`` in place, and ``np.asarray(p.data)`` is a
+        view. Its writes are not counted by the version counter (torch's rule for ``.data``).
+        """
+        return _wrap(self._node.data_node())
 
     @data.setter
     def data(self, x: Any) -> None:
-        self._node.set_data(np.asarray(x, dtype=self.dtype))
+        if isinstance(x, Value):
+            self._node.set_data_node(x._node)
+        else:
+            self._node.set_data(np.asarray(x, dtype=self.dtype))
 
     @property
-    def grad(self) -> np.ndarray | None:
-        """The accumulated gradient (a numpy view), or None before any has flowed."""
-        return self._node.grad()
+    def grad(self) -> Value | None:
+        """The accumulated gradient, a Value over its memory (``np.asarray(p.grad)`` is a
+        view), or None before any has flowed."""
+        g = self._node.grad_node()
+        return None if g is None else _wrap(g)
 
     @grad.setter
     def grad(self, g: Any) -> None:
-        self._node.set_grad(None if g is None else np.asarray(g, dtype=self.dtype))
+        if g is None or isinstance(g, Value):
+            self._node.set_grad_node(None if g is None else g._node)
+        else:
+            self._node.set_grad(np.asarray(g, dtype=self.dtype))
+
+    @property
+    def _version(self) -> int:
+        """torch's ``_version``: how many in-place writes this memory has had."""
+        return self._node.version
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -371,17 +389,45 @@ class Value:
 
     def __array_function__(self, func: Any, types: Any, args: tuple[Any, ...],
                            kwargs: dict[str, Any]) -> Any:
-        """numpy functions that only read data get arrays; the rest refuse, rather than
-        return an array and silently drop the graph."""
-        if func in _DATA_ONLY:
+        """numpy functions get arrays when they only read data or when no Value given
+        requires grad (as torch, whose tensors reach numpy once detached: ``np.std(p.grad)``
+        works); the rest refuse, rather than return an array and silently drop the graph."""
+        if func in _DATA_ONLY or not any(_needs_graph(a) for a in (*args, *kwargs.values())):
             def conv(x: Any) -> Any:
-                return x.numpy() if isinstance(x, Value) else x
+                if isinstance(x, Value):
+                    return x.numpy()
+                if isinstance(x, (list, tuple)):
+                    return type(x)(map(conv, x))
+                return x
             return func(*map(conv, args), **{k: conv(v) for k, v in kwargs.items()})
         raise TypeError(
             f"numpy.{func.__name__} does not take a Value: it would return an array and drop "
             "the graph. Use the Value method or the mikagrad function, or np.asarray(v) for "
             "the data"
         )
+
+    def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
+        """``array + value`` and the other operator ufuncs give a Value (with its graph); any
+        other ufunc (``np.isfinite(p.grad)``) runs on the data when no Value given requires
+        grad, and is refused when one does, rather than dropping its graph."""
+        pair = _UFUNC_METHODS.get(ufunc.__name__)
+        if pair and method == "__call__" and not kwargs and len(inputs) == 2:
+            a, b = inputs
+            if isinstance(a, Value):
+                return getattr(a, pair[0])(b)
+            return getattr(b, pair[1])(a)
+        if any(_needs_graph(x) for x in (*inputs, *kwargs.get("out", ()))):
+            raise TypeError(
+                f"numpy.{ufunc.__name__} does not take a Value that requires grad: it would "
+                "return an array and drop the graph. Use the Value method, or .detach()"
+            )
+
+        def conv(x: Any) -> Any:
+            return x.numpy() if isinstance(x, Value) else x
+
+        if "out" in kwargs:
+            kwargs["out"] = tuple(map(conv, kwargs["out"]))
+        return getattr(ufunc, method)(*map(conv, inputs), **kwargs)
 
     # ---- interop: DLPack (zero-copy through a numpy view) and pickling -------------------
 
@@ -402,6 +448,12 @@ class Value:
         g = self.grad
         return (_rebuild, (np.array(self.numpy()), self.requires_grad,
                            None if g is None else np.array(g)))
+
+    def __format__(self, spec: str) -> str:
+        """A one-element Value formats as its number (``f"{loss:.4f}"``), as torch's."""
+        if self.size == 1 and self.ndim <= 1 and spec:
+            return format(self.item(), spec)
+        return format(str(self), spec)
 
     def __len__(self) -> int:
         if not self.shape:
@@ -440,7 +492,7 @@ class Value:
         return hash(self._node.id)
 
     def __repr__(self) -> str:
-        g = self.grad
+        g = self._node.grad()
         if self.size == 1 and self.ndim <= 1 and self._is_float:
             grad = "None" if g is None else f"{float(g.reshape(-1)[0]):.4f}"
             return f"Value(data={self.item():.4f}, grad={grad})"
@@ -508,6 +560,9 @@ class Value:
     def __neg__(self) -> Value:
         return _wrap(self._node.unary("neg"), self)
 
+    def neg(self) -> Value:
+        return -self
+
     def __pos__(self) -> Value:
         return self
 
@@ -554,6 +609,108 @@ class Value:
 
     def __invert__(self) -> Value:
         return _wrap(self._node.unary("bitwise_not"), self)
+
+    # ---- in place (torch's `add_`, `x[i] = v`, `+=`) ---------------------------------------
+
+    def _inplace(self, name: str, f: Callable[[Value], Value], other: Any = None,
+                 reads_self: bool = True) -> Value:
+        """Writes ``f(self)`` into self's memory and keeps this Value (its identity, and any
+        view or numpy array of its memory, see the new data). A recorded write puts the op
+        into self's graph; ``reads_self``: the op's backward reads self's old value, so it
+        works on a copy. The core refuses what torch refuses (a leaf that requires grad,
+        outside ``no_grad``)."""
+        other_grad = isinstance(other, Value) and other.requires_grad
+        n = self._node.inplace(name, other_grad, reads_self, lambda src: f(_wrap(src))._node)
+        if n.id != self._node.id:
+            self._node, self._parents = n, ()
+            self._hand_back()
+        return self
+
+    def _hand_back(self) -> None:
+        """After a recorded write into this view: the same write into the Value it views."""
+        b = getattr(self, "_base", None)
+        if b is not None:
+            b[0][b[1]] = self
+            self._base = (b[0], b[1], self._node.id)
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        """``x[key] = value`` in place, with numpy's and torch's indexing; ``value`` is cast
+        to x's dtype and broadcast to the indexed part. A value that requires grad puts the
+        write into x's graph, so ``x[i] += v`` and ``logits[i] = model(x)`` backpropagate."""
+        if isinstance(value, Value):
+            b = getattr(value, "_base", None)
+            if b is not None and len(b) == 3 and b[0] is self and b[1] is key \
+                    and b[2] == value._node.id:
+                return  # `x[key] += v`: the view's write was handed back already
+            v = value._node
+        else:
+            v = _arg(value)
+        n = self._node.setitem(key, v)
+        if n.id != self._node.id:
+            self._node, self._parents = n, ()
+            self._hand_back()
+
+    def add_(self, other: Any, alpha: float = 1) -> Value:
+        o = other if alpha == 1 else other * alpha
+        return self._inplace("add_", lambda v: v + o, other, False)
+
+    def sub_(self, other: Any, alpha: float = 1) -> Value:
+        o = other if alpha == 1 else other * alpha
+        return self._inplace("sub_", lambda v: v - o, other, False)
+
+    def mul_(self, other: Any) -> Value:
+        grad = isinstance(other, Value) and other.requires_grad
+        return self._inplace("mul_", lambda v: v * other, other, grad)
+
+    def div_(self, other: Any) -> Value:
+        # div's backward reads the divisor and the output, not the dividend.
+        return self._inplace("div_", lambda v: v / other, other, False)
+
+    def pow_(self, exponent: Any) -> Value:
+        return self._inplace("pow_", lambda v: v ** exponent, exponent)
+
+    __iadd__ = add_
+    __isub__ = sub_
+    __imul__ = mul_
+    __itruediv__ = div_
+    __ipow__ = pow_
+
+    def __ifloordiv__(self, o: Any) -> Value:
+        return self._inplace("floor_divide_", lambda v: v // o, o, False)
+
+    def __imod__(self, o: Any) -> Value:
+        return self._inplace("remainder_", lambda v: v % o, o, False)
+
+    def __iand__(self, o: Any) -> Value:
+        return self._inplace("bitwise_and_", lambda v: v & o, o, False)
+
+    def __ior__(self, o: Any) -> Value:
+        return self._inplace("bitwise_or_", lambda v: v | o, o, False)
+
+    def __ixor__(self, o: Any) -> Value:
+        return self._inplace("bitwise_xor_", lambda v: v ^ o, o, False)
+
+    def zero_(self) -> Value:
+        return self.fill_(0)
+
+    def fill_(self, value: Any) -> Value:
+        """Every element set to ``value`` (a number or a 0-d Value, whose gradient is the
+        sum of g); self's own gradient through the write is 0, as torch's."""
+        return self._inplace("fill_", lambda v: _select_all(value, v), value, False)
+
+    def copy_(self, src: Any) -> Value:
+        """``src`` (broadcast, cast to self's dtype) written into self; the gradient goes to
+        ``src``, none to self's old value."""
+        return self._inplace("copy_", lambda v: _select_all(src, v), src, False)
+
+    def masked_fill_(self, mask: Any, value: Any) -> Value:
+        return self._inplace("masked_fill_", lambda v: v.masked_fill(mask, value), value,
+                             False)
+
+    def clamp_(self, min: Any = None, max: Any = None) -> Value:
+        return self._inplace("clamp_", lambda v: v.clamp(min, max))
+
+    clip_ = clamp_
 
     def logical_not(self) -> Value:
         return self.bool().__invert__()
@@ -803,7 +960,10 @@ class Value:
         return self.split(-(-n // chunks), dim)
 
     def __getitem__(self, key: Any) -> Value:
-        return _wrap(self._node.getitem(key), self)
+        v = _wrap(self._node.getitem(key), self)
+        if _is_basic(key):
+            v._base = (self, key)
+        return v
 
     def gather(self, dim: int, index: Any) -> Value:
         """``torch.gather``: ``out[i][j] = self[i][index[i][j]]`` for ``dim=1``; ``index`` is an
@@ -937,8 +1097,7 @@ class Value:
         >>> x = Value([1.0, 2.0]); y = x.clone(); y.sum().backward(); x.grad.tolist()
         [1.0, 1.0]
         """
-        # `* 1` keeps -0.0 (`+ 0` would not); a non-float Value is copied.
-        return self * 1 if self._is_float else tensor(self.numpy(), dtype=self.dtype)
+        return _wrap(self._node.clone_data(), self)
 
     def retain_grad(self) -> None:
         """Kept for torch's code: MikaGrad keeps every recorded Value's ``.grad`` already.
@@ -1136,6 +1295,49 @@ class _Size(int):
         return self._shape[d]
 
 
+def _is_basic(key: Any) -> bool:
+    """A key that makes a view (ints, slices, None, Ellipsis), not a copy."""
+    items = key if type(key) is tuple else (key,)
+    return all(k is None or k is Ellipsis or type(k) in (int, slice) for k in items)
+
+
+def _needs_graph(x: Any) -> bool:
+    if isinstance(x, Value):
+        return x.requires_grad
+    if isinstance(x, (list, tuple)):
+        return any(_needs_graph(v) for v in x)
+    return False
+
+
+def _select_all(value: Any, like: Value) -> Value:
+    """``value`` broadcast over ``like``'s shape, chosen by ``where`` so that ``like``'s
+    gradient is exactly 0 and ``value``'s is g summed back (``fill_`` and ``copy_``)."""
+    from .ops import where
+
+    v = value if isinstance(value, Value) else tensor(value)
+    return where(tensor(True), v.to(like.dtype), like)
+
+
+def _unary_inplace(name: str, reads_self: bool) -> Callable[[Value], Value]:
+    def method(self: Value) -> Value:
+        return self._inplace(name + "_", lambda v: getattr(v, name)(), None, reads_self)
+
+    method.__name__ = method.__qualname__ = name + "_"
+    method.__doc__ = f"``{name}`` in place."
+    return method
+
+
+# exp, tanh, sigmoid, sqrt and relu differentiate through their output, neg through
+# nothing: none of them needs the old value kept.
+for _name, _reads in [("neg", False), ("exp", False), ("tanh", False), ("sigmoid", False),
+                      ("sqrt", False), ("relu", False), ("log", True), ("abs", True),
+                      ("square", True), ("sin", True), ("cos", True), ("log1p", True),
+                      ("reciprocal", False), ("floor", False), ("ceil", False),
+                      ("round", False), ("trunc", False), ("sign", False)]:
+    if hasattr(Value, _name):
+        setattr(Value, _name + "_", _unary_inplace(_name, _reads))
+
+
 class ValuesIndices(NamedTuple):
     """What ``max(dim)``, ``min(dim)``, ``sort`` and ``topk`` return, as torch's
     ``return_types``: unpack it (``v, i = x.max(1)``) or use ``.values`` and ``.indices``."""
@@ -1145,6 +1347,21 @@ class ValuesIndices(NamedTuple):
 
 
 # numpy functions that only read the data: given a Value, they get its array.
+# numpy's operator ufuncs, as (method, reflected method): `array + value` is a Value op.
+_UFUNC_METHODS = {
+    "add": ("__add__", "__radd__"), "subtract": ("__sub__", "__rsub__"),
+    "multiply": ("__mul__", "__rmul__"), "divide": ("__truediv__", "__rtruediv__"),
+    "true_divide": ("__truediv__", "__rtruediv__"),
+    "floor_divide": ("__floordiv__", "__rfloordiv__"),
+    "remainder": ("__mod__", "__rmod__"), "power": ("__pow__", "__rpow__"),
+    "matmul": ("__matmul__", "__rmatmul__"),
+    "less": ("__lt__", "__gt__"), "less_equal": ("__le__", "__ge__"),
+    "greater": ("__gt__", "__lt__"), "greater_equal": ("__ge__", "__le__"),
+    "equal": ("__eq__", "__eq__"), "not_equal": ("__ne__", "__ne__"),
+    "bitwise_and": ("__and__", "__rand__"), "bitwise_or": ("__or__", "__ror__"),
+    "bitwise_xor": ("__xor__", "__rxor__"),
+}
+
 _DATA_ONLY = frozenset({
     np.shape, np.ndim, np.size, np.result_type, np.shares_memory, np.may_share_memory,
     np.allclose, np.isclose, np.array_equal, np.array_equiv, np.array2string, np.array_repr,

@@ -36,8 +36,8 @@ def gradcheck(fn: Callable[..., Value], *inputs: Any, eps: float = 1e-6, atol: f
 
     worst: tuple[float, tuple[int, tuple[int, ...], float, float] | None] = (0.0, None)
     for i, x in enumerate(xs):
-        auto = np.zeros(x.shape) if x.grad is None else x.grad.copy()
-        data = x.data
+        auto = np.zeros(x.shape) if x.grad is None else np.array(x.grad)
+        data = np.asarray(x.data)
         for idx in np.ndindex(*x.shape):
             orig = data[idx]
             data[idx] = orig + eps

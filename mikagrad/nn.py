@@ -223,8 +223,8 @@ class Module:
         for p in self.parameters():
             if set_to_none:
                 p.grad = None
-            elif p.grad is not None:
-                p.grad[...] = 0
+            else:
+                p._node.zero_own_grad()
 
     def train(self, mode: bool = True) -> Module:
         """Sets ``training`` on this module and every module below it (Dropout reads it)."""
@@ -437,7 +437,7 @@ class utils:  # a namespace, spelled as PyTorch's module
         scale ``max_norm / (norm + 1e-6)`` applied only when below 1).
         """
         params = [parameters] if isinstance(parameters, Value) else list(parameters)
-        grads = [p.grad for p in params if p.grad is not None]
+        grads = [np.asarray(g) for g in (p.grad for p in params) if g is not None]
         if not grads:
             return 0.0
         norm_type = float(norm_type)

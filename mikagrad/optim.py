@@ -4,7 +4,7 @@
 >>> w = mg.Value([1.0, -2.0])
 >>> opt = mg.optim.SGD([w], lr=0.1)
 >>> (w * w).sum().backward(); opt.step(); w.data
-array([ 0.8, -1.6])
+Value([ 0.8, -1.6])
 """
 
 from __future__ import annotations
@@ -63,8 +63,8 @@ class Optimizer:
             for p in g["params"]:
                 if set_to_none:
                     p.grad = None
-                elif p.grad is not None:
-                    p.grad[...] = 0
+                else:
+                    p._node.zero_own_grad()
 
     def _params(self) -> list[Value]:
         return [p for g in self.param_groups for p in g["params"]]
@@ -200,7 +200,7 @@ class Adam(Optimizer):
         for g in self.param_groups:
             b1, b2 = g["betas"]
             for p in g["params"]:
-                if p.grad is None:
+                if not p._node.has_grad:
                     continue
                 s = self.state.setdefault(id(p), {})
                 if not s:

@@ -2,7 +2,7 @@
 
 What these tests pin down (and document):
 
-* ``np.asarray(v)``, ``v.numpy()`` and ``v.data`` are views of the Value's own memory: no copy,
+* ``np.asarray(v)``, ``v.numpy()`` and ``v.numpy()`` are views of the Value's own memory: no copy,
   for contiguous and strided Values alike. ``np.array(v)`` copies, as it does for arrays.
 * ``Value(a)`` copies only when it must: a C-contiguous, aligned, writeable float32/float64
   array is shared (the Value is a view of ``a``, as ``torch.from_numpy``; a write to either
@@ -51,37 +51,37 @@ def test_asarray_and_numpy_are_zero_copy(dtype):
     v = Value(np.arange(12, dtype=dtype).reshape(3, 4))
     a = np.asarray(v)
     assert a.dtype == dtype and a.shape == (3, 4)
-    assert _same_memory(a, v.data)
-    assert _same_memory(v.numpy(), v.data)
+    assert _same_memory(a, v.numpy())
+    assert _same_memory(v.numpy(), v.numpy())
     assert a.flags.c_contiguous
     a[0, 0] = 42.0  # a write through the view lands in the Value
-    assert v.data[0, 0] == 42.0 and v.numpy()[0, 0] == 42.0
+    assert v.numpy()[0, 0] == 42.0 and v.numpy()[0, 0] == 42.0
 
 
 def test_strided_views_are_zero_copy_too():
     v = Value(np.arange(12.0).reshape(3, 4))
     for view in (v.T, v[:, ::2], v.detach().transpose(0, 1), v.expand(2, 3, 4)):
-        assert _same_memory(np.asarray(view), v.data)
+        assert _same_memory(np.asarray(view), v.numpy())
     np.testing.assert_array_equal(np.asarray(v.T), np.arange(12.0).reshape(3, 4).T)
 
 
 def test_np_array_copies():
     v = Value(np.arange(4.0))
     a = np.array(v)
-    assert not _same_memory(a, v.data)
-    np.testing.assert_array_equal(a, v.data)
+    assert not _same_memory(a, v.numpy())
+    np.testing.assert_array_equal(a, v.numpy())
 
 
 def test_asarray_with_another_dtype_copies():
     v = Value(np.arange(4.0))
     a = np.asarray(v, dtype=np.float32)
-    assert a.dtype == np.float32 and not _same_memory(a, v.data)
+    assert a.dtype == np.float32 and not _same_memory(a, v.numpy())
 
 
 def test_asarray_copy_false_refuses_a_needed_copy():
     """numpy 2's ``__array__`` protocol: ``copy=False`` must raise when a copy is needed."""
     v = Value(np.arange(4.0))
-    assert _same_memory(np.asarray(v, copy=False), v.data)
+    assert _same_memory(np.asarray(v, copy=False), v.numpy())
     with pytest.raises(ValueError):
         np.asarray(v, dtype=np.float32, copy=False)
 
@@ -94,10 +94,10 @@ def test_value_from_a_contiguous_float_array_shares_it(dtype):
     a = np.arange(6, dtype=dtype).reshape(2, 3)
     v = Value(a)
     assert v.dtype == dtype and v.shape == (2, 3)
-    assert _same_memory(v.data, a)
+    assert _same_memory(v.numpy(), a)
     a[0, 0] = 100.0
-    assert v.data[0, 0] == 100.0, "a write to the source array should show in the Value"
-    v.data[1, 1] = -1.0
+    assert v.numpy()[0, 0] == 100.0, "a write to the source array should show in the Value"
+    v.numpy()[1, 1] = -1.0
     assert a[1, 1] == -1.0, "a write to the Value should show in the source array"
 
 
@@ -106,7 +106,7 @@ def test_shared_array_stays_alive_with_the_value():
     v = Value(a)
     del a
     gc.collect()
-    assert v.data.sum() == 999 * 1000 / 2
+    assert v.numpy().sum() == 999 * 1000 / 2
     assert (v * 2).sum().item() == 999 * 1000
 
 
@@ -127,31 +127,31 @@ def _read_only():
 def test_value_from_other_arrays_copies_to_its_own_memory(make):
     a = make()
     v = Value(a)
-    np.testing.assert_array_equal(v.data, a)
-    assert not _same_memory(v.data, a)
-    assert v.data.flags.c_contiguous and v.data.flags.writeable
+    np.testing.assert_array_equal(v.numpy(), a)
+    assert not _same_memory(v.numpy(), a)
+    assert v.numpy().flags.c_contiguous and v.numpy().flags.writeable
 
 
 def test_value_with_another_dtype_copies():
     a = np.arange(4.0)
     v = Value(a, dtype=np.float32)
-    assert v.dtype == np.float32 and not _same_memory(v.data, a)
+    assert v.dtype == np.float32 and not _same_memory(v.numpy(), a)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_tensor_always_copies(dtype):
     a = np.arange(6, dtype=dtype).reshape(2, 3)
     v = mg.tensor(a)
-    assert v.dtype == dtype and not _same_memory(v.data, a)
+    assert v.dtype == dtype and not _same_memory(v.numpy(), a)
     a[0, 0] = 100.0
-    assert v.data[0, 0] == 0.0
+    assert v.numpy()[0, 0] == 0.0
 
 
 def test_value_from_a_value_never_aliases_it():
     v = Value([[1.0, 2.0], [3.0, 4.0]])
     for w in (Value(v), mg.tensor(v)):
-        np.testing.assert_array_equal(w.data, v.data)
-        assert w.is_leaf and w is not v and not _same_memory(w.data, v.data)
+        np.testing.assert_array_equal(w.numpy(), v.numpy())
+        assert w.is_leaf and w is not v and not _same_memory(w.numpy(), v.numpy())
 
 
 # ---- numpy ufuncs and reflected operators -----------------------------------------------------
@@ -159,19 +159,39 @@ def test_value_from_a_value_never_aliases_it():
 
 @pytest.mark.parametrize("call", [
     lambda v: np.exp(v),
+    lambda v: np.tanh(v),
+    lambda v: np.maximum(v, 0),
+    lambda v: np.add.reduce(v),
+], ids=["exp", "tanh", "maximum", "add.reduce"])
+def test_ufuncs_on_a_value_that_requires_grad_raise_a_clear_type_error(call):
+    v = Value(np.ones(3))
+    with pytest.raises(TypeError, match="requires grad"):
+        call(v)
+
+
+@pytest.mark.parametrize("call", [
+    lambda v: np.exp(v),
+    lambda v: np.tanh(v),
+    lambda v: np.maximum(v, 0),
+    lambda v: np.add.reduce(v),
+    lambda v: np.isfinite(v),
+], ids=["exp", "tanh", "maximum", "add.reduce", "isfinite"])
+def test_ufuncs_on_a_value_without_grad_run_on_its_data(call):
+    # As torch's detached tensors: `np.isfinite(p.grad)` works.
+    a = np.array([0.5, 1.0, 2.0])
+    np.testing.assert_array_equal(call(Value(a, requires_grad=False)), call(a))
+
+
+@pytest.mark.parametrize("call", [
     lambda v: np.add(v, 1),
     lambda v: np.add(1, v),
     lambda v: np.multiply(np.ones(3), v),
-    lambda v: np.tanh(v),
     lambda v: np.matmul(v, v),
-    lambda v: np.maximum(v, 0),
-    lambda v: np.add.reduce(v),
-], ids=["exp", "add", "add-reflected", "multiply-array-first", "tanh", "matmul", "maximum",
-        "add.reduce"])
-def test_ufuncs_raise_a_clear_type_error(call):
+], ids=["add", "add-reflected", "multiply-array-first", "matmul"])
+def test_operator_ufuncs_give_a_value_with_its_graph(call):
     v = Value(np.ones(3))
-    with pytest.raises(TypeError, match="ufunc"):
-        call(v)
+    out = call(v)
+    assert isinstance(out, Value) and out.requires_grad and not out.is_leaf
 
 
 @pytest.mark.parametrize("op,grad", [
@@ -237,15 +257,16 @@ def _leaf_cases():
 def _assert_same_leaf(new, old):
     assert type(new) is Value
     assert new.dtype == old.dtype and new.shape == old.shape
-    assert new.data.tobytes() == np.ascontiguousarray(old.data).tobytes()  # bit-exact
+    assert new.numpy().tobytes() == np.ascontiguousarray(old.numpy()).tobytes()  # bit-exact
     assert new.requires_grad == old.requires_grad
     assert new.is_leaf
     if old.grad is None:
         assert new.grad is None
     else:
-        assert new.grad is not None and new.grad.tobytes() == old.grad.tobytes()
+        assert new.grad is not None
+        assert np.asarray(new.grad).tobytes() == np.asarray(old.grad).tobytes()
     if old.size:
-        assert not _same_memory(new.data, old.data), "the copy shares memory with the original"
+        assert not _same_memory(new.numpy(), old.numpy()), "the copy shares memory"
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
@@ -311,7 +332,7 @@ def _assert_same_module(new, old, name):
         assert sd_new[k].dtype == sd_old[k].dtype and sd_new[k].tobytes() == sd_old[k].tobytes(), k
     for p_new, p_old in zip(new.parameters(), old.parameters()):
         assert p_new is not p_old and p_new.requires_grad and p_new.is_leaf
-        assert not _same_memory(p_new.data, p_old.data)
+        assert not _same_memory(p_new.numpy(), p_old.numpy())
     assert [m.training for m in new.modules()] == [m.training for m in old.modules()]
     x = _module_input(name)
     np.testing.assert_array_equal(new(x).numpy(), old(x).numpy())
@@ -375,10 +396,10 @@ def test_numpy_from_dlpack_is_zero_copy(dtype):
     v = Value(np.arange(12, dtype=dtype).reshape(3, 4))
     a = np.from_dlpack(v)
     assert a.dtype == dtype and a.shape == (3, 4)
-    assert _same_memory(a, v.data)
+    assert _same_memory(a, v.numpy())
     t = np.from_dlpack(v.T)  # strided
-    np.testing.assert_array_equal(t, v.data.T)
-    assert _same_memory(t, v.data)
+    np.testing.assert_array_equal(t, v.numpy().T)
+    assert _same_memory(t, v.numpy())
 
 
 def test_dlpack_export_keeps_the_memory_alive():
@@ -395,12 +416,12 @@ def test_mikagrad_from_dlpack_round_trip_with_numpy(dtype):
     v = mg.from_dlpack(a)
     assert isinstance(v, Value) and v.is_leaf and not v.requires_grad
     assert v.dtype == dtype and v.shape == (2, 3)
-    np.testing.assert_array_equal(v.data, a)
-    assert _same_memory(v.data, a), "from_dlpack copied a C-contiguous float array"
+    np.testing.assert_array_equal(v.numpy(), a)
+    assert _same_memory(v.numpy(), a), "from_dlpack copied a C-contiguous float array"
     back = np.from_dlpack(v)
     np.testing.assert_array_equal(back, a)
     w = mg.from_dlpack(v)  # Value to Value
-    np.testing.assert_array_equal(w.data, v.data)
+    np.testing.assert_array_equal(w.numpy(), v.numpy())
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -409,18 +430,18 @@ def test_torch_round_trip(dtype):
     v = Value(np.arange(6, dtype=dtype).reshape(2, 3))
     t = torch.from_dlpack(v)
     assert str(t.dtype) == f"torch.{dtype}" and tuple(t.shape) == (2, 3)
-    assert t.data_ptr() == v.data.ctypes.data, "torch.from_dlpack copied"
+    assert t.data_ptr() == v.numpy().ctypes.data, "torch.from_dlpack copied"
     t[0, 0] = 7.0
-    assert v.data[0, 0] == 7.0
+    assert v.numpy()[0, 0] == 7.0
     tt = torch.from_dlpack(v.T)  # strided
-    assert torch.equal(tt, torch.from_numpy(np.ascontiguousarray(v.data.T)))
+    assert torch.equal(tt, torch.from_numpy(np.ascontiguousarray(v.numpy().T)))
 
     src = torch.linspace(-1, 1, 8, dtype=getattr(torch, dtype)).reshape(2, 4)
     w = mg.from_dlpack(src)
     assert isinstance(w, Value) and w.dtype == np.dtype(dtype)
-    np.testing.assert_array_equal(w.data, src.numpy())
-    assert w.data.ctypes.data == src.data_ptr(), "from_dlpack copied a contiguous tensor"
+    np.testing.assert_array_equal(w.numpy(), src.numpy())
+    assert w.numpy().ctypes.data == src.data_ptr(), "from_dlpack copied a contiguous tensor"
     strided = mg.from_dlpack(src.T)  # not C-contiguous: copied
-    np.testing.assert_array_equal(strided.data, src.T.numpy())
+    np.testing.assert_array_equal(strided.numpy(), src.T.numpy())
     w2 = mg.from_dlpack(src.requires_grad_().detach())
-    np.testing.assert_array_equal(w2.data, src.detach().numpy())
+    np.testing.assert_array_equal(w2.numpy(), src.detach().numpy())

@@ -34,7 +34,7 @@ def check_param_grads(run, params, eps=1e-6, atol=1e-6, rtol=1e-4, seed=7):
 
     for k, p in enumerate(params):
         assert p.grad is not None, f"parameter {k} got no gradient"
-        data = p.data
+        data = np.asarray(p.data)
         num = np.zeros(p.shape)
         for idx in np.ndindex(*p.shape):
             orig = data[idx]

@@ -64,6 +64,11 @@ impl DType {
         }
         self.max(other)
     }
+    /// torch's `can_cast`, which in-place ops obey: a result never drops to a lower
+    /// category (a float result cannot go into an int Value), but may narrow within one.
+    pub fn casts_in_place_to(self, to: DType) -> bool {
+        self.category() <= to.category()
+    }
     /// The float dtype an op on this dtype computes in: itself if float, else the default.
     pub fn to_float(self) -> DType {
         if self.is_float() {

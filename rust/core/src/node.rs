@@ -1,9 +1,9 @@
 //! `Node`: a tensor in the computation graph, and the backward pass over that graph.
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use crate::dtype::DType;
@@ -40,6 +40,11 @@ pub trait Op: Send + Sync {
     /// Gradient for each input, given the output's gradient `g`, written with `Node` ops
     /// (recorded only when a graph of the gradient is asked for).
     fn backward(&self, ctx: &Ctx, g: &Node) -> Result<Vec<Option<Node>>>;
+    /// A view op: its output may share its input's memory (an in-place write through it
+    /// changes the input).
+    fn is_view(&self) -> bool {
+        false
+    }
 }
 
 /// One step of a backward pass, as explain mode reports it.
@@ -61,6 +66,21 @@ struct NodeData {
     parents: Vec<Node>,
     /// micrograd's `label` ('a', 'loss'), for drawings; None until set.
     label: Mutex<Option<Box<str>>>,
+    /// The parents' storage versions when this node was recorded (empty: all 0), checked
+    /// when the backward rule reads them.
+    versions: Vec<u64>,
+    /// The version of this node's own storage when its data was set.
+    version: AtomicU64,
+    /// Creation order of recorded nodes (0 for leaves).
+    seq: u64,
+    /// The `seq` from which this node's graph no longer follows its data (an in-place
+    /// write went through a view of it); `u64::MAX` while it does.
+    stale_at: AtomicU64,
+    /// The in-place result whose write made this node stale: an `index_put` of that
+    /// result back into this node (`x[i] += v`) is what brings its graph up to date.
+    fixed_by: AtomicUsize,
+    /// False for `.data`'s node: its writes bypass the version counter, as torch's `.data`.
+    tracked: bool,
 }
 
 /// A node of the graph: a tensor, its gradient, and the op and parents that made it.
@@ -95,6 +115,95 @@ static LIVE_NODES: AtomicUsize = AtomicUsize::new(0);
 
 pub fn live_nodes() -> usize {
     LIVE_NODES.load(Ordering::Relaxed)
+}
+
+/// Set by the first in-place write; until then no version needs recording or checking.
+static ANY_WRITE: AtomicBool = AtomicBool::new(false);
+/// Counts recorded nodes, for `NodeData::seq`.
+static SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// Records one in-place write into `t`'s storage (torch's version counter).
+pub fn bump_version(t: &Tensor) {
+    ANY_WRITE.store(true, Ordering::Relaxed);
+    t.storage().bump_version();
+}
+
+/// A value a backward rule may read: the node, the version it must still have, and its
+/// role for the message (`Some(i)`: input i; None: the op's output).
+struct Saved {
+    id: usize,
+    version: u64,
+    role: Option<usize>,
+}
+
+thread_local! {
+    static CHECKING: Cell<bool> = const { Cell::new(false) };
+    static SAVED: RefCell<Vec<Saved>> = const { RefCell::new(Vec::new()) };
+    static MODIFIED: RefCell<Option<(Option<usize>, u64, u64)>> = const { RefCell::new(None) };
+}
+
+fn check_saved(id: usize, t: &Tensor) {
+    SAVED.with(|s| {
+        for saved in s.borrow().iter() {
+            if saved.id == id && t.version() != saved.version {
+                MODIFIED.with(|m| {
+                    m.borrow_mut()
+                        .get_or_insert((saved.role, t.version(), saved.version));
+                });
+            }
+        }
+    });
+}
+
+/// Runs `v`'s backward rule `f`, failing if it read a value that an in-place write has
+/// changed since `v` was recorded (torch's "modified by an inplace operation").
+fn with_saved<R>(v: &Node, f: impl FnOnce() -> Result<R>) -> Result<R> {
+    if !ANY_WRITE.load(Ordering::Relaxed) {
+        return f();
+    }
+    SAVED.with(|s| {
+        let mut s = s.borrow_mut();
+        s.clear();
+        for (i, p) in v.parents().iter().enumerate() {
+            s.push(Saved {
+                id: p.id(),
+                version: v.0.versions.get(i).copied().unwrap_or(0),
+                role: Some(i),
+            });
+        }
+        s.push(Saved {
+            id: v.id(),
+            version: v.0.version.load(Ordering::Relaxed),
+            role: None,
+        });
+    });
+    CHECKING.with(|c| c.set(true));
+    let out = f();
+    CHECKING.with(|c| c.set(false));
+    SAVED.with(|s| s.borrow_mut().clear());
+    if let Some((role, now, then)) = MODIFIED.with(|m| m.borrow_mut().take()) {
+        let what = match role {
+            Some(i) => format!("input {i}"),
+            None => "the output".to_string(),
+        };
+        let node = match role {
+            Some(i) => &v.parents()[i],
+            None => v,
+        };
+        return Err(Error::grad(
+            "backward",
+            format!(
+                "a Value needed to compute the gradient of '{}' was modified by an in-place \
+                 operation: {what} of '{}' ({} of shape {}) is at version {now}; expected \
+                 version {then}. Modify a clone() of it instead, or after backward()",
+                v.op_name(),
+                v.op_name(),
+                node.dtype(),
+                fmt_shape(&node.shape())
+            ),
+        ));
+    }
+    out
 }
 
 thread_local! {
@@ -152,14 +261,24 @@ impl std::fmt::Debug for Node {
 
 impl Node {
     pub fn leaf(t: Tensor, requires_grad: bool) -> Node {
+        Node::make_leaf(t, requires_grad, true)
+    }
+
+    fn make_leaf(t: Tensor, requires_grad: bool, tracked: bool) -> Node {
         LIVE_NODES.fetch_add(1, Ordering::Relaxed);
         Node(Arc::new(NodeData {
+            version: AtomicU64::new(t.version()),
             data: RwLock::new(t),
             grad: Mutex::new(None),
             requires_grad: AtomicBool::new(requires_grad),
             op: None,
             parents: Vec::new(),
             label: Mutex::new(None),
+            versions: Vec::new(),
+            seq: 0,
+            stale_at: AtomicU64::new(u64::MAX),
+            fixed_by: AtomicUsize::new(0),
+            tracked,
         }))
     }
 
@@ -171,13 +290,28 @@ impl Node {
             return Node::leaf(t, false);
         }
         LIVE_NODES.fetch_add(1, Ordering::Relaxed);
+        // Until the first in-place write every version is 0, and nothing is stored.
+        let versions = if ANY_WRITE.load(Ordering::Relaxed) {
+            parents
+                .iter()
+                .map(|p| p.read_unchecked().version())
+                .collect()
+        } else {
+            Vec::new()
+        };
         Node(Arc::new(NodeData {
+            version: AtomicU64::new(t.version()),
             data: RwLock::new(t),
             grad: Mutex::new(None),
             requires_grad: AtomicBool::new(true),
             op: Some(Box::new(op)),
             parents,
             label: Mutex::new(None),
+            versions,
+            seq: SEQ.fetch_add(1, Ordering::Relaxed) + 1,
+            stale_at: AtomicU64::new(u64::MAX),
+            fixed_by: AtomicUsize::new(0),
+            tracked: true,
         }))
     }
 
@@ -187,14 +321,18 @@ impl Node {
 
     /// A cheap handle to the data (shares storage).
     pub fn tensor(&self) -> Tensor {
-        self.0
-            .data
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.read().clone()
     }
     /// Borrows the data for the length of a kernel call, without cloning the handle.
+    /// Inside a backward rule, a read of a value the rule saved checks its version.
     pub fn read(&self) -> std::sync::RwLockReadGuard<'_, Tensor> {
+        let t = self.read_unchecked();
+        if CHECKING.with(Cell::get) {
+            check_saved(self.id(), &t);
+        }
+        t
+    }
+    fn read_unchecked(&self) -> std::sync::RwLockReadGuard<'_, Tensor> {
         self.0.data.read().unwrap_or_else(|e| e.into_inner())
     }
     /// `f(self's data, other's data)`; one lock when both are the same node (`x * x`).
@@ -344,6 +482,20 @@ impl Node {
     pub fn detach(&self) -> Node {
         Node::leaf(self.tensor(), false)
     }
+    /// torch's `.data`: as `detach`, but its in-place writes bypass the version counter.
+    pub fn data_node(&self) -> Node {
+        Node::make_leaf(self.tensor(), false, false)
+    }
+    /// `.grad` as a node of its own (sharing the gradient's memory).
+    pub fn grad_node(&self) -> Option<Node> {
+        self.grad().map(|g| Node::leaf(g, false))
+    }
+    /// Zeros this node's own gradient in place (an optimizer's `set_to_none=False`).
+    pub fn zero_own_grad(&self) {
+        if let Some(g) = self.grad() {
+            g.fill_(0.0);
+        }
+    }
 
     /// Every node behind `self` (itself included), parents before children, built with an
     /// explicit stack so that graph depth is bounded by memory, not by the call stack.
@@ -417,7 +569,8 @@ impl Node {
                     out: v,
                     needs: &needs,
                 };
-                let input_grads = op.backward(&ctx, &g)?;
+                v.check_not_stale()?;
+                let input_grads = with_saved(v, || op.backward(&ctx, &g))?;
                 let mut summed = Vec::new();
                 for ((p, gp), need) in v.parents().iter().zip(input_grads).zip(&needs) {
                     let gp = match gp {
@@ -474,7 +627,8 @@ impl Node {
             out: self,
             needs: &needs,
         };
-        let input_grads = op.backward(&ctx, &Node::leaf(g, false))?;
+        self.check_not_stale()?;
+        let input_grads = with_saved(self, || op.backward(&ctx, &Node::leaf(g, false)))?;
         for ((p, gp), need) in self.parents().iter().zip(input_grads).zip(&needs) {
             if let (Some(gp), true) = (gp, *need) {
                 let (gp, _) = unbroadcast(gp, p)?;
@@ -482,6 +636,172 @@ impl Node {
             }
         }
         Ok(())
+    }
+
+    /// Fails if a parent was written in place through a view after it had been
+    /// recorded and before this node used it: its graph would miss that write.
+    fn check_not_stale(&self) -> Result<()> {
+        // `x[i] += v` writes through a view of x, then hands the result back to x's graph
+        // with an `index_put` of it: that is the one use of the stale x that is right.
+        let fixed = |p: &Node| {
+            let ps = self.parents();
+            self.op_name() == "index_put"
+                && p.ptr_eq(&ps[0])
+                && ps.len() == 2
+                && p.0.fixed_by.load(Ordering::Relaxed) == ps[1].id()
+        };
+        // A view of a stale node is as stale as it (it shows the write, its graph does not).
+        let stale = |p: &Node| {
+            let mut v = p;
+            loop {
+                if v.0.stale_at.load(Ordering::Relaxed) <= self.0.seq {
+                    return true;
+                }
+                match v.base() {
+                    Some(b) => v = b,
+                    None => return false,
+                }
+            }
+        };
+        for p in self.parents() {
+            if !fixed(p) && stale(p) {
+                return Err(Error::grad(
+                    "backward",
+                    format!(
+                        "'{}' used a Value of shape {} after it (or the Value it views) was \
+                         modified in place through another view, so its gradient would miss \
+                         that change. Write through indexing on the Value itself (x[i] += v), \
+                         take views again after the write, or modify a clone()",
+                        self.op_name(),
+                        fmt_shape(&p.shape())
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The node whose data `self` views, if `self` is a view (made by a view op, and
+    /// sharing its input's buffer). An in-place result shares its input's buffer too, but
+    /// it replaces that input rather than viewing it.
+    pub(crate) fn base(&self) -> Option<&Node> {
+        if !self.0.op.as_ref().is_some_and(|o| o.is_view()) {
+            return None;
+        }
+        let p = self.parents().first()?;
+        let shared = self
+            .read_unchecked()
+            .storage()
+            .same_buffer(p.read_unchecked().storage());
+        shared.then_some(p)
+    }
+
+    /// `self ← f(self)` in place, as torch's `add_` and `x[i] = v`: `f` computes the
+    /// result from `self` (or from a copy of it when `reads_self`, so that a backward
+    /// rule reading the old value still finds it), the result is written into self's
+    /// memory, and the node to rebind the Value to is returned: `self` itself when
+    /// nothing was recorded, else the recorded result, which now owns self's memory.
+    /// `other_grad`: another input requires grad.
+    pub fn inplace(
+        &self,
+        op: &'static str,
+        other_grad: bool,
+        reads_self: bool,
+        f: impl FnOnce(&Node) -> Result<Node>,
+    ) -> Result<Node> {
+        let recording = is_grad_enabled() && (self.requires_grad() || other_grad);
+        if recording {
+            self.check_inplace(op)?;
+        }
+        let src = if recording && reads_self {
+            self.clone_data()?
+        } else {
+            self.clone()
+        };
+        let r = f(&src)?;
+        let t = self.tensor();
+        self.write(op, &t, &r.tensor())?;
+        if !(r.requires_grad() && r.0.op.is_some()) {
+            return Ok(self.clone());
+        }
+        // `r` keeps its own buffer (a backward rule reading its output finds it unchanged);
+        // a node of its own holds the written memory.
+        let out = Node::written(&r, t, op);
+        self.mark_stale(out.id());
+        Ok(out)
+    }
+
+    /// Writes `value` (same shape, a dtype that casts to self's) into `t`, self's data.
+    pub(crate) fn write(&self, op: &'static str, t: &Tensor, value: &Tensor) -> Result<()> {
+        if value.shape() != t.shape() {
+            return Err(Error::shape(
+                op,
+                format!(
+                    "the result has shape {} but the Value written in place has shape {}: \
+                     an in-place op cannot change its shape",
+                    fmt_shape(value.shape()),
+                    fmt_shape(t.shape())
+                ),
+            ));
+        }
+        if !value.dtype().casts_in_place_to(t.dtype()) {
+            return Err(Error::type_(
+                op,
+                format!(
+                    "the result type {} cannot be cast to the Value's dtype {} in place",
+                    value.dtype(),
+                    t.dtype()
+                ),
+            ));
+        }
+        t.assign(value)?;
+        self.note_write(t);
+        Ok(())
+    }
+
+    /// Counts a write into `t`, this node's data, unless the node is `.data`'s.
+    pub(crate) fn note_write(&self, t: &Tensor) {
+        if self.0.tracked {
+            bump_version(t);
+        }
+    }
+
+    /// torch's rules for recorded in-place writes.
+    pub(crate) fn check_inplace(&self, op: &'static str) -> Result<()> {
+        if self.is_leaf() && self.requires_grad() {
+            return Err(Error::grad(
+                op,
+                "a leaf Value that requires grad cannot be modified in place while grad \
+                 mode is on: do it under no_grad() (as an optimizer step does), or on .data",
+            ));
+        }
+        let mut v = self;
+        while let Some(b) = v.base() {
+            v = b;
+        }
+        if !v.ptr_eq(self) && v.is_leaf() && v.requires_grad() {
+            return Err(Error::grad(
+                op,
+                "a view of a leaf Value that requires grad cannot be modified in place while \
+                 grad mode is on: do it under no_grad(), or on .data",
+            ));
+        }
+        Ok(())
+    }
+
+    /// After a recorded write into `self`: `self` and every node it views no longer
+    /// follow their data, from the next recorded node on.
+    pub(crate) fn mark_stale(&self, fixer: usize) {
+        let now = SEQ.load(Ordering::Relaxed) + 1;
+        let mut v = self;
+        loop {
+            v.0.stale_at.fetch_min(now, Ordering::Relaxed);
+            v.0.fixed_by.store(fixer, Ordering::Relaxed);
+            match v.base() {
+                Some(b) => v = b,
+                None => break,
+            }
+        }
     }
 
     fn accumulate_grad(&self, g: Tensor) -> Result<()> {
@@ -578,6 +898,55 @@ mod tests {
         y.backward(None).unwrap();
         assert_eq!(x.grad().unwrap().to_vec_f64().unwrap(), vec![1.]);
         drop(y);
+    }
+
+    #[test]
+    fn inplace_write_is_recorded_and_keeps_the_memory() {
+        let a = v(&[1., 2.], &[2]);
+        let x = a.mul(&Node::constant(3.0, DType::F64)).unwrap();
+        let before = x.tensor().storage().ptr();
+        let y = x
+            .inplace("add_", false, false, |s| {
+                s.add(&Node::constant(1.0, DType::F64))
+            })
+            .unwrap();
+        assert_eq!(y.tensor().storage().ptr(), before);
+        assert_eq!(x.tensor().to_vec_f64().unwrap(), vec![4., 7.]);
+        y.backward(None).unwrap();
+        assert_eq!(a.grad().unwrap().to_vec_f64().unwrap(), vec![3., 3.]);
+    }
+
+    #[test]
+    fn a_saved_output_overwritten_fails_the_backward() {
+        let a = v(&[1., 2.], &[2]);
+        let x = a.unary(crate::Unary::Tanh).unwrap();
+        let y = x
+            .inplace("add_", false, false, |s| {
+                s.add(&Node::constant(1.0, DType::F64))
+            })
+            .unwrap();
+        let e = y.backward(None).unwrap_err();
+        assert!(
+            e.to_string().contains("modified by an in-place operation"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_leaf_that_requires_grad_refuses_a_recorded_write() {
+        let a = v(&[1.], &[1]);
+        let e = a.inplace("add_", false, false, |s| {
+            s.add(&Node::constant(1.0, DType::F64))
+        });
+        assert!(matches!(e, Err(Error::Grad { .. })));
+        let _guard = NoGradGuard::new();
+        let same = a
+            .inplace("add_", false, false, |s| {
+                s.add(&Node::constant(1.0, DType::F64))
+            })
+            .unwrap();
+        assert!(same.ptr_eq(&a));
+        assert_eq!(a.tensor().version(), 1);
     }
 
     #[test]

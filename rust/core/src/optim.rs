@@ -118,6 +118,8 @@ pub fn sgd_step(
         Storage::F64(_) => run!(f64),
         _ => return Err(Error::type_("SGD", "parameters must be float tensors")),
     }
+    // An in-place write, as torch counts it: a graph that saved the old value refuses it.
+    crate::node::bump_version(param);
     Ok(())
 }
 
@@ -176,6 +178,8 @@ pub fn adam_step(
         Storage::F64(_) => run!(f64),
         _ => return Err(Error::type_("Adam", "parameters must be float tensors")),
     }
+    // An in-place write, as torch counts it: a graph that saved the old value refuses it.
+    crate::node::bump_version(param);
     Ok(())
 }
 

@@ -2,6 +2,7 @@
 //! kernels allocate.
 use std::any::Any;
 use std::cell::UnsafeCell;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::dtype::{Bool8, DType, Scalar};
@@ -17,6 +18,9 @@ use crate::error::{Error, Result};
 pub struct Buffer<T> {
     ptr: *mut T,
     len: usize,
+    /// torch's version counter: bumped by every in-place write that autograd must know
+    /// about, so a backward rule can tell that a value it reads has changed.
+    version: AtomicU64,
     _vec: UnsafeCell<Vec<T>>,
     _owner: Option<Box<dyn Any + Send + Sync>>,
 }
@@ -32,6 +36,7 @@ impl<T: Scalar> Buffer<T> {
         Buffer {
             ptr: v.as_mut_ptr(),
             len: v.len(),
+            version: AtomicU64::new(0),
             _vec: UnsafeCell::new(v),
             _owner: None,
         }
@@ -46,6 +51,7 @@ impl<T: Scalar> Buffer<T> {
         Buffer {
             ptr,
             len,
+            version: AtomicU64::new(0),
             _vec: UnsafeCell::new(Vec::new()),
             _owner: Some(owner),
         }
@@ -184,6 +190,18 @@ impl Storage {
     /// True when no other tensor handle shares this buffer.
     pub fn is_unique(&self) -> bool {
         each_storage!(self, T, b => Arc::strong_count(b) == 1)
+    }
+    pub fn version(&self) -> u64 {
+        each_storage!(self, T, b => b.version.load(Ordering::Relaxed))
+    }
+    pub fn set_version(&self, v: u64) {
+        each_storage!(self, T, b => b.version.store(v, Ordering::Relaxed))
+    }
+    /// Records one in-place write.
+    pub fn bump_version(&self) {
+        each_storage!(self, T, b => {
+            b.version.fetch_add(1, Ordering::Relaxed);
+        })
     }
     pub fn same_buffer(&self, other: &Storage) -> bool {
         each_storage!(self, T, b => T::unwrap(other).is_some_and(|o| Arc::ptr_eq(b, o)))

@@ -245,27 +245,58 @@ impl Tensor {
 
     /// `self += other` in place, broadcasting `other`. `self` must own a contiguous buffer.
     pub fn add_assign(&self, other: &Tensor) -> Result<()> {
+        self.write_from(other, true)
+    }
+
+    /// `self[...] = other` in place: `other` cast to self's dtype and broadcast to its
+    /// shape. `self` may be any view that does not overlap itself.
+    pub fn assign(&self, other: &Tensor) -> Result<()> {
+        self.write_from(other, false)
+    }
+
+    fn write_from(&self, other: &Tensor, add: bool) -> Result<()> {
         let mut other = other.to_dtype(self.dtype())?.broadcast_to(self.shape())?;
-        if other.storage.ptr() == self.storage.ptr() {
-            // Adding a tensor to itself: read a copy.
+        if other.storage.same_buffer(&self.storage) {
+            // Reading the buffer being written: read a copy.
             other = other.copy()?;
         }
         each_storage!(&self.storage, T, dst => {
             let src = T::unwrap(&other.storage).expect("cast above");
             let s = src.as_slice();
-            // SAFETY: `self` is a gradient or parameter buffer written only here and by
-            // the user's numpy views, which do not run concurrently with this call.
+            // SAFETY: `self` is a gradient, parameter or in-place target written only here
+            // and by the user's numpy views, which do not run concurrently with this call.
             let d = unsafe { dst.as_mut_slice() };
             Layout::walk2(&self.layout, &other.layout, |oa, ob, n, sa, sb| {
                 let (mut i, mut j) = (oa as isize, ob as isize);
                 for _ in 0..n {
-                    d[i as usize] = Num::add(d[i as usize], s[j as usize]);
+                    let v = s[j as usize];
+                    d[i as usize] = if add { Num::add(d[i as usize], v) } else { v };
                     i += sa;
                     j += sb;
                 }
             });
             Ok(())
         })
+    }
+
+    /// Writes `other`'s elements, in row-major order, at the storage offsets `positions`
+    /// (one per element): a later repeat wins, as numpy's and torch's `x[idx] = v`.
+    pub fn assign_at(&self, positions: &[usize], other: &Tensor) -> Result<()> {
+        debug_assert_eq!(positions.len(), other.numel());
+        let other = other.to_dtype(self.dtype())?.copy()?;
+        each_storage!(&self.storage, T, dst => {
+            let s = other.as_slice::<T>().expect("cast above");
+            // SAFETY: as in `write_from`; `other` is a separate contiguous copy or tensor.
+            let d = unsafe { dst.as_mut_slice() };
+            for (&p, &v) in positions.iter().zip(s) {
+                d[p] = v;
+            }
+            Ok(())
+        })
+    }
+
+    pub fn version(&self) -> u64 {
+        self.storage.version()
     }
 
     /// Sets every element to `value`, in place.

@@ -12,7 +12,7 @@ use numpy::{
 use pyo3::create_exception;
 use pyo3::exceptions::{PyIndexError, PyMemoryError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyDict, PyEllipsis, PyFloat, PyInt, PyList, PySlice, PyTuple};
+use pyo3::types::{PyBool, PyDict, PyEllipsis, PyFloat, PyInt, PyList, PyRange, PySlice, PyTuple};
 
 create_exception!(
     mikagrad._core,
@@ -280,6 +280,36 @@ fn value_tensor(obj: &Bound<'_, PyAny>) -> Option<Tensor> {
     n.cast::<Node>().ok().map(|n| n.get().node.tensor())
 }
 
+/// A Python index (one item or a tuple of them) as the core's items.
+fn index_items(key: &Bound<'_, PyAny>) -> PyResult<Vec<Index>> {
+    match key.cast::<PyTuple>() {
+        Ok(t) => t.iter().map(|it| index_item(&it)).collect(),
+        Err(_) => Ok(vec![index_item(key)?]),
+    }
+}
+
+/// The in-place methods by name, for error messages (the core's op names are static).
+const INPLACE_OPS: &[&str] = &[
+    "add_",
+    "sub_",
+    "mul_",
+    "div_",
+    "pow_",
+    "neg_",
+    "exp_",
+    "log_",
+    "tanh_",
+    "sigmoid_",
+    "relu_",
+    "sqrt_",
+    "abs_",
+    "clamp_",
+    "zero_",
+    "fill_",
+    "copy_",
+    "masked_fill_",
+];
+
 /// One item of a Python index, handed to the core as it is; the core resolves slices,
 /// ellipsis and arrays against the dims.
 fn index_item(it: &Bound<'_, PyAny>) -> PyResult<Index> {
@@ -310,6 +340,7 @@ fn index_item(it: &Bound<'_, PyAny>) -> PyResult<Index> {
         return Ok(Index::Tensor(t));
     }
     if it.is_instance_of::<PyList>()
+        || it.is_instance_of::<PyRange>()
         || it.is_instance_of::<PyUntypedArray>()
         || it.hasattr("dtype")?
     {
@@ -560,6 +591,67 @@ impl Node {
         node(self.node.detach())
     }
 
+    /// torch's `.data`: the same memory, no graph, writes not counted.
+    fn data_node(&self) -> Node {
+        node(self.node.data_node())
+    }
+    #[getter]
+    fn has_grad(&self) -> bool {
+        self.node.grad().is_some()
+    }
+    fn grad_node(&self) -> Option<Node> {
+        self.node.grad_node().map(node)
+    }
+    fn set_data_node(&self, value: &Node) -> PyResult<()> {
+        self.node.set_data(value.node.tensor()).py()
+    }
+    #[pyo3(signature = (value=None))]
+    fn set_grad_node(&self, value: Option<&Node>) -> PyResult<()> {
+        self.node.assign_grad(value.map(|v| v.node.tensor())).py()
+    }
+    fn zero_own_grad(&self) {
+        self.node.zero_own_grad();
+    }
+    fn clone_data(&self) -> PyResult<Node> {
+        Ok(node(self.node.clone_data().py()?))
+    }
+    /// torch's `_version`: in-place writes into this memory so far.
+    #[getter]
+    fn version(&self) -> u64 {
+        self.node.tensor().version()
+    }
+
+    /// The in-place op `op` (`"add_"`, ...): `f(src)` computes the result out of place
+    /// from `src` (this node, or a copy the backward can read); it is written into this
+    /// node's memory, and the node the Value now holds is returned.
+    fn inplace(
+        &self,
+        op: &str,
+        other_grad: bool,
+        reads_self: bool,
+        f: &Bound<'_, PyAny>,
+    ) -> PyResult<Node> {
+        let op = INPLACE_OPS
+            .iter()
+            .find(|&&n| n == op)
+            .copied()
+            .unwrap_or("in-place");
+        let mut failure = None;
+        let out = self.node.inplace(op, other_grad, reads_self, |src| {
+            let r = f
+                .call1((node(src.clone()),))
+                .and_then(|r| Ok(r.cast::<Node>()?.get().node.clone()));
+            r.map_err(|e| {
+                failure = Some(e);
+                Error::value(op, "")
+            })
+        });
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        Ok(node(out.py()?))
+    }
+
     // ---- elementwise --------------------------------------------------------------
 
     /// The binary op called `op` (`"add"`, `"lt"`, ...); `reflected` swaps the operands.
@@ -712,14 +804,13 @@ impl Node {
         Ok(node(core::Node::stack(&vs, dim).py()?))
     }
     fn getitem(&self, key: &Bound<'_, PyAny>) -> PyResult<Node> {
-        let items: Vec<Index> = match key.cast::<PyTuple>() {
-            Ok(t) => t
-                .iter()
-                .map(|it| index_item(&it))
-                .collect::<PyResult<_>>()?,
-            Err(_) => vec![index_item(key)?],
-        };
-        Ok(node(self.node.index(&items).py()?))
+        Ok(node(self.node.index(&index_items(key)?).py()?))
+    }
+    /// `x[key] = value` in place; returns the node the Value now holds.
+    fn setitem(&self, key: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>) -> PyResult<Node> {
+        let items = index_items(key)?;
+        let value = operand_node(value, &self.node)?;
+        Ok(node(self.node.index_put_(&items, &value).py()?))
     }
     fn gather(&self, dim: isize, index: &Bound<'_, PyAny>) -> PyResult<Node> {
         let index = index_array("gather", index)?;

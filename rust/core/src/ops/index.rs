@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::dtype::{Bool8, DType, Num, Scalar};
 use crate::error::{fmt_shape, Error, Result};
 use crate::layout::{broadcast_shapes, checked_numel, wrap_dim, Dims, Layout};
-use crate::node::{Ctx, Node, Op};
+use crate::node::{is_grad_enabled, Ctx, NoGradGuard, Node, Op};
 use crate::ops::shape::ViewStep;
 use crate::storage::{each_storage, try_alloc, try_with_capacity, Storage};
 use crate::tensor::Tensor;
@@ -292,7 +292,109 @@ impl Op for ScatterAdd {
     }
 }
 
+/// `x[items] = value`; `items` as the binding gave them.
+struct IndexPut {
+    items: Vec<Index>,
+}
+
+impl Op for IndexPut {
+    fn name(&self) -> &'static str {
+        "index_put"
+    }
+    fn rule(&self) -> &'static str {
+        "grad_x = g with the written positions zeroed; grad_value = g at those positions"
+    }
+    fn backward(&self, c: &Ctx, g: &Node) -> Result<Vec<Option<Node>>> {
+        let zero = Node::constant(0.0, g.dtype());
+        Ok(vec![
+            c.grad_for(0, || g.index_put(&self.items, &zero))?,
+            c.grad_for(1, || g.index(&self.items))?,
+        ])
+    }
+}
+
+/// Writes `value` into the elements of `t` that `items` select: through a view for basic
+/// indexing, else at the storage offsets the same index picks from a tensor of offsets.
+fn write_region(t: &Tensor, items: &[Index], value: &Tensor) -> Result<()> {
+    let _guard = NoGradGuard::new();
+    let fit = |value: &Tensor, region: &[usize]| -> Result<Tensor> {
+        // torch drops a value's leading 1s (a (1, 3) row into a (3,) row).
+        let mut shape = value.shape();
+        while shape.len() > region.len() && shape[0] == 1 {
+            shape = &shape[1..];
+        }
+        let v = value.reshape(shape)?;
+        match broadcast_shapes("index_put", shape, region) {
+            Ok(b) if b.as_slice() == region => v.broadcast_to(region),
+            _ => Err(Error::shape(
+                "index_put",
+                format!(
+                    "value of shape {} cannot be broadcast to the indexed part of shape {}",
+                    fmt_shape(value.shape()),
+                    fmt_shape(region)
+                ),
+            )),
+        }
+    };
+    if !items.iter().any(is_array) {
+        let region = Node::leaf(t.clone(), false).index(items)?.tensor();
+        return region.assign(&fit(value, region.shape())?);
+    }
+    let offsets: Vec<i64> = t
+        .layout()
+        .offsets()?
+        .into_iter()
+        .map(|o| o as i64)
+        .collect();
+    let picked = Node::leaf(Tensor::from_vec(offsets, t.shape())?, false)
+        .index(items)?
+        .tensor()
+        .contiguous()?;
+    let positions: Vec<usize> = picked
+        .as_slice::<i64>()
+        .expect("contiguous int64")
+        .iter()
+        .map(|&o| o as usize)
+        .collect();
+    t.assign_at(&positions, &fit(value, picked.shape())?)
+}
+
 impl Node {
+    /// `x[items] = value` as a new Value (x is copied), recorded as `index_put`.
+    pub fn index_put(&self, items: &[Index], value: &Node) -> Result<Node> {
+        let t = self.tensor().copy()?;
+        write_region(&t, items, &value.tensor())?;
+        let op = IndexPut {
+            items: items.to_vec(),
+        };
+        Ok(Node::from_op(t, op, vec![self.clone(), value.clone()]))
+    }
+
+    /// `x[items] = value` in place (`Value.__setitem__`); returns the node to rebind the
+    /// Value to, as `Node::inplace`. Only the written part is touched.
+    pub fn index_put_(&self, items: &[Index], value: &Node) -> Result<Node> {
+        let recording = is_grad_enabled() && (self.requires_grad() || value.requires_grad());
+        if recording {
+            self.check_inplace("index_put_")?;
+        }
+        let t = self.tensor();
+        write_region(&t, items, &value.tensor())?;
+        self.note_write(&t);
+        if !recording || !t.dtype().is_float() {
+            return Ok(self.clone());
+        }
+        let op = IndexPut {
+            items: items.to_vec(),
+        };
+        let r = Node::from_op(t, op, vec![self.clone(), value.clone()]);
+        if self.base().is_some() {
+            // Written through a view: the Values it views miss this write until it is
+            // handed back to them (`Value.__setitem__` does, for views made by indexing).
+            self.mark_stale(r.id());
+        }
+        Ok(r)
+    }
+
     /// `torch.index_select`: the slices at `index` (a 0-d or 1-D int32/int64 tensor,
     /// negatives from the end, repeats allowed) along `dim`.
     pub fn index_select(&self, dim: isize, index: &Tensor) -> Result<Node> {

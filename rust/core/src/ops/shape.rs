@@ -10,6 +10,9 @@ struct Reshape {
 }
 
 impl Op for Reshape {
+    fn is_view(&self) -> bool {
+        true
+    }
     fn name(&self) -> &'static str {
         "reshape"
     }
@@ -26,6 +29,9 @@ struct Permute {
 }
 
 impl Op for Permute {
+    fn is_view(&self) -> bool {
+        true
+    }
     fn name(&self) -> &'static str {
         "permute"
     }
@@ -44,6 +50,9 @@ impl Op for Permute {
 struct Expand;
 
 impl Op for Expand {
+    fn is_view(&self) -> bool {
+        true
+    }
     fn name(&self) -> &'static str {
         "expand"
     }
@@ -51,6 +60,38 @@ impl Op for Expand {
         "grad_x = g summed over the expanded dims"
     }
     // The backward pass sums the gradient back to the input's shape in one shared place.
+    fn backward(&self, _: &Ctx, g: &Node) -> Result<Vec<Option<Node>>> {
+        Ok(vec![Some(g.clone())])
+    }
+}
+
+struct Clone;
+
+impl Op for Clone {
+    fn name(&self) -> &'static str {
+        "clone"
+    }
+    fn rule(&self) -> &'static str {
+        "grad_x = g"
+    }
+    fn backward(&self, _: &Ctx, g: &Node) -> Result<Vec<Option<Node>>> {
+        Ok(vec![Some(g.clone())])
+    }
+}
+
+/// An in-place op's result written into the Value's memory (`x.add_(y)` records `add`,
+/// then this): the op's own output stays unchanged for its backward.
+struct Written {
+    name: &'static str,
+}
+
+impl Op for Written {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    fn rule(&self) -> &'static str {
+        "grad = g (the result, written into the Value's memory in place)"
+    }
     fn backward(&self, _: &Ctx, g: &Node) -> Result<Vec<Option<Node>>> {
         Ok(vec![Some(g.clone())])
     }
@@ -73,6 +114,20 @@ impl Op for Cast {
 }
 
 impl Node {
+    /// `result`, now held in `memory` (the written Value's data), as a node of its own.
+    pub(crate) fn written(result: &Node, memory: Tensor, name: &'static str) -> Node {
+        Node::from_op(memory, Written { name }, vec![result.clone()])
+    }
+
+    /// torch's `clone()`: a copy in memory of its own that stays in the graph.
+    pub fn clone_data(&self) -> Result<Node> {
+        Ok(Node::from_op(
+            self.tensor().copy()?,
+            Clone,
+            vec![self.clone()],
+        ))
+    }
+
     /// `shape` may hold one -1, inferred from the element count.
     pub fn reshape_infer(&self, shape: &[isize]) -> Result<Node> {
         let from = self.shape();
@@ -244,6 +299,9 @@ struct View {
 }
 
 impl Op for View {
+    fn is_view(&self) -> bool {
+        true
+    }
     fn name(&self) -> &'static str {
         "getitem"
     }
