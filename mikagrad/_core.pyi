@@ -32,7 +32,11 @@ __all__ = [
     "linspace",
     "eye",
     "randperm",
-    "manual_seed",
+    "randint",
+    "exponential",
+    "bernoulli",
+    "multinomial",
+    "Generator",
     "sgd_step",
     "adam_step",
     "set_grad_enabled",
@@ -183,17 +187,49 @@ def full(
     shape: Sequence[int], value: float | int | bool, dtype: str, requires_grad: bool
 ) -> Node: ...
 def rand(
-    shape: Sequence[int], low: float, high: float, dtype: str, requires_grad: bool
+    shape: Sequence[int],
+    low: float,
+    high: float,
+    dtype: str,
+    requires_grad: bool,
+    generator: Generator | None = None,
 ) -> Node: ...
 def randn(
-    shape: Sequence[int], mean: float, std: float, dtype: str, requires_grad: bool
+    shape: Sequence[int],
+    mean: float,
+    std: float,
+    dtype: str,
+    requires_grad: bool,
+    generator: Generator | None = None,
 ) -> Node: ...
 def arange(start: float, end: float, step: float, dtype: str, requires_grad: bool) -> Node: ...
 def arange_int(start: int, end: int, step: int, dtype: str) -> Node: ...
 def linspace(start: float, end: float, steps: int, dtype: str, requires_grad: bool) -> Node: ...
 def eye(n: int, m: int, dtype: str, requires_grad: bool) -> Node: ...
-def randperm(n: int) -> list[int]: ...
-def manual_seed(seed: int) -> None: ...
+def randperm(n: int, generator: Generator | None = None) -> Node: ...
+def randint(
+    low: int, high: int, shape: Sequence[int], dtype: str, generator: Generator | None = None
+) -> Node: ...
+def exponential(
+    shape: Sequence[int], lambd: float, dtype: str, generator: Generator | None = None
+) -> Node: ...
+def bernoulli(p: Node, generator: Generator | None = None) -> Node: ...
+def multinomial(
+    probs: Node, num_samples: int, replacement: bool, generator: Generator | None = None
+) -> Node: ...
+
+@final
+class Generator:
+    """torch's CPU generator (MT19937 and its seed)."""
+
+    def __new__(cls, seed: int) -> Generator: ...
+    @staticmethod
+    def default() -> Generator:
+        """The process-wide generator."""
+    def manual_seed(self, seed: int) -> None: ...
+    def initial_seed(self) -> int: ...
+    def get_state(self) -> list[int]: ...
+    def set_state(self, state: Sequence[int]) -> None: ...
 
 # ---- optimizer kernels (in place; False when the parameter has no gradient)
 def sgd_step(

@@ -1,18 +1,23 @@
-"""Creation functions, as in PyTorch; random ones draw from the seed of ``manual_seed``."""
+"""Creation functions, as in PyTorch. The random ones draw from a ``Generator`` (torch's
+MT19937 and its distributions, so a seed gives torch's numbers), by default the process-wide
+one that ``manual_seed`` seeds."""
 
 from __future__ import annotations
 
 import operator
+import os
 from typing import Any
 
 import numpy as np
 
 from . import _core
-from .engine import Value, _dtype, _shape_args, _wrap, get_default_dtype
+from .engine import Value, _dtype, _shape_args, _wrap, get_default_dtype, tensor
 
 __all__ = [
     "zeros", "ones", "full", "eye", "arange", "linspace", "rand", "randn", "randperm",
-    "zeros_like", "ones_like", "full_like", "rand_like", "randn_like", "manual_seed",
+    "randint", "normal", "multinomial", "bernoulli", "zeros_like", "ones_like", "full_like",
+    "rand_like", "randn_like", "randint_like", "manual_seed", "initial_seed", "seed",
+    "Generator", "default_generator",
 ]
 
 
@@ -43,14 +48,119 @@ def _sizes(shape: tuple, op: str = "shape") -> list[int]:
     return [_size(op, s) for s in _shape_args(shape)]
 
 
-def manual_seed(seed: int) -> None:
-    """Seeds rand, randn, randperm, Dropout and the data helpers' shuffling.
+# A new torch Generator starts from this seed (torch.Generator().initial_seed()).
+_TORCH_DEFAULT_SEED = 67280421310721
 
-    >>> manual_seed(0); a = rand(3).tolist()
-    >>> manual_seed(0); rand(3).tolist() == a
+
+class Generator:
+    """torch's CPU random generator: the MT19937 engine and its seed. Pass one as
+    ``generator=`` to the random functions for a stream of its own; ``manual_seed`` gives the
+    numbers torch gives for that seed.
+
+    >>> g = Generator().manual_seed(2147483647)
+    >>> [round(v, 4) for v in rand(3, generator=g).tolist()]
+    [0.7081, 0.3542, 0.1054]
+    """
+
+    __slots__ = ("_g",)
+
+    def __init__(self, device: Any = "cpu") -> None:
+        from .engine import check_device
+
+        check_device(device)
+        self._g = _core.Generator(_TORCH_DEFAULT_SEED)
+
+    @property
+    def device(self) -> str:
+        return "cpu"
+
+    def manual_seed(self, seed: int) -> Generator:
+        self._g.manual_seed(_seed_bits(seed))
+        return self
+
+    def initial_seed(self) -> int:
+        return self._g.initial_seed()
+
+    def seed(self) -> int:
+        """Seeds from the OS's entropy and returns the seed, as torch's."""
+        s = int.from_bytes(os.urandom(8), "little") & (2**63 - 1)
+        self._g.manual_seed(s)
+        return s
+
+    def get_state(self) -> Value:
+        """The whole state as an int64 Value, for ``set_state`` (not torch's byte layout)."""
+        return Value(np.array(self._g.get_state(), dtype=np.uint64).view(np.int64),
+                     requires_grad=False)
+
+    def set_state(self, state: Any) -> Generator:
+        self._g.set_state(np.asarray(state, dtype=np.int64).view(np.uint64).tolist())
+        return self
+
+
+def _seed_bits(seed: Any) -> int:
+    """torch's rule: ``int(seed)``, in [-2**63, 2**64); negative ones wrap."""
+    s = int(seed)
+    if not -(2**63) <= s < 2**64:
+        raise ValueError(f"manual_seed: seed {s} is out of range [-2**63, 2**64)")
+    return s & (2**64 - 1)
+
+
+default_generator = Generator.__new__(Generator)
+default_generator._g = _core.Generator.default()
+
+
+def _draw(dtype: Any) -> tuple[str, str]:
+    """(the dtype whose stream to draw, the dtype to return). MikaGrad's float64 default
+    stands in for torch's float32 one: a draw into it follows torch's float32 stream (exact
+    in float64), so seeded code gives torch's numbers; an explicit dtype draws its own."""
+    out = _dt(dtype)
+    return ("float32" if dtype is None and out == "float64" else out), out
+
+
+def _drawn(node: Any, out: str, requires_grad: bool) -> Value:
+    v = _wrap(node)
+    if v.dtype.name != out:
+        v = v.to(out)
+    if requires_grad:
+        v.requires_grad_(True)
+    return v
+
+
+def _gen(generator: Generator | None) -> Any:
+    if generator is None:
+        return None
+    if not isinstance(generator, Generator):
+        raise TypeError(f"generator must be a mikagrad.Generator, got {type(generator).__name__}")
+    return generator._g
+
+
+def manual_seed(seed: int) -> Generator:
+    """Seeds the process-wide generator (rand, randn, randint, randperm, multinomial, nn.init,
+    Dropout, the data helpers' shuffling) and returns it, as torch's.
+
+    >>> _ = manual_seed(0); a = rand(3).tolist()
+    >>> _ = manual_seed(0); rand(3).tolist() == a
     True
     """
-    _core.manual_seed(int(seed) & (2**64 - 1))
+    return default_generator.manual_seed(seed)
+
+
+def initial_seed() -> int:
+    """The seed the process-wide generator was last seeded with (torch's default to start).
+
+    >>> _ = manual_seed(7); initial_seed()
+    7
+    """
+    return default_generator.initial_seed()
+
+
+def seed() -> int:
+    """Seeds the process-wide generator from the OS's entropy and returns the seed.
+
+    >>> s = seed(); initial_seed() == s
+    True
+    """
+    return default_generator.seed()
 
 
 def zeros(*shape: Any, dtype: Any = None, requires_grad: bool = False) -> Value:
@@ -133,33 +243,121 @@ def linspace(start: float, end: float, steps: int, dtype: Any = None,
                                requires_grad))
 
 
-def rand(*shape: Any, dtype: Any = None, requires_grad: bool = False) -> Value:
-    """Uniform on [0, 1), drawn from the seed of ``manual_seed``.
+def rand(*shape: Any, generator: Generator | None = None, dtype: Any = None,
+         requires_grad: bool = False) -> Value:
+    """Uniform on [0, 1), as torch's (the same numbers for the same seed).
 
-    >>> manual_seed(0); x = rand(1000)
+    >>> _ = manual_seed(0); x = rand(1000)
     >>> x.shape, x.min().item() >= 0, x.max().item() < 1
     ((1000,), True, True)
     """
-    return _wrap(_core.rand(_sizes(shape), 0.0, 1.0, _dt(dtype), requires_grad))
+    draw, out = _draw(dtype)
+    return _drawn(_core.rand(_sizes(shape), 0.0, 1.0, draw, False, _gen(generator)), out,
+                  requires_grad)
 
 
-def randn(*shape: Any, dtype: Any = None, requires_grad: bool = False) -> Value:
-    """Standard normal (mean 0, std 1), drawn from the seed of ``manual_seed``.
+def randn(*shape: Any, generator: Generator | None = None, dtype: Any = None,
+          requires_grad: bool = False) -> Value:
+    """Standard normal (mean 0, std 1), as torch's (the same numbers for the same seed).
 
-    >>> manual_seed(0); x = randn(10000)
+    >>> _ = manual_seed(0); x = randn(10000)
     >>> round(x.mean().item(), 1), round(x.std().item(), 1)
     (0.0, 1.0)
     """
-    return _wrap(_core.randn(_sizes(shape), 0.0, 1.0, _dt(dtype), requires_grad))
+    draw, out = _draw(dtype)
+    return _drawn(_core.randn(_sizes(shape), 0.0, 1.0, draw, False, _gen(generator)), out,
+                  requires_grad)
 
 
-def randperm(n: int) -> list[int]:
-    """A random order of ``range(n)``, as a list of ints (not a Value, unlike PyTorch).
+def randint(low: int, high: Any = None, size: Any = None, *, generator: Generator | None = None,
+            dtype: Any = None, requires_grad: bool = False) -> Value:
+    """Integers uniform on [low, high) (int64 unless ``dtype``), as torch's; ``randint(high,
+    size)`` starts at 0.
 
-    >>> manual_seed(0); sorted(randperm(5))
+    >>> g = Generator().manual_seed(3); randint(0, 1000, (5,), generator=g).tolist()
+    [986, 48, 737, 667, 360]
+    """
+    if size is None:
+        if high is None:
+            raise TypeError("randint: missing the size argument")
+        low, high, size = 0, low, high
+    if requires_grad:
+        raise TypeError("randint: only float tensors can require gradients")
+    shape = _sizes((size,) if isinstance(size, (int, np.integer)) else tuple(size))
+    name = "int64" if dtype is None else _dtype(dtype).name
+    return _wrap(_core.randint(operator.index(low), operator.index(high), shape, name,
+                               _gen(generator)))
+
+
+def randperm(n: int, *, generator: Generator | None = None, dtype: Any = None) -> Value:
+    """A random order of ``range(n)`` as an int64 Value, as torch's.
+
+    >>> _ = manual_seed(0); sorted(randperm(5).tolist())
     [0, 1, 2, 3, 4]
     """
-    return _core.randperm(_size("randperm", n))
+    out = _wrap(_core.randperm(_size("randperm", n), _gen(generator)))
+    return out if dtype is None else out.to(dtype)
+
+
+def normal(mean: Any = 0.0, std: Any = 1.0, size: Any = None, *,
+           generator: Generator | None = None, dtype: Any = None,
+           requires_grad: bool = False) -> Value:
+    """Normal samples, as torch's: numbers ``mean``, ``std`` and a ``size``, or Values (each
+    element drawn from its own mean and std: a standard normal, times std, plus mean).
+
+    >>> g = Generator().manual_seed(0); normal(2.0, 0.5, (3,), generator=g).shape
+    (3,)
+    """
+    if isinstance(mean, Value) or isinstance(std, Value):
+        like = mean if isinstance(mean, Value) else std
+        shape = np.broadcast_shapes(tuple(getattr(mean, "shape", ())),
+                                    tuple(getattr(std, "shape", ())))
+        z = randn(shape, generator=generator,
+                  dtype=None if like.dtype == get_default_dtype() else like.dtype)
+        return z * std + mean
+    if size is None:
+        raise TypeError("normal: give a size with number arguments")
+    if std < 0:
+        raise ValueError(f"normal: std must be >= 0, got {std}")
+    dims = _sizes((size,) if isinstance(size, (int, np.integer)) else tuple(size))
+    draw, out = _draw(dtype)
+    return _drawn(_core.randn(dims, float(mean), float(std), draw, False, _gen(generator)), out,
+                  requires_grad)
+
+
+def multinomial(input: Value, num_samples: int, replacement: bool = False, *,
+                generator: Generator | None = None) -> Value:
+    """Indices drawn from the rows of ``input`` (weights, not necessarily normalised), as
+    torch's: for one sample or without replacement its exponential race, else a search of
+    the cumulative sums.
+
+    >>> p = tensor([0.0, 1.0, 0.0]); multinomial(p, 2, replacement=True).tolist()
+    [1, 1]
+    """
+    return _wrap(_core.multinomial(_as_drawn(_val(input))._node, operator.index(num_samples),
+                                   bool(replacement), _gen(generator)))
+
+
+def bernoulli(input: Value, p: float | None = None, *,
+              generator: Generator | None = None) -> Value:
+    """1 with probability ``input`` (or ``p``), else 0, in input's dtype, as torch's.
+
+    >>> bernoulli(tensor([0.0, 1.0])).tolist()
+    [0.0, 1.0]
+    """
+    x = _val(input)
+    probs = x if p is None else full_like(x, p)
+    out = _wrap(_core.bernoulli(_as_drawn(probs)._node, _gen(generator)))
+    return out.to(probs.dtype)
+
+
+def _val(x: Any) -> Value:
+    return x if isinstance(x, Value) else tensor(x)
+
+
+def _as_drawn(p: Value) -> Value:
+    """Probabilities in the default float64 are drawn against as torch's float32 ones."""
+    return p.float() if p.dtype == get_default_dtype() == np.float64 else p
 
 
 def _like(v: Value, dtype: Any) -> tuple[list[int], Any]:
@@ -197,23 +395,38 @@ def full_like(v: Value, fill_value: float, dtype: Any = None,
     return full(s, fill_value, dtype=d, requires_grad=requires_grad)
 
 
-def rand_like(v: Value, dtype: Any = None, requires_grad: bool = False) -> Value:
+def rand_like(v: Value, dtype: Any = None, requires_grad: bool = False, *,
+              generator: Generator | None = None) -> Value:
     """``rand`` with ``v``'s shape and, unless ``dtype`` is given, its dtype.
 
-    >>> manual_seed(0); x = rand_like(zeros(2, 3, dtype="float32"))
+    >>> _ = manual_seed(0); x = rand_like(zeros(2, 3, dtype="float32"))
     >>> print(x.shape, x.dtype)
     (2, 3) float32
     """
     s, d = _like(v, dtype)
-    return rand(s, dtype=d, requires_grad=requires_grad)
+    return rand(s, dtype=d, requires_grad=requires_grad, generator=generator)
 
 
-def randn_like(v: Value, dtype: Any = None, requires_grad: bool = False) -> Value:
+def randn_like(v: Value, dtype: Any = None, requires_grad: bool = False, *,
+               generator: Generator | None = None) -> Value:
     """``randn`` with ``v``'s shape and, unless ``dtype`` is given, its dtype.
 
-    >>> manual_seed(0); x = randn_like(zeros(2, 3))
+    >>> _ = manual_seed(0); x = randn_like(zeros(2, 3))
     >>> print(x.shape, x.dtype)
     (2, 3) float64
     """
     s, d = _like(v, dtype)
-    return randn(s, dtype=d, requires_grad=requires_grad)
+    return randn(s, dtype=d, requires_grad=requires_grad, generator=generator)
+
+
+def randint_like(v: Value, low: int, high: int | None = None, *, dtype: Any = None,
+                 generator: Generator | None = None) -> Value:
+    """``randint`` with ``v``'s shape and, unless ``dtype`` is given, its dtype.
+
+    >>> randint_like(zeros(2, 3, dtype="int32"), 10).dtype
+    dtype('int32')
+    """
+    if high is None:
+        low, high = 0, low
+    return randint(low, high, v.shape, dtype=v.dtype if dtype is None else dtype,
+                   generator=generator)

@@ -707,6 +707,48 @@ class Value:
         return self._inplace("masked_fill_", lambda v: v.masked_fill(mask, value), value,
                              False)
 
+    def _fill(self, name: str, make: Callable[[str], _core.Node]) -> Value:
+        # A default-dtype Value draws torch's float32 stream, as `mikagrad.rand` does.
+        draw = "float32" if self.dtype == get_default_dtype() == float64 else self.dtype.name
+        return self._inplace(name, lambda v: _wrap(make(draw)), None, False)
+
+    def uniform_(self, a: float = 0.0, b: float = 1.0, *, generator: Any = None) -> Value:
+        """Uniform on [a, b), in place, as torch's (the same numbers for the same seed)."""
+        from .creation import _gen
+
+        return self._fill("uniform_", lambda d: _core.rand(
+            list(self.shape), float(a), float(b), d, False, _gen(generator)))
+
+    def normal_(self, mean: float = 0.0, std: float = 1.0, *, generator: Any = None) -> Value:
+        from .creation import _gen
+
+        return self._fill("normal_", lambda d: _core.randn(
+            list(self.shape), float(mean), float(std), d, False, _gen(generator)))
+
+    def exponential_(self, lambd: float = 1.0, *, generator: Any = None) -> Value:
+        from .creation import _gen
+
+        return self._fill("exponential_", lambda d: _core.exponential(
+            list(self.shape), float(lambd), d, _gen(generator)))
+
+    def bernoulli_(self, p: Any = 0.5, *, generator: Any = None) -> Value:
+        from .creation import bernoulli, full
+
+        probs = p if isinstance(p, Value) else full(self.shape, float(p), dtype=self.dtype)
+        return self._fill("bernoulli_", lambda d: bernoulli(
+            probs.expand(self.shape), generator=generator)._node)
+
+    def bernoulli(self, p: float | None = None, *, generator: Any = None) -> Value:
+        from .creation import bernoulli
+
+        return bernoulli(self, p, generator=generator)
+
+    def multinomial(self, num_samples: int, replacement: bool = False, *,
+                    generator: Any = None) -> Value:
+        from .creation import multinomial
+
+        return multinomial(self, num_samples, replacement, generator=generator)
+
     def clamp_(self, min: Any = None, max: Any = None) -> Value:
         return self._inplace("clamp_", lambda v: v.clamp(min, max))
 
@@ -728,6 +770,10 @@ class Value:
 
     def log1p(self) -> Value:
         return self._un("log1p")
+
+    def erfinv(self) -> Value:
+        """The inverse error function on (-1, 1); ±1 give ±inf."""
+        return self._un("erfinv")
 
     def sqrt(self) -> Value:
         return self._un("sqrt")

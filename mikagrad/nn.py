@@ -20,8 +20,8 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from . import functional as F
-from .creation import rand, randn
-from .engine import ShapeError, Value, get_default_dtype
+from .creation import Generator, rand
+from .engine import ShapeError, Value, get_default_dtype, no_grad
 
 # `import mikagrad.nn.functional as F` (torch's path) finds the same module as
 # `mikagrad.functional`.
@@ -346,11 +346,12 @@ def _fans(tensor: Value) -> tuple[int, int]:
 
 
 class init:  # a namespace, spelled as PyTorch's module
-    """In-place initialisers (``nn.init.uniform_(w, -1, 1)``) drawing from ``manual_seed``.
+    """In-place initialisers (``nn.init.uniform_(w, -1, 1)``) with torch's formulas and random
+    streams: the default generator (``manual_seed``), or ``generator=``.
 
-    Each writes into ``tensor.data``, records no graph and returns ``tensor``.
+    Each writes into ``tensor`` under ``no_grad``, records no graph and returns ``tensor``.
 
-    >>> import mikagrad as mg; mg.manual_seed(0)
+    >>> import mikagrad as mg; _ = mg.manual_seed(0)
     >>> w = init.uniform_(mg.zeros(100, 3), -0.1, 0.1)
     >>> w.shape, w.min().item() >= -0.1, w.max().item() < 0.1
     ((100, 3), True, True)
@@ -372,19 +373,63 @@ class init:  # a namespace, spelled as PyTorch's module
         raise ValueError(f"calculate_gain: unsupported nonlinearity {nonlinearity!r}")
 
     @staticmethod
-    def uniform_(tensor: Value, a: float = 0.0, b: float = 1.0) -> Value:
-        tensor.data[...] = rand(tensor.shape, dtype=tensor.dtype).numpy() * (b - a) + a
-        return tensor
+    def uniform_(tensor: Value, a: float = 0.0, b: float = 1.0,
+                 generator: Generator | None = None) -> Value:
+        with no_grad():
+            return tensor.uniform_(a, b, generator=generator)
 
     @staticmethod
-    def normal_(tensor: Value, mean: float = 0.0, std: float = 1.0) -> Value:
-        tensor.data[...] = randn(tensor.shape, dtype=tensor.dtype).numpy() * std + mean
-        return tensor
+    def normal_(tensor: Value, mean: float = 0.0, std: float = 1.0,
+                generator: Generator | None = None) -> Value:
+        with no_grad():
+            return tensor.normal_(mean, std, generator=generator)
+
+    @staticmethod
+    def trunc_normal_(tensor: Value, mean: float = 0.0, std: float = 1.0, a: float = -2.0,
+                      b: float = 2.0, generator: Generator | None = None) -> Value:
+        """N(mean, std²) cut to [a, b] by torch's rejection sampling, so a seed gives torch's
+        values: when [a, b] holds more than 30% of the mass, normal draws with the ones
+        outside redrawn; otherwise uniform draws on [a, b] kept with probability
+        pdf / pdf(mode)."""
+        from .ops import where
+
+        def cdf(x: float) -> float:
+            return (1.0 + math.erf(x / math.sqrt(2.0))) / 2.0
+
+        def log_pdf(x: Value, log_peak: float) -> Value:
+            return ((x - mean) / std) ** 2 * -0.5 - log_peak
+
+        with no_grad():
+            if cdf((b - mean) / std) - cdf((a - mean) / std) > 0.3:
+                result = tensor.normal_(mean, std, generator=generator)
+                while True:
+                    outside = (result < a) | (result > b)
+                    if not outside.any():
+                        break
+                    fresh = tensor.new_zeros(tensor.shape).normal_(mean, std,
+                                                                   generator=generator)
+                    result = where(outside, fresh, result)
+                return tensor.copy_(result) if result is not tensor else tensor
+            mode = max(a, min(mean, b))
+            log_peak = -0.5 * ((mode - mean) / std) ** 2
+            tensor.uniform_(a, b, generator=generator)
+            accept = tensor.new_zeros(tensor.shape)
+
+            def rejected(cand: Value) -> Value:
+                return accept.uniform_(generator=generator).log() > log_pdf(cand, log_peak)
+
+            pending = rejected(tensor)
+            result = tensor
+            while pending.any():
+                cand = tensor.new_zeros(tensor.shape).uniform_(a, b, generator=generator)
+                result = where(pending, cand, result)
+                pending = where(pending, rejected(cand), pending)
+            return tensor.copy_(result) if result is not tensor else tensor
 
     @staticmethod
     def constant_(tensor: Value, val: float) -> Value:
-        tensor.data[...] = val
-        return tensor
+        with no_grad():
+            return tensor.fill_(val)
 
     @staticmethod
     def zeros_(tensor: Value) -> Value:
@@ -395,26 +440,53 @@ class init:  # a namespace, spelled as PyTorch's module
         return init.constant_(tensor, 1.0)
 
     @staticmethod
-    def kaiming_uniform_(tensor: Value, a: float = 0.0, mode: str = "fan_in",
-                         nonlinearity: str = "leaky_relu") -> Value:
-        """U(-bound, bound) with ``bound = gain * sqrt(3 / fan)`` (He et al.)."""
+    def _kaiming_std(tensor: Value, a: float, mode: str, nonlinearity: str, name: str) -> float:
         if mode not in ("fan_in", "fan_out"):
-            raise ValueError(f"kaiming_uniform_: mode must be 'fan_in' or 'fan_out', got {mode!r}")
+            raise ValueError(f"{name}: mode must be 'fan_in' or 'fan_out', got {mode!r}")
         fan_in, fan_out = _fans(tensor)
         fan = fan_in if mode == "fan_in" else fan_out
-        if fan == 0:
-            return tensor
-        bound = init.calculate_gain(nonlinearity, a) * math.sqrt(3.0 / fan)
-        return init.uniform_(tensor, -bound, bound)
+        return init.calculate_gain(nonlinearity, a) / math.sqrt(fan) if fan else 0.0
 
     @staticmethod
-    def xavier_uniform_(tensor: Value, gain: float = 1.0) -> Value:
-        """U(-bound, bound) with ``bound = gain * sqrt(6 / (fan_in + fan_out))`` (Glorot)."""
+    def kaiming_uniform_(tensor: Value, a: float = 0.0, mode: str = "fan_in",
+                         nonlinearity: str = "leaky_relu",
+                         generator: Generator | None = None) -> Value:
+        """U(-bound, bound) with ``bound = sqrt(3) * gain / sqrt(fan)`` (He et al.), written
+        as torch writes it, so a seed gives torch's weights."""
+        std = init._kaiming_std(tensor, a, mode, nonlinearity, "kaiming_uniform_")
+        if std == 0.0:
+            return tensor
+        bound = math.sqrt(3.0) * std
+        return init.uniform_(tensor, -bound, bound, generator)
+
+    @staticmethod
+    def kaiming_normal_(tensor: Value, a: float = 0.0, mode: str = "fan_in",
+                        nonlinearity: str = "leaky_relu",
+                        generator: Generator | None = None) -> Value:
+        """N(0, std²) with ``std = gain / sqrt(fan)`` (He et al.)."""
+        std = init._kaiming_std(tensor, a, mode, nonlinearity, "kaiming_normal_")
+        if std == 0.0:
+            return tensor
+        return init.normal_(tensor, 0.0, std, generator)
+
+    @staticmethod
+    def xavier_uniform_(tensor: Value, gain: float = 1.0,
+                        generator: Generator | None = None) -> Value:
+        """U(-bound, bound) with ``bound = sqrt(3) * gain * sqrt(2 / (fan_in + fan_out))``."""
         fan_in, fan_out = _fans(tensor)
         if fan_in + fan_out == 0:
             return tensor
-        bound = gain * math.sqrt(6.0 / (fan_in + fan_out))
-        return init.uniform_(tensor, -bound, bound)
+        bound = math.sqrt(3.0) * (gain * math.sqrt(2.0 / float(fan_in + fan_out)))
+        return init.uniform_(tensor, -bound, bound, generator)
+
+    @staticmethod
+    def xavier_normal_(tensor: Value, gain: float = 1.0,
+                       generator: Generator | None = None) -> Value:
+        fan_in, fan_out = _fans(tensor)
+        if fan_in + fan_out == 0:
+            return tensor
+        return init.normal_(tensor, 0.0, gain * math.sqrt(2.0 / float(fan_in + fan_out)),
+                            generator)
 
 
 # ---- utils -------------------------------------------------------------------------------
@@ -811,7 +883,7 @@ class Dropout(Module):
     """In training mode, zeros each element with probability ``p`` and scales the rest by
     ``1 / (1 - p)``; in eval mode, the identity. The mask draws from ``manual_seed``.
 
-    >>> import mikagrad as mg; mg.manual_seed(0); drop = Dropout(0.5)
+    >>> import mikagrad as mg; _ = mg.manual_seed(0); drop = Dropout(0.5)
     >>> sorted(set(drop(mg.ones(100)).tolist())), drop.eval()(mg.ones(3)).tolist()
     ([0.0, 2.0], [1.0, 1.0, 1.0])
     """

@@ -47,6 +47,20 @@ def np_softmax(a, axis):
     return np.exp(np_log_softmax(a, axis))
 
 
+def _erfinv_ref(a):
+    # Bisection on math.erf: slow, exact to the last bits, independent of the core's method.
+    import math
+
+    def inv(y):
+        lo, hi = -6.0, 6.0
+        for _ in range(200):
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if math.erf(mid) < y else (lo, mid)
+        return (lo + hi) / 2
+
+    return np.vectorize(inv)(np.asarray(a, dtype=np.float64)).astype(np.asarray(a).dtype)
+
+
 # ---- inputs by domain ------------------------------------------------------------------------
 
 
@@ -163,6 +177,7 @@ UNARY = {
     "exp": (lambda x: x.exp(), np.exp, "any"),
     "log": (lambda x: x.log(), np.log, "positive"),
     "log1p": (lambda x: x.log1p(), np.log1p, "positive"),
+    "erfinv": (lambda x: x.erfinv(), lambda a: _erfinv_ref(a), "prob"),
     "reciprocal": (lambda x: x.reciprocal(), lambda a: 1.0 / a, "away0"),
     "sqrt": (lambda x: x.sqrt(), np.sqrt, "positive"),
     "abs": (lambda x: x.abs(), np.abs, "away0"),

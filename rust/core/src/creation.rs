@@ -1,74 +1,10 @@
-//! Creation functions and the seeded random source behind `manual_seed`.
-use std::sync::Mutex;
+//! Creation functions (the random ones are in `random.rs`).
 
 use crate::dtype::{Bool8, DType};
 use crate::error::{Error, Result};
 use crate::layout::checked_numel;
 use crate::storage::{try_alloc, Element};
 use crate::tensor::Tensor;
-
-/// xoshiro256++, seeded through splitmix64: small, fast and reproducible everywhere.
-struct Rng([u64; 4]);
-
-impl Rng {
-    fn seeded(seed: u64) -> Rng {
-        let mut z = seed;
-        let mut next = || {
-            z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut x = z;
-            x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            x ^ (x >> 31)
-        };
-        Rng([next(), next(), next(), next()])
-    }
-    fn next_u64(&mut self) -> u64 {
-        let s = &mut self.0;
-        let out = (s[0].wrapping_add(s[3])).rotate_left(23).wrapping_add(s[0]);
-        let t = s[1] << 17;
-        s[2] ^= s[0];
-        s[3] ^= s[1];
-        s[1] ^= s[2];
-        s[0] ^= s[3];
-        s[2] ^= t;
-        s[3] = s[3].rotate_left(45);
-        out
-    }
-    /// Uniform in [0, 1).
-    fn uniform(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
-    }
-    fn normal(&mut self) -> f64 {
-        // Box-Muller; 1 - u keeps the log finite.
-        let (u, v) = (1.0 - self.uniform(), self.uniform());
-        (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
-    }
-}
-
-static RNG: Mutex<Option<Rng>> = Mutex::new(None);
-
-/// The process-wide generator, locked for one draw sequence.
-fn rng() -> impl std::ops::DerefMut<Target = Rng> {
-    struct Guard(std::sync::MutexGuard<'static, Option<Rng>>);
-    impl std::ops::Deref for Guard {
-        type Target = Rng;
-        fn deref(&self) -> &Rng {
-            self.0.as_ref().expect("initialised in rng()")
-        }
-    }
-    impl std::ops::DerefMut for Guard {
-        fn deref_mut(&mut self) -> &mut Rng {
-            self.0.as_mut().expect("initialised in rng()")
-        }
-    }
-    let mut g = RNG.lock().unwrap_or_else(|e| e.into_inner());
-    g.get_or_insert_with(|| Rng::seeded(0x5EED));
-    Guard(g)
-}
-
-pub fn manual_seed(seed: u64) {
-    *RNG.lock().unwrap_or_else(|e| e.into_inner()) = Some(Rng::seeded(seed));
-}
 
 /// A tensor of `shape` whose i-th element (row-major) is `f(i)` cast to `dtype`, allocated
 /// fallibly.
@@ -99,46 +35,6 @@ fn fill(
         DType::F32 => build::<f32>(op, shape, f),
         DType::F64 => build::<f64>(op, shape, f),
     }
-}
-
-fn float_only(op: &'static str, dtype: DType) -> Result<()> {
-    if dtype.is_float() {
-        Ok(())
-    } else {
-        Err(Error::type_(
-            op,
-            format!("needs a float dtype, got {dtype}"),
-        ))
-    }
-}
-
-/// Uniform in [low, high).
-pub fn rand(shape: &[usize], low: f64, high: f64, dtype: DType) -> Result<Tensor> {
-    float_only("rand", dtype)?;
-    let mut g = rng();
-    fill("rand", shape, dtype, |_| low + (high - low) * g.uniform())
-}
-
-pub fn randn(shape: &[usize], mean: f64, std: f64, dtype: DType) -> Result<Tensor> {
-    float_only("randn", dtype)?;
-    let mut g = rng();
-    fill("randn", shape, dtype, |_| mean + std * g.normal())
-}
-
-/// A random permutation of 0..n (Fisher-Yates), from the same seeded source.
-pub fn randperm(n: usize) -> Result<Vec<usize>> {
-    let mut p = Vec::new();
-    p.try_reserve_exact(n).map_err(|_| Error::Alloc {
-        op: "randperm",
-        bytes: n as u128 * 8,
-    })?;
-    p.extend(0..n);
-    let mut g = rng();
-    for i in (1..n).rev() {
-        let j = (g.next_u64() % (i as u64 + 1)) as usize;
-        p.swap(i, j);
-    }
-    Ok(p)
 }
 
 pub fn arange(start: f64, end: f64, step: f64, dtype: DType) -> Result<Tensor> {
@@ -214,21 +110,6 @@ pub fn eye(n: usize, m: usize, dtype: DType) -> Result<Tensor> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn seeding_repeats() {
-        manual_seed(3);
-        let a = randn(&[5], 0.0, 1.0, DType::F64)
-            .unwrap()
-            .to_vec_f64()
-            .unwrap();
-        manual_seed(3);
-        let b = randn(&[5], 0.0, 1.0, DType::F64)
-            .unwrap()
-            .to_vec_f64()
-            .unwrap();
-        assert_eq!(a, b);
-    }
 
     #[test]
     fn ranges() {

@@ -281,10 +281,48 @@ pub trait Float:
     fn cos(self) -> Self;
     fn tanh(self) -> Self;
     fn erf(self) -> Self;
+    fn erfinv(self) -> Self;
     fn powf(self, p: Self) -> Self;
     fn is_nan(self) -> bool;
     fn max_(self, o: Self) -> Self;
     fn min_(self, o: Self) -> Self;
+}
+
+/// The inverse error function: Winitzki's closed-form estimate, then Halley steps on erf
+/// (on erfc near ±1, where 1 − |y| carries the precision), so the result is as accurate as
+/// libm's erf itself; ±1 give ±inf and |y| > 1 NaN, as torch.
+fn erfinv_f64(y: f64) -> f64 {
+    if !(-1.0..=1.0).contains(&y) {
+        return f64::NAN;
+    }
+    let a = y.abs();
+    if a == 1.0 {
+        return y * f64::INFINITY;
+    }
+    if a == 0.0 {
+        return y;
+    }
+    const K: f64 = 0.147;
+    let l = ((1.0 - a) * (1.0 + a)).ln();
+    let t = 2.0 / (std::f64::consts::PI * K) + l / 2.0;
+    let mut x = ((t * t - l / K).sqrt() - t).sqrt();
+    let tail = a > 0.5;
+    for _ in 0..4 {
+        // f(x) = erf(x) − a, f' = 2/√π·e^(−x²), f''/f' = −2x: Halley's step is
+        // f / (f' + x·f).
+        let f = if tail {
+            (1.0 - a) - libm::erfc(x)
+        } else {
+            libm::erf(x) - a
+        };
+        let d = std::f64::consts::FRAC_2_SQRT_PI * (-x * x).exp();
+        let step = f / (d + x * f);
+        x -= step;
+        if step.abs() <= 1e-17 * x {
+            break;
+        }
+    }
+    x.copysign(y)
 }
 
 macro_rules! impl_float {
@@ -356,6 +394,9 @@ macro_rules! impl_float {
             #[inline(always)]
             fn erf(self) -> Self {
                 $erf(self)
+            }
+            fn erfinv(self) -> Self {
+                erfinv_f64(self as f64) as $t
             }
             #[inline(always)]
             fn powf(self, p: Self) -> Self {

@@ -11,6 +11,7 @@ pub mod layout;
 pub mod node;
 pub mod ops;
 pub mod optim;
+pub mod random;
 pub mod storage;
 pub mod tensor;
 

@@ -722,6 +722,12 @@ impl Node {
         let t = self.tensor();
         self.write(op, &t, &r.tensor())?;
         if !(r.requires_grad() && r.0.op.is_some()) {
+            if recording && self.requires_grad() {
+                // A constant overwrote a Value in the graph (`uniform_`): nothing flows back
+                // through it any more, so it becomes a leaf, not a node with a stale graph.
+                self.mark_stale(0);
+                return Ok(Node::leaf(t, false));
+            }
             return Ok(self.clone());
         }
         // `r` keeps its own buffer (a backward rule reading its output finds it unchanged);

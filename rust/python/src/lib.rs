@@ -2,7 +2,7 @@
 use mikagrad_core as core;
 use mikagrad_core::dtype::Bool8;
 use mikagrad_core::storage::Storage;
-use mikagrad_core::{creation, optim};
+use mikagrad_core::{creation, optim, random};
 use mikagrad_core::{Binary, DType, Error, Index, Number, Tensor, Unary};
 use numpy::npyffi::{self, npy_intp, NPY_ARRAY_ALIGNED, NPY_ARRAY_WRITEABLE, PY_ARRAY_API};
 use numpy::{
@@ -918,31 +918,156 @@ fn full(
     )
 }
 
+/// torch's CPU generator (`mikagrad.Generator` wraps one); shared by its Python handles.
+#[pyclass(frozen, module = "mikagrad._core")]
+struct Generator {
+    inner: random::SharedGenerator,
+}
+
+#[pymethods]
+impl Generator {
+    #[new]
+    fn new(seed: u64) -> Generator {
+        Generator {
+            inner: std::sync::Arc::new(std::sync::Mutex::new(random::Generator::new(seed))),
+        }
+    }
+    /// The process-wide generator behind `manual_seed` and every draw without `generator=`.
+    #[staticmethod]
+    fn default() -> Generator {
+        Generator {
+            inner: random::default_generator(),
+        }
+    }
+    fn manual_seed(&self, seed: u64) {
+        random::lock(Some(&self.inner)).manual_seed(seed);
+    }
+    fn initial_seed(&self) -> u64 {
+        random::lock(Some(&self.inner)).initial_seed()
+    }
+    fn get_state(&self) -> Vec<u64> {
+        random::lock(Some(&self.inner)).state()
+    }
+    fn set_state(&self, state: Vec<u64>) -> PyResult<()> {
+        random::lock(Some(&self.inner)).set_state(&state).py()
+    }
+}
+
+fn generator(g: Option<&Generator>) -> Option<&random::SharedGenerator> {
+    g.map(|g| &g.inner)
+}
+
 #[pyfunction]
+#[pyo3(signature = (shape, low, high, dtype, requires_grad, generator=None))]
 fn rand(
     shape: Vec<usize>,
     low: f64,
     high: f64,
     dtype: &str,
     requires_grad: bool,
+    generator: Option<&Generator>,
 ) -> PyResult<Node> {
-    leaf(
-        creation::rand(&shape, low, high, parse_dtype(dtype)?),
-        requires_grad,
-    )
+    let dtype = parse_dtype(dtype)?;
+    let t = random::rand(
+        &mut random::lock(self::generator(generator)),
+        &shape,
+        low,
+        high,
+        dtype,
+    );
+    leaf(t, requires_grad)
 }
 
 #[pyfunction]
+#[pyo3(signature = (shape, mean, std, dtype, requires_grad, generator=None))]
 fn randn(
     shape: Vec<usize>,
     mean: f64,
     std: f64,
     dtype: &str,
     requires_grad: bool,
+    generator: Option<&Generator>,
 ) -> PyResult<Node> {
+    let dtype = parse_dtype(dtype)?;
+    let t = random::randn(
+        &mut random::lock(self::generator(generator)),
+        &shape,
+        mean,
+        std,
+        dtype,
+    );
+    leaf(t, requires_grad)
+}
+
+#[pyfunction]
+#[pyo3(signature = (low, high, shape, dtype, generator=None))]
+fn randint(
+    low: i64,
+    high: i64,
+    shape: Vec<usize>,
+    dtype: &str,
+    generator: Option<&Generator>,
+) -> PyResult<Node> {
+    let dtype = parse_dtype(dtype)?;
+    let t = random::randint(
+        &mut random::lock(self::generator(generator)),
+        low,
+        high,
+        &shape,
+        dtype,
+    );
+    leaf(t, false)
+}
+
+#[pyfunction]
+#[pyo3(signature = (n, generator=None))]
+fn randperm(n: usize, generator: Option<&Generator>) -> PyResult<Node> {
     leaf(
-        creation::randn(&shape, mean, std, parse_dtype(dtype)?),
-        requires_grad,
+        random::randperm(&mut random::lock(self::generator(generator)), n),
+        false,
+    )
+}
+
+#[pyfunction]
+#[pyo3(signature = (shape, lambd, dtype, generator=None))]
+fn exponential(
+    shape: Vec<usize>,
+    lambd: f64,
+    dtype: &str,
+    generator: Option<&Generator>,
+) -> PyResult<Node> {
+    let dtype = parse_dtype(dtype)?;
+    let t = random::exponential(
+        &mut random::lock(self::generator(generator)),
+        &shape,
+        lambd,
+        dtype,
+    );
+    leaf(t, false)
+}
+
+#[pyfunction]
+#[pyo3(signature = (p, generator=None))]
+fn bernoulli(p: &Node, generator: Option<&Generator>) -> PyResult<Node> {
+    let t = random::bernoulli(
+        &mut random::lock(self::generator(generator)),
+        &p.node.tensor(),
+    );
+    leaf(t, false)
+}
+
+#[pyfunction]
+#[pyo3(signature = (probs, num_samples, replacement, generator=None))]
+fn multinomial(
+    probs: &Node,
+    num_samples: usize,
+    replacement: bool,
+    generator: Option<&Generator>,
+) -> PyResult<Node> {
+    let mut g = random::lock(self::generator(generator));
+    leaf(
+        random::multinomial(&mut g, &probs.node.tensor(), num_samples, replacement),
+        false,
     )
 }
 
@@ -979,11 +1104,6 @@ fn linspace(
 #[pyfunction]
 fn eye(n: usize, m: usize, dtype: &str, requires_grad: bool) -> PyResult<Node> {
     leaf(creation::eye(n, m, parse_dtype(dtype)?), requires_grad)
-}
-
-#[pyfunction]
-fn randperm(n: usize) -> PyResult<Vec<usize>> {
-    creation::randperm(n).py()
 }
 
 // ---- optimizer kernels ---------------------------------------------------------------
@@ -1063,11 +1183,6 @@ fn adam_step(
 }
 
 #[pyfunction]
-fn manual_seed(seed: u64) {
-    creation::manual_seed(seed);
-}
-
-#[pyfunction]
 fn set_grad_enabled(on: bool) -> bool {
     mikagrad_core::set_grad_enabled(on)
 }
@@ -1128,6 +1243,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("ShapeError", m.py().get_type::<ShapeError>())?;
     m.add("GradError", m.py().get_type::<GradError>())?;
     m.add_class::<Node>()?;
+    m.add_class::<Generator>()?;
     m.add_class::<BufferOwner>()?;
     m.add_function(wrap_pyfunction!(full, m)?)?;
     m.add_function(wrap_pyfunction!(rand, m)?)?;
@@ -1137,7 +1253,10 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(linspace, m)?)?;
     m.add_function(wrap_pyfunction!(eye, m)?)?;
     m.add_function(wrap_pyfunction!(randperm, m)?)?;
-    m.add_function(wrap_pyfunction!(manual_seed, m)?)?;
+    m.add_function(wrap_pyfunction!(randint, m)?)?;
+    m.add_function(wrap_pyfunction!(exponential, m)?)?;
+    m.add_function(wrap_pyfunction!(bernoulli, m)?)?;
+    m.add_function(wrap_pyfunction!(multinomial, m)?)?;
     m.add_function(wrap_pyfunction!(sgd_step, m)?)?;
     m.add_function(wrap_pyfunction!(adam_step, m)?)?;
     m.add_function(wrap_pyfunction!(set_grad_enabled, m)?)?;

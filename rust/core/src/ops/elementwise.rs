@@ -187,6 +187,9 @@ unary_ops! {
     Softplus = "softplus", float, |x| x.max_(T::ZERO) + (-x.abs()).exp().ln_1p(),
         "grad_x = g·sigmoid(x)", |x, out, g| some(g.mul(&x.unary(Unary::Sigmoid)?));
     /// The exact erf form (PyTorch's default).
+    /// The inverse of erf on (-1, 1).
+    Erfinv = "erfinv", float, |x| Float::erfinv(x),
+        "grad_x = g·(√π/2)·exp(y²)", |x, out, g| some(g.mul(&out.mul(out)?.unary(Unary::Exp)?.mul_scalar(0.886_226_925_452_758)?));
     Gelu = "gelu", float,
         |x| T::from_f64(0.5) * x * (T::ONE + Float::erf(x * T::from_f64(std::f64::consts::FRAC_1_SQRT_2))),
         "grad_x = g·(Φ(x) + x·φ(x))", |x, out, g| some(g.mul(&x.unary(Unary::GeluGrad)?));
