@@ -11,7 +11,16 @@ import mikagrad as mg
 import mikagrad.functional as F
 from mikagrad import nn, optim
 
-from .workloads import L2, LR, chain_run, chain_split, index_cases, softmax_run, tiny_cases
+from .workloads import (
+    L2,
+    LR,
+    chain_run,
+    chain_split,
+    index_cases,
+    lecture_cases,
+    softmax_run,
+    tiny_cases,
+)
 
 NAME = "MikaGrad"
 
@@ -146,3 +155,7 @@ def matmul(n: int, dtype: str, transposed: bool) -> Callable[[], Any]:
 
 def index() -> dict[str, Callable[[], Any]]:
     return index_cases(mg, _t)
+
+
+def lectures() -> dict[str, Callable[[], Any]]:
+    return lecture_cases(mg, _t)

@@ -9,7 +9,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .workloads import L2, LR, chain_run, chain_split, index_cases, softmax_run, tiny_cases
+from .workloads import (
+    L2,
+    LR,
+    chain_run,
+    chain_split,
+    index_cases,
+    lecture_cases,
+    softmax_run,
+    tiny_cases,
+)
 
 NAME = "PyTorch"
 torch.set_num_threads(2)
@@ -123,3 +132,7 @@ def matmul(n: int, dtype: str, transposed: bool) -> Callable[[], Any]:
 
 def index() -> dict[str, Callable[[], Any]]:
     return index_cases(torch, _t)
+
+
+def lectures() -> dict[str, Callable[[], Any]]:
+    return lecture_cases(torch, _t)

@@ -564,7 +564,7 @@ def render(res: dict[str, Any]) -> str:
                   "not reliable; rerun with `--wait-quiet 120` when the machine is idle.", ""]
     lines += [_HOW]
     if any(res.get(k) for k in ("tiny", "chain", "steps", "layers", "softmax", "index",
-                                 "matmul")):
+                                 "lectures", "matmul")):
         lines += ["## Results", ""]
     sections = [
         ("tiny", "### Per-op overhead (forward only)",
@@ -580,6 +580,9 @@ def render(res: dict[str, Any]) -> str:
         ("index", "### Integer-array indexing and gather",
          "makemore's bigram sizes: 228,146 int64 indices into 27 characters; `probs` is "
          "float32 and requires grad (so the graph is recorded), `eye` is float32."),
+        ("lectures", "### Zero to Hero hot spots",
+         "makemore part 1's bigram table filled one pair at a time in Python, and part 5's "
+         "3-D input times a weight matrix, float32, with both gradients."),
     ]
     for key, title, note in sections:
         if res.get(key):

@@ -40,8 +40,8 @@ from .child import matmul_budget  # noqa: E402
 from .timing import SETTLE_S, Budget, Stats, measure_many, measure_once  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-SECTIONS = ["check", "tiny", "chain", "steps", "layers", "softmax", "index", "matmul",
-            "scaling", "memory", "import", "profile"]
+SECTIONS = ["check", "tiny", "chain", "steps", "layers", "softmax", "index", "lectures",
+            "matmul", "scaling", "memory", "import", "profile"]
 BLAS_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 T0 = time.perf_counter()
 
@@ -168,6 +168,12 @@ def sec_index(fws: dict[str, Any], budget: Budget) -> dict[str, Any]:
     tables.clear()
     gc.collect()
     return out
+
+
+def sec_lectures(fws: dict[str, Any], budget: Budget) -> dict[str, Any]:
+    tables = {name: fw.lectures() for name, fw in fws.items() if hasattr(fw, "lectures")}
+    return {case: measure_many({name: t[case] for name, t in tables.items()}, budget)
+            for case in tables["MikaGrad"]}
 
 
 def sec_matmul(fws: dict[str, Any], quick: bool) -> dict[str, Any]:
@@ -428,6 +434,7 @@ def main(argv: list[str] | None = None) -> int:
         ("layers", lambda: sec_layers(fws, budget, args.quick)),
         ("softmax", lambda: sec_softmax(fws, budget, args.quick)),
         ("index", lambda: sec_index(fws, budget)),
+        ("lectures", lambda: sec_lectures(fws, budget)),
         ("matmul", lambda: sec_matmul(fws, args.quick)),
         ("scaling", lambda: sec_scaling(fws, args.quick)),
         ("memory", lambda: sec_memory(fws)),

@@ -158,3 +158,30 @@ def index_cases(lib: Any, t: Callable[..., Any]) -> dict[str, Callable[[], Any]]
         "probs[arange(N), ys].sum(), forward + backward": backward(pick),
         "probs.gather(1, idx).sum(), forward + backward": backward(gather),
     }
+
+
+def lecture_cases(lib: Any, t: Callable[..., Any]) -> dict[str, Callable[[], Any]]:
+    """The two hot spots of the Zero to Hero loops, written once for mikagrad and torch:
+    makemore part 1's Python loop of bigram counts (``N[ix1, ix2] += 1``), and part 5's
+    ``(B, T, C) @ (C, H)`` with the weight's gradient."""
+    rng = np.random.default_rng(0)
+    pairs = rng.integers(0, 27, (2000, 2)).tolist()
+    B, T, C, H = 32, 8, 24, 128
+    x = t(rng.standard_normal((B, T, C)), lib.float32, grad=True)
+    w = t(rng.standard_normal((C, H)) * 0.1, lib.float32, grad=True)
+
+    def counts() -> Any:
+        N = lib.zeros((27, 27), dtype=lib.int32)
+        for i, j in pairs:
+            N[i, j] += 1
+        return N
+
+    def batched_linear() -> None:
+        x.grad = None
+        w.grad = None
+        (x @ w).tanh().sum().backward()
+
+    return {
+        "bigram counts: N[i, j] += 1 for 2,000 pairs (Python loop)": counts,
+        f"({B}, {T}, {C}) @ ({C}, {H}), tanh, forward + backward": batched_linear,
+    }

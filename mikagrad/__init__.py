@@ -74,6 +74,7 @@ from .ops import (
     chunk,
     clamp,
     clip,
+    cumsum,
     dot,
     equal,
     exp,
@@ -131,7 +132,7 @@ __all__ = [
     "tanh", "exp", "log", "log10", "log2", "sqrt", "abs", "sigmoid", "relu", "square", "clamp",
     "clip", "sum", "mean", "var", "std", "max", "min", "amax", "amin", "logsumexp", "softmax",
     "log_softmax", "all", "any", "numel", "isclose", "allclose", "equal", "tril", "triu",
-    "histogram", "Histogram", "cuda",
+    "histogram", "Histogram", "cumsum", "cuda",
     "gradcheck", "GradcheckError", "ShapeError", "GradError", "SerializationError",
     "save", "load", "functional", "nn", "optim", "data", "explain",
 ]

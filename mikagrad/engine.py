@@ -610,6 +610,136 @@ class Value:
     def __invert__(self) -> Value:
         return _wrap(self._node.unary("bitwise_not"), self)
 
+    # ---- torch's method forms of the operators ----------------------------------------
+
+    def add(self, other: Any, *, alpha: float = 1) -> Value:
+        return self + (other if alpha == 1 else other * alpha)
+
+    def sub(self, other: Any, *, alpha: float = 1) -> Value:
+        return self - (other if alpha == 1 else other * alpha)
+
+    def mul(self, other: Any) -> Value:
+        return self * other
+
+    def div(self, other: Any, *, rounding_mode: str | None = None) -> Value:
+        """``/``; ``rounding_mode='floor'`` is ``//`` and ``'trunc'`` rounds toward zero."""
+        if rounding_mode is None:
+            return self / other
+        if rounding_mode == "floor":
+            return self // other
+        if rounding_mode == "trunc":
+            q = self / other
+            return q.sign() * (q.abs() // 1) if q._is_float else q
+        raise ValueError(f"div: rounding_mode must be None, 'floor' or 'trunc', "
+                         f"got {rounding_mode!r}")
+
+    true_divide = __truediv__
+
+    def pow(self, exponent: Any) -> Value:
+        return self ** exponent
+
+    def floor_divide(self, other: Any) -> Value:
+        return self // other
+
+    def remainder(self, other: Any) -> Value:
+        return self % other
+
+    def eq(self, other: Any) -> Value:
+        return self == other
+
+    def ne(self, other: Any) -> Value:
+        return self != other
+
+    def lt(self, other: Any) -> Value:
+        return self < other
+
+    def le(self, other: Any) -> Value:
+        return self <= other
+
+    def gt(self, other: Any) -> Value:
+        return self > other
+
+    def ge(self, other: Any) -> Value:
+        return self >= other
+
+    def logical_and(self, other: Any) -> Value:
+        return self.bool() & (other.bool() if isinstance(other, Value) else bool(other))
+
+    def logical_or(self, other: Any) -> Value:
+        return self.bool() | (other.bool() if isinstance(other, Value) else bool(other))
+
+    def maximum(self, other: Any) -> Value:
+        from .ops import maximum
+
+        return maximum(self, other)
+
+    def minimum(self, other: Any) -> Value:
+        from .ops import minimum
+
+        return minimum(self, other)
+
+    def where(self, condition: Any, other: Any) -> Value:
+        """torch's ``x.where(cond, y)``: ``x`` where ``cond``, else ``y``."""
+        from .ops import where
+
+        return where(condition, self, other)
+
+    def rsqrt(self) -> Value:
+        return self.sqrt().reciprocal()
+
+    def mm(self, other: Any) -> Value:
+        if self.ndim != 2 or getattr(other, "ndim", 2) != 2:
+            raise ShapeError(f"mm: needs two 2-D Values, got {self.shape} and "
+                             f"{getattr(other, 'shape', None)}")
+        return self @ other
+
+    def bmm(self, other: Any) -> Value:
+        if self.ndim != 3 or getattr(other, "ndim", 3) != 3:
+            raise ShapeError(f"bmm: needs two 3-D Values, got {self.shape} and "
+                             f"{getattr(other, 'shape', None)}")
+        return self @ other
+
+    def outer(self, other: Any) -> Value:
+        o = other if isinstance(other, Value) else tensor(other)
+        return self.reshape(-1, 1) * o.reshape(1, -1)
+
+    def t(self) -> Value:
+        """The transpose of a Value of at most 2 dims, as torch's ``t()``."""
+        if self.ndim > 2:
+            raise ShapeError(f"t: expects at most 2 dims, got shape {self.shape}")
+        return self.T if self.ndim == 2 else self
+
+    def tril(self, diagonal: int = 0) -> Value:
+        from .ops import tril
+
+        return tril(self, diagonal)
+
+    def triu(self, diagonal: int = 0) -> Value:
+        from .ops import triu
+
+        return triu(self, diagonal)
+
+    def narrow(self, dim: int, start: int, length: int) -> Value:
+        d = operator.index(dim) % max(self.ndim, 1)
+        idx = [slice(None)] * self.ndim
+        start = operator.index(start) % self.shape[d] if start < 0 else start
+        idx[d] = slice(start, start + operator.index(length))
+        return self[tuple(idx)]
+
+    def unflatten(self, dim: int, sizes: Any) -> Value:
+        d = operator.index(dim) % self.ndim
+        return self.reshape(*self.shape[:d], *_shape_args((sizes,)), *self.shape[d + 1:])
+
+    def is_contiguous(self) -> bool:
+        return bool(self.numpy().flags.c_contiguous)
+
+    def contiguous(self) -> Value:
+        """This Value if its memory is row-major already, else a row-major copy in the graph."""
+        return self if self.is_contiguous() else self.clone()
+
+    def new_empty(self, *size: Any, dtype: Any = None) -> Value:
+        return self.new_zeros(*size, dtype=dtype)
+
     # ---- in place (torch's `add_`, `x[i] = v`, `+=`) ---------------------------------------
 
     def _inplace(self, name: str, f: Callable[[Value], Value], other: Any = None,
@@ -1242,6 +1372,15 @@ class Value:
             raise TypeError(f"masked_fill: mask must be a bool tensor, got {m.dtype}")
         v = value if isinstance(value, Value) else tensor(value, dtype=self.dtype)
         return where(m, v.to(self.dtype), self)
+
+    def cumsum(self, dim: int, *, dtype: Any = None) -> Value:
+        """Running sums along ``dim``, as torch's (ints and bools give int64).
+
+        >>> Value([[1.0, 2.0, 3.0]]).cumsum(1).tolist()
+        [[1.0, 3.0, 6.0]]
+        """
+        src = self if dtype is None else self.to(dtype)
+        return _wrap(src._node.cumsum(operator.index(dim)), src)
 
     def flip(self, *dims: Any) -> Value:
         """The elements in reverse order along ``dims``.

@@ -460,9 +460,10 @@ def dropout(input: Value, p: float = 0.5, training: bool = True) -> Value:
     return input * ((rand(input.shape, dtype=input.dtype) >= p) * (1.0 / (1.0 - p)))
 
 
-def embedding(input: Any, weight: Value) -> Value:
+def embedding(input: Any, weight: Value, padding_idx: int | None = None) -> Value:
     """The rows of ``weight`` (num_embeddings, dim) at the integer indices ``input``: shape
-    ``(*input.shape, dim)``, as ``torch.nn.functional.embedding``.
+    ``(*input.shape, dim)``, as ``torch.nn.functional.embedding``. The row ``padding_idx``
+    (negative counts from the end) takes no gradient.
 
     >>> embedding(tensor([[0, 2]]), Value([[1.0, 1.0], [2.0, 2.0], [3.0, 3.0]])).tolist()
     [[[1.0, 1.0], [3.0, 3.0]]]
@@ -473,7 +474,21 @@ def embedding(input: Any, weight: Value) -> Value:
     if idx.size and int(idx.min().item()) < 0:
         raise IndexError(f"embedding: index {int(idx.min().item())} is out of range for "
                          f"{weight.shape[0]} embeddings")
-    return weight[idx]
+    return _padded(weight, padding_idx, "embedding")[idx]
+
+
+def _padded(weight: Value, padding_idx: int | None, op: str) -> Value:
+    """``weight`` with row ``padding_idx`` cut from the graph (its gradient is 0, as torch's)."""
+    if padding_idx is None or not weight.requires_grad:
+        return weight
+    n = weight.shape[0]
+    if not -n <= padding_idx < n:
+        raise IndexError(f"{op}: padding_idx {padding_idx} is out of range for {n} embeddings")
+    from .ops import where
+
+    row = np.zeros((n, 1), dtype=bool)
+    row[padding_idx] = True
+    return where(tensor(row), weight.detach(), weight)
 
 
 def scaled_dot_product_attention(query: Value, key: Value, value: Value, attn_mask: Any = None,

@@ -31,7 +31,8 @@ sys.modules[__name__ + ".functional"] = F
 __all__ = [  # noqa: RUF022  (grouped as the sections below)
     "Module", "Layer", "MLP",
     "Linear", "Sequential", "ModuleList", "ModuleDict", "Flatten", "Dropout", "LayerNorm",
-    "Embedding", "ReLU", "SiLU", "Tanh", "Sigmoid", "GELU", "LeakyReLU", "Softmax", "LogSoftmax",
+    "Embedding", "MultiheadAttention", "ReLU", "SiLU", "Tanh", "Sigmoid", "GELU", "LeakyReLU",
+    "Softmax", "LogSoftmax",
     "MSELoss", "L1Loss", "CrossEntropyLoss", "NLLLoss", "BCELoss", "BCEWithLogitsLoss",
     "StateDictKeyError", "IncompatibleKeys", "init", "utils",
 ]
@@ -879,6 +880,99 @@ class Flatten(Module):
         return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
 
 
+class MultiheadAttention(Module):
+    """torch's ``nn.MultiheadAttention``: ``num_heads`` heads of scaled dot-product attention
+    over ``embed_dim`` split evenly, with torch's parameters (``in_proj_weight`` (3E, E),
+    ``in_proj_bias``, ``out_proj``), initialisation order and ``forward`` signature. Inputs
+    are (L, N, E), or (N, L, E) with ``batch_first``, or unbatched (L, E). ``forward`` returns
+    the output and, with ``need_weights``, the attention weights (averaged over heads unless
+    ``average_attn_weights=False``). Key and value sizes other than ``embed_dim``
+    (``kdim``/``vdim``) are not supported.
+
+    >>> mha = MultiheadAttention(8, 2, batch_first=True)
+    >>> out, w = mha(*(Value(np.ones((3, 5, 8)), requires_grad=False),) * 3)
+    >>> out.shape, w.shape
+    ((3, 5, 8), (3, 5, 5))
+    """
+
+    def __init__(self, embed_dim: int, num_heads: int, dropout: float = 0.0, bias: bool = True,
+                 add_bias_kv: bool = False, add_zero_attn: bool = False,
+                 kdim: int | None = None, vdim: int | None = None,
+                 batch_first: bool = False) -> None:
+        super().__init__()
+        if embed_dim % num_heads:
+            raise ValueError(f"MultiheadAttention: embed_dim {embed_dim} must be divisible by "
+                             f"num_heads {num_heads}")
+        if add_bias_kv or add_zero_attn or (kdim or embed_dim) != embed_dim \
+                or (vdim or embed_dim) != embed_dim:
+            raise NotImplementedError("MultiheadAttention: add_bias_kv, add_zero_attn and "
+                                      "kdim/vdim other than embed_dim are not supported")
+        self.embed_dim, self.num_heads, self.dropout = embed_dim, num_heads, dropout
+        self.head_dim = embed_dim // num_heads
+        self.batch_first = batch_first
+        self.in_proj_weight = _empty(3 * embed_dim, embed_dim)
+        self.in_proj_bias = _empty(3 * embed_dim) if bias else None
+        self.out_proj = Linear(embed_dim, embed_dim, bias=bias)
+        # torch's order of draws: out_proj's Linear init above, then these.
+        init.xavier_uniform_(self.in_proj_weight)
+        for b in (self.in_proj_bias, self.out_proj.bias):
+            if b is not None:
+                init.constant_(b, 0.0)
+
+    def forward(self, query: Value, key: Value, value: Value, key_padding_mask: Any = None,
+                need_weights: bool = True, attn_mask: Any = None,
+                average_attn_weights: bool = True,
+                is_causal: bool = False) -> tuple[Value, Value | None]:
+        from .engine import tensor
+        from .ops import where
+
+        if is_causal and attn_mask is None:
+            raise ValueError("MultiheadAttention: is_causal is a hint; give the causal "
+                             "attn_mask too, as torch requires")
+        unbatched = query.ndim == 2
+        if unbatched:
+            query, key, value = (x.unsqueeze(1) for x in (query, key, value))
+        elif self.batch_first:
+            query, key, value = (x.transpose(0, 1) for x in (query, key, value))
+        L, N, E = query.shape
+        S = key.shape[0]
+        h, d = self.num_heads, self.head_dim
+        w, b = self.in_proj_weight, self.in_proj_bias
+        q, k, v = (x @ w[i * E:(i + 1) * E].T + (0.0 if b is None else b[i * E:(i + 1) * E])
+                   for i, x in enumerate((query, key, value)))
+
+        def heads(x: Value, n: int) -> Value:  # (n, N, E) -> (N, h, n, d)
+            return x.reshape(n, N, h, d).permute(1, 2, 0, 3)
+
+        scores = heads(q, L) @ heads(k, S).transpose(-2, -1) * (1.0 / math.sqrt(d))
+        neg = tensor(float("-inf"), dtype=scores.dtype)
+        if attn_mask is not None:
+            m = attn_mask if isinstance(attn_mask, Value) else tensor(attn_mask)
+            m = m.reshape(N, h, L, S) if m.ndim == 3 else m
+            scores = where(m, neg, scores) if m.dtype == np.bool_ else scores + m
+        if key_padding_mask is not None:
+            m = (key_padding_mask if isinstance(key_padding_mask, Value)
+                 else tensor(key_padding_mask))
+            m = m.reshape(1 if unbatched else N, 1, 1, S)
+            scores = where(m, neg, scores) if m.dtype == np.bool_ else scores + m
+        p = scores.softmax(-1)
+        if self.training and self.dropout > 0.0:
+            p = F.dropout(p, self.dropout)
+        out = (p @ heads(v, S)).permute(2, 0, 1, 3).reshape(L, N, E)
+        out = self.out_proj(out)
+        if unbatched:
+            out = out.squeeze(1)
+        elif self.batch_first:
+            out = out.transpose(0, 1)
+        if not need_weights:
+            return out, None
+        weights = p.mean(1) if average_attn_weights else p
+        return out, (weights.squeeze(0) if unbatched else weights)
+
+    def extra_repr(self) -> str:
+        return f"embed_dim={self.embed_dim}, num_heads={self.num_heads}"
+
+
 class Dropout(Module):
     """In training mode, zeros each element with probability ``p`` and scales the rest by
     ``1 / (1 - p)``; in eval mode, the identity. The mask draws from ``manual_seed``.
@@ -952,19 +1046,28 @@ class Embedding(Module):
     ((3, 4), (1, 2, 4))
     """
 
-    def __init__(self, num_embeddings: int, embedding_dim: int) -> None:
+    def __init__(self, num_embeddings: int, embedding_dim: int,
+                 padding_idx: int | None = None) -> None:
         super().__init__()
         self.num_embeddings = num_embeddings
         self.embedding_dim = embedding_dim
+        if padding_idx is not None and not -num_embeddings <= padding_idx < num_embeddings:
+            raise ValueError(f"Embedding: padding_idx {padding_idx} must be within "
+                             f"num_embeddings {num_embeddings}")
+        self.padding_idx = None if padding_idx is None else padding_idx % num_embeddings
         self.weight = init.normal_(_empty(num_embeddings, embedding_dim))
+        if self.padding_idx is not None:  # torch zeros the padding row and never trains it
+            with no_grad():
+                self.weight[self.padding_idx] = 0.0
 
     def forward(self, indices: Any) -> Value:
+        w = F._padded(self.weight, self.padding_idx, "Embedding")
         if isinstance(indices, Value) and indices.dtype in (np.int64, np.int32):
             if indices.size and indices.min().item() < 0:  # torch refuses negative indices
                 raise IndexError(
                     f"Embedding: index {indices.min().item()} is out of range for "
                     f"{self.num_embeddings} embeddings")
-            return self.weight[indices]  # the core checks the upper end
+            return w[indices]  # the core checks the upper end
         idx = np.asarray(indices.numpy() if isinstance(indices, Value) else indices)
         if idx.dtype.kind == "f" and np.all(idx == np.round(idx)):
             idx = idx.astype(np.int64)
@@ -974,10 +1077,11 @@ class Embedding(Module):
             bad = idx[(idx < 0) | (idx >= self.num_embeddings)].flat[0]
             raise IndexError(
                 f"Embedding: index {bad} is out of range for {self.num_embeddings} embeddings")
-        return self.weight[idx.astype(np.int64)]
+        return w[idx.astype(np.int64)]
 
     def extra_repr(self) -> str:
-        return f"{self.num_embeddings}, {self.embedding_dim}"
+        pad = "" if self.padding_idx is None else f", padding_idx={self.padding_idx}"
+        return f"{self.num_embeddings}, {self.embedding_dim}{pad}"
 
 
 # ---- losses --------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ __all__ = ["cat", "stack", "split", "chunk", "where", "maximum", "minimum", "mat
            "tanh", "exp", "log", "log10", "log2", "sqrt", "abs", "sigmoid", "relu", "square",
            "clamp", "clip", "sum", "mean", "var", "std", "max", "min", "amax", "amin",
            "logsumexp", "softmax", "log_softmax", "all", "any", "numel", "isclose", "allclose",
-           "equal", "tril", "triu", "histogram", "Histogram"]
+           "equal", "tril", "triu", "histogram", "Histogram", "cumsum"]
 
 
 def _val(x: Any, like: Value | None = None) -> Value:
@@ -407,6 +407,15 @@ def _band(x: Any, diagonal: int, lower: bool) -> Value:
     # The band as a constant bool mask (numpy builds it), then one `where`.
     keep = np.tri(n, m, diagonal, dtype=bool) if lower else ~np.tri(n, m, diagonal - 1, dtype=bool)
     return where(tensor(keep), v, tensor(0, dtype=v.dtype))
+
+
+def cumsum(x: Any, dim: int, *, dtype: Any = None) -> Value:
+    """``torch.cumsum``: running sums along ``dim``.
+
+    >>> cumsum([1, 2, 3], 0).tolist()
+    [1, 3, 6]
+    """
+    return _v(x).cumsum(dim, dtype=dtype)
 
 
 def tril(x: Any, diagonal: int = 0) -> Value:

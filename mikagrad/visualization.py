@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from . import _core
-from .engine import Value
+from .engine import _MICROGRAD_OPS, Value
 
 try:
     import graphviz
@@ -387,7 +387,7 @@ def draw_dot(root: Value, format: str = "svg", rankdir: str = "LR", max_nodes: i
 
     >>> a, b = Value(2.0), Value(-3.0)
     >>> dot = draw_dot(a * b + a)  # no Graphviz program needed yet
-    >>> "label=mul" in dot.source
+    >>> 'label="*"' in dot.source  # micrograd's symbols
     True
     >>> dot.render("graph", format="png", cleanup=True)  # doctest: +SKIP
     'graph.png'
@@ -413,7 +413,9 @@ def draw_dot(root: Value, format: str = "svg", rankdir: str = "LR", max_nodes: i
         if not n.op:
             continue
         op = f"{vid}_op"
-        dot.node(op, label=n.op, style="filled", fillcolor=OP_COLOR, fontsize="10", height="0.3")
+        # micrograd's symbols ('+', '*', '**', 'ReLU'); other ops by name.
+        dot.node(op, label=_MICROGRAD_OPS.get(n.op, n.op), tooltip=n.op, style="filled",
+                 fillcolor=OP_COLOR, fontsize="10", height="0.3")
         dot.edge(op, str(vid))
         for pid in dict.fromkeys(parent_ids):  # x * x: one edge, as micrograd
             if pid in kept:

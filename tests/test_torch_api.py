@@ -416,3 +416,122 @@ def test_backward_step_broadcasts_and_skips_constants():
     np.testing.assert_array_equal(a.grad, np.tile([4.0, 8.0, 12.0], (2, 1)))
     Value([1.0])._backward()  # a leaf: nothing to do
     (a * 2)._backward()  # no grad set yet: nothing to do
+
+
+# ---- cumsum, MultiheadAttention, padding_idx, method forms -----------------------------
+
+
+def test_cumsum_values_dtypes_and_gradient():
+    x = Value(A)
+    y = x.cumsum(1)
+    np.testing.assert_allclose(y.numpy(), np.cumsum(A, 1))
+    (y * Value(np.arange(6.0).reshape(2, 3), requires_grad=False)).sum().backward()
+    # d/dx_j of sum_i w_i·(x_1 + ... + x_i) is the sum of w from j to the end.
+    np.testing.assert_allclose(x.grad, [[3.0, 3.0, 2.0], [12.0, 9.0, 5.0]])
+    assert mg.cumsum(mg.tensor([True, True, False]), 0).tolist() == [1, 2, 2]
+    assert mg.tensor([1, 2], dtype=mg.int32).cumsum(0).dtype == np.int64  # torch's rule
+    assert mg.zeros(0, 3).cumsum(0).shape == (0, 3)
+    assert mg.gradcheck(lambda v: v.cumsum(0), Value(np.random.default_rng(0).random((4, 2))))
+
+
+def test_cumsum_matches_torch():
+    torch = pytest.importorskip("torch")
+    a = np.random.default_rng(1).standard_normal((3, 4, 5))
+    for d in (0, 1, -1):
+        x, t = Value(a), torch.tensor(a, requires_grad=True)
+        x.cumsum(d).exp().sum().backward()
+        t.cumsum(d).exp().sum().backward()
+        np.testing.assert_allclose(x.grad, t.grad.numpy(), rtol=1e-12)
+
+
+MHA_X = np.linspace(-1, 1, 24).reshape(2, 3, 4)
+MHA_OUT = [[[0.526834850122, 0.045353885139, 0.22647909972, -0.049742095534],
+            [0.422052288529, 0.039691377174, 0.182083791321, -0.030925701022],
+            [0.318576428193, 0.029225734251, 0.137366900145, -0.009192331599]],
+           [[-0.09418008972, -0.012368105107, -0.040977596611, 0.077401489754],
+            [-0.196529196487, -0.026405128544, -0.085869370122, 0.101281341816],
+            [-0.296049644615, -0.050699078326, -0.131432039966, 0.131384760336]]]
+MHA_W = [[[1.0, 0.0, 0.0], [0.493891421879, 0.506108578121, 0.0],
+          [0.33041276248, 0.33317890255, 0.33640833497]],
+         [[1.0, 0.0, 0.0], [0.505488325199, 0.494511674801, 0.0],
+          [0.34831447608, 0.327818355434, 0.323867168486]]]
+MHA_GRAD_ROW0 = [-0.698159531209, -0.640157456624, -0.206671472299, 0.102329177238]
+
+
+def test_multihead_attention_gives_torchs_numbers():
+    # torch.manual_seed(0); nn.MultiheadAttention(4, 2, batch_first=True): the same initial
+    # weights (torch's order of draws), then a causal mask.
+    mg.manual_seed(0)
+    mha = nn.MultiheadAttention(4, 2, batch_first=True)
+    assert sorted(mha.state_dict()) == ["in_proj_bias", "in_proj_weight", "out_proj.bias",
+                                        "out_proj.weight"]
+    x = Value(MHA_X)
+    out, w = mha(x, x, x, attn_mask=np.triu(np.ones((3, 3), bool), 1))
+    (out.sum() + (w**2).sum()).backward()
+    np.testing.assert_allclose(out.detach().numpy(), MHA_OUT, atol=1e-7)
+    np.testing.assert_allclose(w.detach().numpy(), MHA_W, atol=1e-7)
+    np.testing.assert_allclose(x.grad[0, 0].numpy(), MHA_GRAD_ROW0, atol=1e-7)
+    with pytest.raises(ValueError, match="divisible"):
+        nn.MultiheadAttention(5, 2)
+    with pytest.raises(ValueError, match="is_causal is a hint"):
+        mha(x, x, x, is_causal=True)
+
+
+def test_multihead_attention_matches_torch_in_every_layout():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(2)
+    for batch_first, shape in ((False, (5, 2, 6)), (True, (2, 5, 6)), (False, (5, 6))):
+        tm = torch.nn.MultiheadAttention(6, 3, batch_first=batch_first).double()
+        mm = nn.MultiheadAttention(6, 3, batch_first=batch_first)
+        mm.load_state_dict({k: v.numpy() for k, v in tm.state_dict().items()})
+        a = rng.standard_normal(shape)
+        pad = np.zeros((1 if len(shape) == 2 else 2, 5), bool)
+        pad[:, -1] = True
+        if len(shape) == 2:
+            pad = pad[0]
+        x, t = Value(a), torch.tensor(a, requires_grad=True)
+        for kw in ({}, {"key_padding_mask": pad}, {"average_attn_weights": False}):
+            tkw = {k: torch.tensor(v) if isinstance(v, np.ndarray) else v for k, v in kw.items()}
+            (ot, wt), (om, wm) = tm(t, t, t, **tkw), mm(x, x, x, **kw)
+            np.testing.assert_allclose(om.detach().numpy(), ot.detach().numpy(), atol=1e-12)
+            np.testing.assert_allclose(wm.detach().numpy(), wt.detach().numpy(), atol=1e-12)
+        mm(x, x, x)[0].sum().backward()
+        tm(t, t, t)[0].sum().backward()
+        np.testing.assert_allclose(x.grad, t.grad.numpy(), atol=1e-12)
+        np.testing.assert_allclose(mm.in_proj_weight.grad, tm.in_proj_weight.grad.numpy(),
+                                   atol=1e-12)
+
+
+def test_embedding_padding_idx_takes_no_gradient():
+    mg.manual_seed(0)
+    emb = nn.Embedding(5, 3, padding_idx=1)
+    assert emb.weight[1].tolist() == [0.0, 0.0, 0.0]  # zeroed at init, as torch's
+    (emb([[1, 2, 1], [4, 0, 1]]) ** 2).sum().backward()
+    assert emb.weight.grad[1].tolist() == [0.0, 0.0, 0.0]
+    assert np.all(np.asarray(emb.weight.grad[2]) != 0)
+    w = Value(np.ones((4, 2)))
+    mg.functional.embedding(mg.tensor([3, 0, 3]), w, padding_idx=-1).sum().backward()
+    assert w.grad.tolist() == [[1.0, 1.0], [0.0, 0.0], [0.0, 0.0], [0.0, 0.0]]
+    with pytest.raises(ValueError, match="padding_idx 7"):
+        nn.Embedding(5, 3, padding_idx=7)
+
+
+def test_operator_method_forms():
+    x, y = Value(A), Value(A[::-1].copy())
+    for name, want in [("add", A + A[::-1]), ("sub", A - A[::-1]), ("mul", A * A[::-1]),
+                       ("maximum", np.maximum(A, A[::-1])), ("minimum", np.minimum(A, A[::-1]))]:
+        np.testing.assert_allclose(getattr(x, name)(y).detach().numpy(), want)
+    np.testing.assert_allclose(x.add(y, alpha=2).detach().numpy(), A + 2 * A[::-1])
+    np.testing.assert_allclose(x.pow(2).detach().numpy(), A**2)
+    assert x.div(-2, rounding_mode="trunc").tolist() == np.trunc(A / -2).tolist()
+    assert x.div(2, rounding_mode="floor").tolist() == np.floor(A / 2).tolist()
+    assert (x.eq(x).all().item(), x.lt(y).tolist()) == (True, (A < A[::-1]).tolist())
+    assert x.where(x > 0, 0.0).tolist() == np.where(A > 0, A, 0.0).tolist()
+    assert x.t().shape == (3, 2) and x.mm(x.t()).shape == (2, 2)
+    assert x.narrow(1, 1, 2).tolist() == A[:, 1:3].tolist()
+    assert x.unflatten(1, (3, 1)).shape == (2, 3, 1)
+    assert not x.t().is_contiguous() and x.t().contiguous().is_contiguous()
+    assert Value([1.0, 2.0]).outer([1.0, 0.0, 2.0]).tolist() == [[1, 0, 2], [2, 0, 4]]
+    assert Value([4.0]).rsqrt().tolist() == [0.5]
+    with pytest.raises(mg.ShapeError, match="bmm"):
+        x.bmm(x)

@@ -816,6 +816,9 @@ impl Node {
         let index = index_array("gather", index)?;
         Ok(node(self.node.gather(dim, &index).py()?))
     }
+    fn cumsum(&self, dim: isize) -> PyResult<Node> {
+        Ok(node(self.node.cumsum(dim).py()?))
+    }
     fn index_select(&self, dim: isize, index: &Bound<'_, PyAny>) -> PyResult<Node> {
         let index = index_array("index_select", index)?;
         Ok(node(self.node.index_select(dim, &index).py()?))

@@ -20,7 +20,18 @@ impl Op for MatMul {
         let (a, b) = (c.parent(0), c.parent(1));
         Ok(vec![
             c.grad_for(0, || g.matmul(&b.transpose(-1, -2)?))?,
-            c.grad_for(1, || a.transpose(-1, -2)?.matmul(g))?,
+            c.grad_for(1, || {
+                let (sa, sb) = (a.shape(), b.shape());
+                if sb.len() == 2 && sa.len() > 2 {
+                    // A matrix shared by a batch (x @ W with x (B, T, C)): one product over
+                    // all B·T rows, not B products summed afterwards.
+                    let rows = sa[..sa.len() - 1].iter().product();
+                    let a2 = a.reshape(&[rows, sa[sa.len() - 1]])?;
+                    let g2 = g.reshape(&[rows, sb[1]])?;
+                    return a2.transpose(0, 1)?.matmul(&g2);
+                }
+                a.transpose(-1, -2)?.matmul(g)
+            })?,
         ])
     }
 }
@@ -151,6 +162,26 @@ impl Tensor {
         let b = prep(b, k, n)?;
         let mut out_shape = batch.clone();
         out_shape.extend([m, n]);
+        if let Some(rows) = folds_into_rows(&a, &b, batch.len()) {
+            // b is one matrix for the whole batch, and a's batch and row dims form one run
+            // of rows: a single (nb·m, k) @ (k, n) product, which gemm runs far faster.
+            let a2 = a.with_layout(Layout {
+                shape: [rows, k].as_slice().into(),
+                strides: [
+                    a.layout.strides[batch.len()],
+                    a.layout.strides[batch.len() + 1],
+                ]
+                .as_slice()
+                .into(),
+                offset: a.layout.offset,
+            });
+            let b2 = b.with_layout(Layout {
+                shape: [k, n].as_slice().into(),
+                strides: b.layout.strides[batch.len()..].into(),
+                offset: b.layout.offset,
+            });
+            return a2.matmul(&b2)?.reshape(&out_shape);
+        }
         let total = checked_numel("matmul", &out_shape)?;
         let nb: usize = batch.iter().product();
         let batch_layout = |t: &Tensor| Layout {
@@ -189,4 +220,32 @@ impl Tensor {
             Tensor::from_vec(out, &out_shape)
         })
     }
+}
+
+/// For `a @ b` with `nd_batch` batch dims: the row count of a single product when b does
+/// not vary over the batch (its batch strides are 0 or its batch dims have length 1) and
+/// a's batch and row dims are one evenly strided run.
+fn folds_into_rows(a: &Tensor, b: &Tensor, nd_batch: usize) -> Option<usize> {
+    if nd_batch == 0 {
+        return None;
+    }
+    let (sa, sb) = (a.shape(), b.shape());
+    let b_shared = (0..nd_batch).all(|d| b.layout.strides[d] == 0 || sb[d] == 1);
+    if !b_shared {
+        return None;
+    }
+    // Dims of length 1 never move; the rest must nest: stride[d] = len[d+1]·stride[d+1].
+    let mut stride = a.layout.strides[nd_batch];
+    let mut span = sa[nd_batch] as isize;
+    for d in (0..nd_batch).rev() {
+        if sa[d] == 1 {
+            continue;
+        }
+        if a.layout.strides[d] != span * stride || stride == 0 {
+            return None;
+        }
+        stride = a.layout.strides[d];
+        span = sa[d] as isize;
+    }
+    Some(sa[..=nd_batch].iter().product())
 }

@@ -10,6 +10,7 @@ use crate::ops::elementwise::{Binary, Unary};
 use crate::storage::{each_storage, try_alloc};
 
 use crate::layout::{Dims, Layout};
+use crate::ops::shape::ViewStep;
 use crate::storage::Storage;
 use crate::tensor::{with_dtype, Tensor};
 
@@ -767,5 +768,67 @@ impl Node {
             .slice(d, 0, k, 1)
             .contiguous()?;
         Ok((self.gather(d as isize, &order)?, Node::leaf(order, false)))
+    }
+}
+
+/// torch's `cumsum`: running sums along one dim.
+struct CumSum {
+    dim: usize,
+}
+
+impl Op for CumSum {
+    fn name(&self) -> &'static str {
+        "cumsum"
+    }
+    fn rule(&self) -> &'static str {
+        "grad_x = running sums of g from the end of the dim backwards"
+    }
+    fn backward(&self, _: &Ctx, g: &Node) -> Result<Vec<Option<Node>>> {
+        let d = self.dim as isize;
+        Ok(vec![Some(g.flip(self.dim)?.cumsum(d)?.flip(self.dim)?)])
+    }
+}
+
+impl Node {
+    /// torch's `cumsum(dim)`: bools and ints give int64 (torch's rule), floats keep their
+    /// dtype and add in it, left to right, as torch's CPU kernel does.
+    pub fn cumsum(&self, dim: isize) -> Result<Node> {
+        let shape = self.shape();
+        let d = wrap_dim("cumsum", dim, shape.len().max(1))?;
+        let t = self.tensor();
+        let t = if t.dtype().is_float() {
+            t.contiguous()?
+        } else {
+            t.to_dtype(DType::I64)?.contiguous()?
+        };
+        let n = shape.get(d).copied().unwrap_or(1);
+        let inner: usize = shape.iter().skip(d + 1).product();
+        let out = each_storage!(t.storage(), T, _b => {
+            let x = t.as_slice::<T>().expect("contiguous");
+            let mut y = try_alloc("cumsum", x.len(), T::ZERO)?;
+            // `max(1)`: an empty tensor has no rows (and chunks of 0 are not allowed).
+            for (row, out) in x.chunks((n * inner).max(1)).zip(y.chunks_mut((n * inner).max(1))) {
+                out[..inner.min(row.len())].copy_from_slice(&row[..inner.min(row.len())]);
+                for i in inner..row.len() {
+                    out[i] = Num::add(out[i - inner], row[i]);
+                }
+            }
+            Tensor::from_vec(y, &shape)
+        })?;
+        Ok(Node::from_op(out, CumSum { dim: d }, vec![self.clone()]))
+    }
+
+    /// The elements in reverse order along `dim`, as a view.
+    pub fn flip(&self, dim: usize) -> Result<Node> {
+        let n = self.shape().get(dim).copied().unwrap_or(1);
+        if n <= 1 {
+            return Ok(self.clone());
+        }
+        self.view(&[ViewStep::Slice {
+            dim,
+            start: n - 1,
+            len: n,
+            step: -1,
+        }])
     }
 }
