@@ -11,13 +11,13 @@ from typing import Any
 import numpy as np
 
 from . import _core
-from .engine import Value, _dtype, _shape_args, _wrap, get_default_dtype, tensor
+from .engine import Value, _dtype, _shape_args, _wrap, check_device, get_default_dtype, tensor
 
 __all__ = [
     "zeros", "ones", "full", "eye", "arange", "linspace", "rand", "randn", "randperm",
     "randint", "normal", "multinomial", "bernoulli", "zeros_like", "ones_like", "full_like",
-    "rand_like", "randn_like", "randint_like", "manual_seed", "initial_seed", "seed",
-    "Generator", "default_generator",
+    "rand_like", "randn_like", "randint_like", "empty", "empty_like", "manual_seed",
+    "initial_seed", "seed", "Generator", "default_generator",
 ]
 
 
@@ -65,8 +65,6 @@ class Generator:
     __slots__ = ("_g",)
 
     def __init__(self, device: Any = "cpu") -> None:
-        from .engine import check_device
-
         check_device(device)
         self._g = _core.Generator(_TORCH_DEFAULT_SEED)
 
@@ -126,6 +124,11 @@ def _drawn(node: Any, out: str, requires_grad: bool) -> Value:
     return v
 
 
+def _check(device: Any) -> None:
+    if device is not None:
+        check_device(device)
+
+
 def _gen(generator: Generator | None) -> Any:
     if generator is None:
         return None
@@ -163,31 +166,35 @@ def seed() -> int:
     return default_generator.seed()
 
 
-def zeros(*shape: Any, dtype: Any = None, requires_grad: bool = False) -> Value:
+def zeros(*shape: Any, dtype: Any = None, requires_grad: bool = False, device: Any = None) -> Value:
     """A Value of zeros; the shape is given as ints or as one tuple or list.
 
     >>> zeros(2, 3).shape, zeros((4,)).shape
     ((2, 3), (4,))
     """
+    _check(device)
     return _wrap(_core.full(_sizes(shape), 0.0, _dt(dtype), requires_grad))
 
 
-def ones(*shape: Any, dtype: Any = None, requires_grad: bool = False) -> Value:
+def ones(*shape: Any, dtype: Any = None, requires_grad: bool = False, device: Any = None) -> Value:
     """A Value of ones; the shape is given as ints or as one tuple or list.
 
     >>> ones(2, 3).tolist()
     [[1.0, 1.0, 1.0], [1.0, 1.0, 1.0]]
     """
+    _check(device)
     return _wrap(_core.full(_sizes(shape), 1.0, _dt(dtype), requires_grad))
 
 
-def full(shape: Any, fill_value: float, dtype: Any = None, requires_grad: bool = False) -> Value:
+def full(shape: Any, fill_value: float, dtype: Any = None, requires_grad: bool = False,
+         device: Any = None) -> Value:
     """A Value of ``shape`` (an int or a tuple) filled with ``fill_value``; without a dtype,
     an int fill gives int64 and a bool fill bool, as in torch.
 
     >>> full((2, 2), 7.0).tolist(), full(2, 3).dtype
     ([[7.0, 7.0], [7.0, 7.0]], dtype('int64'))
     """
+    _check(device)
     if isinstance(fill_value, (np.generic, Value)):
         fill_value = fill_value.item()
     if not isinstance(fill_value, (bool, int, float)):
@@ -197,24 +204,47 @@ def full(shape: Any, fill_value: float, dtype: Any = None, requires_grad: bool =
     return _wrap(_core.full(_sizes((shape,)), fill_value, _dt(dtype), requires_grad))
 
 
-def eye(n: int, m: int | None = None, dtype: Any = None, requires_grad: bool = False) -> Value:
+def empty(*shape: Any, dtype: Any = None, requires_grad: bool = False,
+          device: Any = None) -> Value:
+    """torch's ``empty``: a new Value of ``shape``; MikaGrad's memory starts zeroed.
+
+    >>> empty(2, 3).shape
+    (2, 3)
+    """
+    return zeros(*shape, dtype=dtype, requires_grad=requires_grad, device=device)
+
+
+def empty_like(v: Value, dtype: Any = None, requires_grad: bool = False,
+               device: Any = None) -> Value:
+    """``empty`` with ``v``'s shape and, unless ``dtype`` is given, its dtype.
+
+    >>> empty_like(zeros(2, dtype="float32")).dtype
+    dtype('float32')
+    """
+    return zeros_like(v, dtype=dtype, requires_grad=requires_grad, device=device)
+
+
+def eye(n: int, m: int | None = None, dtype: Any = None, requires_grad: bool = False,
+        device: Any = None) -> Value:
     """An ``n`` by ``m`` (default ``n``) Value with ones on the diagonal, zeros elsewhere.
 
     >>> eye(2, 3).tolist()
     [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]
     """
+    _check(device)
     return _wrap(_core.eye(_size("eye", n), _size("eye", n if m is None else m), _dt(dtype),
                           requires_grad))
 
 
 def arange(start: float, end: float | None = None, step: float = 1, dtype: Any = None,
-           requires_grad: bool = False) -> Value:
+           requires_grad: bool = False, device: Any = None) -> Value:
     """Values from ``start`` up to but excluding ``end``, ``step`` apart; ``arange(n)`` is 0..n-1.
     Integer arguments give int64, as in torch.
 
     >>> arange(4).tolist(), arange(1, 2, 0.25).tolist()
     ([0, 1, 2, 3], [1.0, 1.25, 1.5, 1.75])
     """
+    _check(device)
     if end is None:
         start, end = 0, start
     ints = all(_number_dtype(x) == "int64" for x in (start, end, step))
@@ -231,12 +261,13 @@ def arange(start: float, end: float | None = None, step: float = 1, dtype: Any =
 
 
 def linspace(start: float, end: float, steps: int, dtype: Any = None,
-             requires_grad: bool = False) -> Value:
+             requires_grad: bool = False, device: Any = None) -> Value:
     """``steps`` evenly spaced Values from ``start`` to ``end``, both ends included.
 
     >>> linspace(0, 1, 5).tolist()
     [0.0, 0.25, 0.5, 0.75, 1.0]
     """
+    _check(device)
     if steps < 0:
         raise ValueError(f"linspace: steps must be non-negative, got {steps}")
     return _wrap(_core.linspace(float(start), float(end), _size("linspace", steps), _dt(dtype),
@@ -244,39 +275,42 @@ def linspace(start: float, end: float, steps: int, dtype: Any = None,
 
 
 def rand(*shape: Any, generator: Generator | None = None, dtype: Any = None,
-         requires_grad: bool = False) -> Value:
+         requires_grad: bool = False, device: Any = None) -> Value:
     """Uniform on [0, 1), as torch's (the same numbers for the same seed).
 
     >>> _ = manual_seed(0); x = rand(1000)
     >>> x.shape, x.min().item() >= 0, x.max().item() < 1
     ((1000,), True, True)
     """
+    _check(device)
     draw, out = _draw(dtype)
     return _drawn(_core.rand(_sizes(shape), 0.0, 1.0, draw, False, _gen(generator)), out,
                   requires_grad)
 
 
 def randn(*shape: Any, generator: Generator | None = None, dtype: Any = None,
-          requires_grad: bool = False) -> Value:
+          requires_grad: bool = False, device: Any = None) -> Value:
     """Standard normal (mean 0, std 1), as torch's (the same numbers for the same seed).
 
     >>> _ = manual_seed(0); x = randn(10000)
     >>> round(x.mean().item(), 1), round(x.std().item(), 1)
     (0.0, 1.0)
     """
+    _check(device)
     draw, out = _draw(dtype)
     return _drawn(_core.randn(_sizes(shape), 0.0, 1.0, draw, False, _gen(generator)), out,
                   requires_grad)
 
 
 def randint(low: int, high: Any = None, size: Any = None, *, generator: Generator | None = None,
-            dtype: Any = None, requires_grad: bool = False) -> Value:
+            dtype: Any = None, requires_grad: bool = False, device: Any = None) -> Value:
     """Integers uniform on [low, high) (int64 unless ``dtype``), as torch's; ``randint(high,
     size)`` starts at 0.
 
     >>> g = Generator().manual_seed(3); randint(0, 1000, (5,), generator=g).tolist()
     [986, 48, 737, 667, 360]
     """
+    _check(device)
     if size is None:
         if high is None:
             raise TypeError("randint: missing the size argument")
@@ -289,25 +323,28 @@ def randint(low: int, high: Any = None, size: Any = None, *, generator: Generato
                                _gen(generator)))
 
 
-def randperm(n: int, *, generator: Generator | None = None, dtype: Any = None) -> Value:
+def randperm(n: int, *, generator: Generator | None = None, dtype: Any = None,
+             device: Any = None) -> Value:
     """A random order of ``range(n)`` as an int64 Value, as torch's.
 
     >>> _ = manual_seed(0); sorted(randperm(5).tolist())
     [0, 1, 2, 3, 4]
     """
+    _check(device)
     out = _wrap(_core.randperm(_size("randperm", n), _gen(generator)))
     return out if dtype is None else out.to(dtype)
 
 
 def normal(mean: Any = 0.0, std: Any = 1.0, size: Any = None, *,
            generator: Generator | None = None, dtype: Any = None,
-           requires_grad: bool = False) -> Value:
+           requires_grad: bool = False, device: Any = None) -> Value:
     """Normal samples, as torch's: numbers ``mean``, ``std`` and a ``size``, or Values (each
     element drawn from its own mean and std: a standard normal, times std, plus mean).
 
     >>> g = Generator().manual_seed(0); normal(2.0, 0.5, (3,), generator=g).shape
     (3,)
     """
+    _check(device)
     if isinstance(mean, Value) or isinstance(std, Value):
         like = mean if isinstance(mean, Value) else std
         shape = np.broadcast_shapes(tuple(getattr(mean, "shape", ())),
@@ -364,38 +401,43 @@ def _like(v: Value, dtype: Any) -> tuple[list[int], Any]:
     return list(v.shape), (v.dtype if dtype is None else dtype)
 
 
-def zeros_like(v: Value, dtype: Any = None, requires_grad: bool = False) -> Value:
+def zeros_like(v: Value, dtype: Any = None, requires_grad: bool = False,
+               device: Any = None) -> Value:
     """Zeros with ``v``'s shape and, unless ``dtype`` is given, its dtype.
 
     >>> zeros_like(ones(2, dtype="float32"))
     Value([0., 0.], dtype=float32)
     """
+    _check(device)
     s, d = _like(v, dtype)
     return zeros(s, dtype=d, requires_grad=requires_grad)
 
 
-def ones_like(v: Value, dtype: Any = None, requires_grad: bool = False) -> Value:
+def ones_like(v: Value, dtype: Any = None, requires_grad: bool = False,
+              device: Any = None) -> Value:
     """Ones with ``v``'s shape and, unless ``dtype`` is given, its dtype.
 
     >>> ones_like(zeros(2, 3)).shape
     (2, 3)
     """
+    _check(device)
     s, d = _like(v, dtype)
     return ones(s, dtype=d, requires_grad=requires_grad)
 
 
 def full_like(v: Value, fill_value: float, dtype: Any = None,
-              requires_grad: bool = False) -> Value:
+              requires_grad: bool = False, device: Any = None) -> Value:
     """``fill_value`` with ``v``'s shape and, unless ``dtype`` is given, its dtype.
 
     >>> full_like(zeros(3), 0.5).tolist()
     [0.5, 0.5, 0.5]
     """
+    _check(device)
     s, d = _like(v, dtype)
     return full(s, fill_value, dtype=d, requires_grad=requires_grad)
 
 
-def rand_like(v: Value, dtype: Any = None, requires_grad: bool = False, *,
+def rand_like(v: Value, dtype: Any = None, requires_grad: bool = False, device: Any = None, *,
               generator: Generator | None = None) -> Value:
     """``rand`` with ``v``'s shape and, unless ``dtype`` is given, its dtype.
 
@@ -403,11 +445,12 @@ def rand_like(v: Value, dtype: Any = None, requires_grad: bool = False, *,
     >>> print(x.shape, x.dtype)
     (2, 3) float32
     """
+    _check(device)
     s, d = _like(v, dtype)
     return rand(s, dtype=d, requires_grad=requires_grad, generator=generator)
 
 
-def randn_like(v: Value, dtype: Any = None, requires_grad: bool = False, *,
+def randn_like(v: Value, dtype: Any = None, requires_grad: bool = False, device: Any = None, *,
                generator: Generator | None = None) -> Value:
     """``randn`` with ``v``'s shape and, unless ``dtype`` is given, its dtype.
 
@@ -415,17 +458,20 @@ def randn_like(v: Value, dtype: Any = None, requires_grad: bool = False, *,
     >>> print(x.shape, x.dtype)
     (2, 3) float64
     """
+    _check(device)
     s, d = _like(v, dtype)
     return randn(s, dtype=d, requires_grad=requires_grad, generator=generator)
 
 
 def randint_like(v: Value, low: int, high: int | None = None, *, dtype: Any = None,
+                 device: Any = None,
                  generator: Generator | None = None) -> Value:
     """``randint`` with ``v``'s shape and, unless ``dtype`` is given, its dtype.
 
     >>> randint_like(zeros(2, 3, dtype="int32"), 10).dtype
     dtype('int32')
     """
+    _check(device)
     if high is None:
         low, high = 0, low
     return randint(low, high, v.shape, dtype=v.dtype if dtype is None else dtype,

@@ -1585,7 +1585,8 @@ Tensor = Value
 _BY_NAME = {d.name: d for d in _DTYPES}
 
 
-def tensor(data: Any, dtype: Any = None, requires_grad: bool = False) -> Value:
+def tensor(data: Any, dtype: Any = None, requires_grad: bool = False,
+           device: Any = None) -> Value:
     """Like ``torch.tensor``: a new leaf Value with its own copy of the data, not requiring
     grad unless asked. Python ints give int64, bools bool, floats the default dtype; numpy
     arrays keep their dtype. (``Value(array)`` instead shares a suitable array's memory.)
@@ -1593,6 +1594,8 @@ def tensor(data: Any, dtype: Any = None, requires_grad: bool = False) -> Value:
     >>> tensor([1.0, 2.0]).requires_grad, tensor([1, 2]).dtype
     (False, dtype('int64'))
     """
+    if device is not None:
+        check_device(device)
     arr = _as_array(data, dtype, floats=False)
     return _wrap(_core.Node.from_numpy(arr, bool(requires_grad), False))  # share=False: a copy
 

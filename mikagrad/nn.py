@@ -206,6 +206,38 @@ class Module:
                 v.requires_grad_(requires_grad)
         return self
 
+    def to(self, *args: Any, dtype: Any = None, device: Any = None, **kwargs: Any) -> Module:
+        """Casts every float parameter and buffer to ``dtype`` in place (the Values stay the
+        same objects, as torch's); a device must be the CPU. Returns this module.
+
+        >>> m = Linear(2, 1).to("cpu", np.float32); m.weight.dtype, m.bias.dtype
+        (dtype('float32'), dtype('float32'))
+        """
+        from .engine import _dtype, _is_device, check_device
+
+        for a in args:
+            if _is_device(a):
+                device = a
+            else:
+                dtype = a
+        if device is not None:
+            check_device(device)
+        if dtype is not None:
+            d = _dtype(dtype)
+            for _, v in self._named_leaves():
+                if v._is_float and v.dtype != d:
+                    v.data = v.data.to(d)
+        return self
+
+    def cpu(self) -> Module:
+        return self
+
+    def float(self) -> Module:
+        return self.to(np.float32)
+
+    def double(self) -> Module:
+        return self.to(np.float64)
+
     def _is_buffer(self, v: Value) -> bool:
         for m in self.modules():
             for name in m.__dict__.get("_buffer_names", ()):

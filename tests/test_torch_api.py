@@ -535,3 +535,25 @@ def test_operator_method_forms():
     assert Value([4.0]).rsqrt().tolist() == [0.5]
     with pytest.raises(mg.ShapeError, match="bmm"):
         x.bmm(x)
+
+
+def test_device_arguments_and_module_to():
+    for make in (lambda: mg.zeros(2, device="cpu"), lambda: mg.ones(2, device="cpu"),
+                 lambda: mg.randn(2, device="cpu"), lambda: mg.arange(3, device="cpu"),
+                 lambda: mg.tensor([1.0], device="cpu"), lambda: mg.empty(2, device="cpu"),
+                 lambda: mg.randint(0, 5, (2,), device="cpu"),
+                 lambda: mg.zeros_like(mg.ones(2), device="cpu")):
+        assert make().device == "cpu"
+    with pytest.raises(ValueError, match="CPU only"):
+        mg.zeros(2, device="cuda")
+    assert mg.empty(2, 3).shape == (2, 3)
+    assert mg.empty_like(mg.ones(2, dtype="int32")).dtype == np.int32
+    m = nn.Linear(2, 3)
+    w = m.weight
+    assert m.to("cpu") is m and m.cpu() is m
+    m.float()
+    assert m.weight is w and w.dtype == np.float32 and m.bias.dtype == np.float32
+    m(mg.ones(1, 2, dtype="float32")).sum().backward()
+    assert w.grad.dtype == np.float32
+    m.double()
+    assert w.dtype == np.float64 and w.grad is None  # a new dtype drops the gradient

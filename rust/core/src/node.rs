@@ -345,11 +345,25 @@ impl Node {
             f(&a, &b)
         }
     }
-    /// `.data = t` from Python: `t` takes this node's dtype; a leaf may change shape (its
-    /// gradient is dropped, as torch), a computed node may not (its backward needs it).
+    /// `.data = t` from Python: a leaf takes `t` as it is and may change shape or dtype
+    /// (its gradient is dropped, as torch's `p.data = p.data.double()`); a computed node
+    /// keeps its shape and dtype (its backward needs them), so `t` is cast.
     pub fn set_data(&self, t: Tensor) -> Result<()> {
         let (shape, dtype) = (self.shape(), self.dtype());
-        let t = t.to_dtype(dtype)?;
+        let t = if self.is_leaf() {
+            t
+        } else {
+            t.to_dtype(dtype)?
+        };
+        if t.dtype() != dtype {
+            if self.requires_grad() && !t.dtype().is_float() {
+                return Err(Error::type_(
+                    "data",
+                    format!("a Value that requires grad cannot hold {} data", t.dtype()),
+                ));
+            }
+            self.set_grad(None);
+        }
         if t.shape() != shape.as_slice() {
             if !self.is_leaf() {
                 return Err(Error::shape(
