@@ -179,9 +179,37 @@ def lecture_cases(lib: Any, t: Callable[..., Any]) -> dict[str, Callable[[], Any
     def batched_linear() -> None:
         x.grad = None
         w.grad = None
-        (x @ w).tanh().sum().backward()
+        (x @ w).sum().backward()
+
+    # makemore part 3's training step: embeddings, a hand-written BatchNorm, tanh, SGD.
+    g = lib.Generator().manual_seed(2147483647)
+    n_embd, n_hidden, V = 10, 200, 27
+    emb_w = lib.randn((V, n_embd), generator=g, dtype=lib.float32)
+    W1 = lib.randn((3 * n_embd, n_hidden), generator=g, dtype=lib.float32) * 0.3
+    W2 = lib.randn((n_hidden, V), generator=g, dtype=lib.float32) * 0.01
+    b2 = lib.zeros(V, dtype=lib.float32)
+    gain = lib.ones((1, n_hidden), dtype=lib.float32)
+    bias = lib.zeros((1, n_hidden), dtype=lib.float32)
+    params = [emb_w, W1, W2, b2, gain, bias]
+    for p in params:
+        p.requires_grad = True
+    Xtr = t(rng.integers(0, V, (5000, 3)), lib.int64)
+    Ytr = t(rng.integers(0, V, 5000), lib.int64)
+
+    def mlp_step() -> None:
+        ix = lib.randint(0, 5000, (32,), generator=g)
+        emb = emb_w[Xtr[ix]].view(32, -1)
+        hpre = emb @ W1
+        hpre = gain * (hpre - hpre.mean(0, keepdim=True)) / hpre.std(0, keepdim=True) + bias
+        loss = lib.nn.functional.cross_entropy(lib.tanh(hpre) @ W2 + b2, Ytr[ix])
+        for p in params:
+            p.grad = None
+        loss.backward()
+        for p in params:
+            p.data += -0.1 * p.grad
 
     return {
         "bigram counts: N[i, j] += 1 for 2,000 pairs (Python loop)": counts,
-        f"({B}, {T}, {C}) @ ({C}, {H}), tanh, forward + backward": batched_linear,
+        f"({B}, {T}, {C}) @ ({C}, {H}), forward + backward (both gradients)": batched_linear,
+        "makemore MLP step: embedding, BatchNorm by hand, tanh, cross-entropy, SGD": mlp_step,
     }

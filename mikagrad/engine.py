@@ -840,7 +840,9 @@ class Value:
     def _fill(self, name: str, make: Callable[[str], _core.Node]) -> Value:
         # A default-dtype Value draws torch's float32 stream, as `mikagrad.rand` does.
         draw = "float32" if self.dtype == get_default_dtype() == float64 else self.dtype.name
-        return self._inplace(name, lambda v: _wrap(make(draw)), None, False)
+        # Selected with `where`, as fill_: self's old value gets a zero gradient, and a
+        # Value in the graph stays in it (torch keeps requires_grad).
+        return self._inplace(name, lambda v: _select_all(_wrap(make(draw)), v), None, False)
 
     def uniform_(self, a: float = 0.0, b: float = 1.0, *, generator: Any = None) -> Value:
         """Uniform on [a, b), in place, as torch's (the same numbers for the same seed)."""

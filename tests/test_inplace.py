@@ -388,3 +388,78 @@ def test_repr_and_format_of_a_gradient():
     (a * a).backward()
     assert f"{a.grad:.4f}" == "4.0000" and f"{a.data:.1f}" == "2.0"
     assert "grad=4.0000" in repr(a)
+
+
+# ---- found in review: each was a silently wrong result, now torch's result or an error ------
+
+
+def test_writes_through_views_the_graph_cannot_follow_raise():
+    # A reshape view's write, then a fresh setitem on the base: torch rebases; we refuse.
+    a, b = Value(np.array([1.0, 2.0, 3.0, 4.0])), Value(np.array(2.0))
+    x = a * 1
+    x.reshape(2, 2).mul_(b)
+    x[0:1] = mg.tensor([5.0], requires_grad=True)
+    with pytest.raises(GradError, match="modified in place"):
+        (x * 1).sum().backward()
+    # A view taken before a setitem on its base shows the write; its graph would not.
+    a, b = Value(np.array([1.0, 2.0, 3.0])), Value(np.array(10.0))
+    x = a * 1
+    v0 = x[0:2]
+    x[1] = b
+    with pytest.raises(GradError, match="modified in place"):
+        (v0 * v0).sum().backward()
+
+
+def test_saved_indices_and_masks_are_versioned():
+    a = Value(np.array([[1.0, 2.0, 3.0]]))
+    idx = mg.tensor([[0, 1]])
+    y = a.gather(1, idx)
+    idx[0, 1] = 2
+    with pytest.raises(GradError, match="index that 'gather' saved"):
+        y.sum().backward()
+    m = mg.tensor([True, False, False])
+    z = Value(np.array([1.0, 2.0, 3.0])).masked_fill(m, 0.0)
+    m[1] = True
+    with pytest.raises(GradError, match="condition that 'where' saved"):
+        z.sum().backward()
+    x, v, i = Value(np.zeros(3)) * 1, Value(np.array([1.0])), mg.tensor([0])
+    x[i] = v
+    i[0] = 2
+    with pytest.raises(GradError, match="index that 'index_put' saved"):
+        x.sum().backward()
+
+
+def test_gradient_accumulation_counts_as_a_write():
+    w, q = Value(np.array([1.0, 2.0])), Value(np.array([1.0, 1.0]))
+    (w * w).sum().backward()
+    z = (q * w.grad).sum()
+    (w * w).sum().backward()  # adds into the memory z read
+    with pytest.raises(GradError, match="modified by an in-place operation"):
+        z.backward()
+
+
+def test_writes_into_expanded_memory_are_refused():
+    x = mg.zeros(4)
+    with pytest.raises(ValueError, match="refers to one memory location"):
+        x.expand(2, 4)[:] = mg.arange(8.0).reshape(2, 4)
+    with pytest.raises(ValueError, match="refers to one memory location"):
+        x.expand(2, 4).add_(1)
+    assert x.tolist() == [0.0] * 4
+
+
+def test_chained_indexing_leading_ones_and_random_fills_follow_torch():
+    a, b = Value(np.array([[1.0, 2.0], [3.0, 4.0]])), Value(np.array(3.0))
+    x = a * 1
+    x[1][0] += b
+    (x * x).sum().backward()
+    assert a.grad.tolist() == [[2.0, 4.0], [12.0, 8.0]] and b.grad.item() == 12.0
+    a, v = Value(np.ones((2, 3))), Value(np.ones((1, 3)))
+    x = a * 1
+    x[0] = v * 2  # a (1, 3) value into a row
+    (x * x).sum().backward()
+    assert v.grad.tolist() == [[8.0, 8.0, 8.0]]
+    a = Value(np.array([1.0, 2.0, 3.0]))
+    x = a * 1
+    x[0:2].normal_()
+    x.sum().backward()
+    assert a.grad.tolist() == [0.0, 0.0, 1.0] and (a * 1).uniform_().requires_grad

@@ -78,7 +78,7 @@ struct NodeData {
     stale_at: AtomicU64,
     /// The in-place result whose write made this node stale: an `index_put` of that
     /// result back into this node (`x[i] += v`) is what brings its graph up to date.
-    fixed_by: AtomicUsize,
+    fixed_by: AtomicU64,
     /// False for `.data`'s node: its writes bypass the version counter, as torch's `.data`.
     tracked: bool,
 }
@@ -126,6 +126,38 @@ static SEQ: AtomicU64 = AtomicU64::new(0);
 pub fn bump_version(t: &Tensor) {
     ANY_WRITE.store(true, Ordering::Relaxed);
     t.storage().bump_version();
+}
+
+/// A tensor an op keeps for its backward besides its inputs (an index, a mask), with its
+/// version when the op was recorded: a backward that finds it overwritten fails, as torch's.
+#[derive(Clone)]
+pub struct SavedTensor {
+    tensor: Tensor,
+    version: u64,
+}
+
+impl SavedTensor {
+    pub fn new(tensor: Tensor) -> SavedTensor {
+        SavedTensor {
+            version: tensor.version(),
+            tensor,
+        }
+    }
+    /// The tensor, if unchanged since it was saved; `what` names it for the message.
+    pub fn get(&self, op: &'static str, what: &str) -> Result<&Tensor> {
+        let now = self.tensor.version();
+        if now != self.version {
+            return Err(Error::grad(
+                "backward",
+                format!(
+                    "the {what} that '{op}' saved was modified by an in-place operation: it \
+                     is at version {now}; expected version {}. Modify a clone() of it instead",
+                    self.version
+                ),
+            ));
+        }
+        Ok(&self.tensor)
+    }
 }
 
 /// A value a backward rule may read: the node, the version it must still have, and its
@@ -277,7 +309,7 @@ impl Node {
             versions: Vec::new(),
             seq: 0,
             stale_at: AtomicU64::new(u64::MAX),
-            fixed_by: AtomicUsize::new(0),
+            fixed_by: AtomicU64::new(0),
             tracked,
         }))
     }
@@ -310,7 +342,7 @@ impl Node {
             versions,
             seq: SEQ.fetch_add(1, Ordering::Relaxed) + 1,
             stale_at: AtomicU64::new(u64::MAX),
-            fixed_by: AtomicUsize::new(0),
+            fixed_by: AtomicU64::new(0),
             tracked: true,
         }))
     }
@@ -662,7 +694,8 @@ impl Node {
             self.op_name() == "index_put"
                 && p.ptr_eq(&ps[0])
                 && ps.len() == 2
-                && p.0.fixed_by.load(Ordering::Relaxed) == ps[1].id()
+                && ps[1].0.seq != 0
+                && p.0.fixed_by.load(Ordering::Relaxed) == ps[1].0.seq
         };
         // A view of a stale node is as stale as it (it shows the write, its graph does not).
         let stale = |p: &Node| {
@@ -737,8 +770,9 @@ impl Node {
         self.write(op, &t, &r.tensor())?;
         if !(r.requires_grad() && r.0.op.is_some()) {
             if recording && self.requires_grad() {
-                // A constant overwrote a Value in the graph (`uniform_`): nothing flows back
-                // through it any more, so it becomes a leaf, not a node with a stale graph.
+                // A constant overwrote a Value in the graph: nothing flows back through it
+                // any more, so it becomes a leaf, not a node with a stale graph. (The
+                // Python methods select the constant with `where`, so they keep a graph.)
                 self.mark_stale(0);
                 return Ok(Node::leaf(t, false));
             }
@@ -747,12 +781,13 @@ impl Node {
         // `r` keeps its own buffer (a backward rule reading its output finds it unchanged);
         // a node of its own holds the written memory.
         let out = Node::written(&r, t, op);
-        self.mark_stale(out.id());
+        self.mark_stale(out.0.seq);
         Ok(out)
     }
 
     /// Writes `value` (same shape, a dtype that casts to self's) into `t`, self's data.
     pub(crate) fn write(&self, op: &'static str, t: &Tensor, value: &Tensor) -> Result<()> {
+        check_no_overlap(op, t)?;
         if value.shape() != t.shape() {
             return Err(Error::shape(
                 op,
@@ -810,24 +845,38 @@ impl Node {
     }
 
     /// After a recorded write into `self`: `self` and every node it views no longer
-    /// follow their data, from the next recorded node on.
-    pub(crate) fn mark_stale(&self, fixer: usize) {
+    /// follow their data, from the next recorded node on. `fixer` is the recorded node
+    /// (by `seq`) that carries the write: the Values viewed hand it back with an
+    /// `index_put` of it (`Value._hand_back`), the one use of them that stays right. `self`
+    /// keeps a fixer it already has (the write handed back to it from a view of it).
+    pub(crate) fn mark_stale(&self, fixer: u64) {
         let now = SEQ.load(Ordering::Relaxed) + 1;
+        self.0.stale_at.fetch_min(now, Ordering::Relaxed);
+        let _ = self
+            .0
+            .fixed_by
+            .compare_exchange(0, fixer, Ordering::Relaxed, Ordering::Relaxed);
         let mut v = self;
-        loop {
-            v.0.stale_at.fetch_min(now, Ordering::Relaxed);
-            v.0.fixed_by.store(fixer, Ordering::Relaxed);
-            match v.base() {
-                Some(b) => v = b,
-                None => break,
-            }
+        while let Some(b) = v.base() {
+            b.0.stale_at.fetch_min(now, Ordering::Relaxed);
+            b.0.fixed_by.store(fixer, Ordering::Relaxed);
+            v = b;
         }
+    }
+
+    /// Seq of this node (0 for leaves), the handle `mark_stale` takes.
+    pub(crate) fn seq(&self) -> u64 {
+        self.0.seq
     }
 
     fn accumulate_grad(&self, g: Tensor) -> Result<()> {
         let mut slot = self.0.grad.lock().unwrap_or_else(|e| e.into_inner());
         match slot.as_ref() {
-            Some(existing) if existing.shape() == g.shape() => existing.add_assign(&g)?,
+            Some(existing) if existing.shape() == g.shape() => {
+                existing.add_assign(&g)?;
+                // `.grad` is a Value over this memory: a graph that read it must know.
+                bump_version(existing);
+            }
             _ => {
                 // The stored gradient is added to in place later, so it must own its buffer.
                 let owned = g.storage().is_unique()
@@ -848,6 +897,26 @@ impl Node {
             }
         }
     }
+}
+
+/// Refuses to write into a view whose elements share memory (an expanded one), as torch.
+pub(crate) fn check_no_overlap(op: &'static str, t: &Tensor) -> Result<()> {
+    let l = t.layout();
+    if l.shape
+        .iter()
+        .zip(l.strides.iter())
+        .any(|(&n, &s)| n > 1 && s == 0)
+    {
+        return Err(Error::value(
+            op,
+            format!(
+                "more than one element of the written Value (shape {}) refers to one memory \
+                 location (it is expanded); clone() it before writing",
+                fmt_shape(t.shape())
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Sums a gradient back to its input's shape and dtype: the one place that undoes

@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use crate::dtype::{default_float, result_type, Bits, Bool8, DType, Float, Num, Rank, Scalar};
 use crate::error::{Error, Result};
 use crate::layout::{broadcast_shapes, checked_numel, Layout};
-use crate::node::{Ctx, Node, Op};
+use crate::node::{Ctx, Node, Op, SavedTensor};
 use crate::storage::{each_storage, try_alloc, Element, Storage};
 use crate::tensor::Tensor;
 
@@ -803,7 +803,7 @@ impl Node {
 }
 
 struct Where {
-    cond: Tensor,
+    cond: SavedTensor,
 }
 
 impl Op for Where {
@@ -815,9 +815,10 @@ impl Op for Where {
     }
     fn backward(&self, c: &Ctx, g: &Node) -> Result<Vec<Option<Node>>> {
         let zero = Node::constant(0.0, g.dtype());
+        let cond = self.cond.get("where", "condition")?;
         Ok(vec![
-            c.grad_for(0, || Node::where_(&self.cond, g, &zero))?,
-            c.grad_for(1, || Node::where_(&self.cond, &zero, g))?,
+            c.grad_for(0, || Node::where_(cond, g, &zero))?,
+            c.grad_for(1, || Node::where_(cond, &zero, g))?,
         ])
     }
 }
@@ -828,7 +829,9 @@ impl Node {
         let t = Tensor::where_(cond, &a.tensor(), &b.tensor())?;
         Ok(Node::from_op(
             t,
-            Where { cond: cond.clone() },
+            Where {
+                cond: SavedTensor::new(cond.clone()),
+            },
             vec![a.clone(), b.clone()],
         ))
     }
@@ -850,11 +853,16 @@ pub(crate) fn map<T: Element, U: Element>(t: &Tensor, f: impl Fn(T) -> U) -> Res
             op: "map",
             bytes: (n * U::DTYPE.size()) as u128,
         })?;
-        Layout::walk2(t.layout(), t.layout(), |o, _, len, st, _| {
-            let mut i = o as isize;
-            for _ in 0..len {
-                out.push(f(src[i as usize]));
-                i += st;
+        Layout::walk2(t.layout(), t.layout(), |o, _, len, st, _| match st {
+            // A broadcast row (an expanded gradient) is one value repeated; a dense one a run.
+            0 => out.extend(std::iter::repeat_n(f(src[o]), len)),
+            1 => out.extend(src[o..o + len].iter().map(|&x| f(x))),
+            _ => {
+                let mut i = o as isize;
+                for _ in 0..len {
+                    out.push(f(src[i as usize]));
+                    i += st;
+                }
             }
         });
         out

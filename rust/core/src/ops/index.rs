@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::dtype::{Bool8, DType, Num, Scalar};
 use crate::error::{fmt_shape, Error, Result};
 use crate::layout::{broadcast_shapes, checked_numel, wrap_dim, Dims, Layout};
-use crate::node::{is_grad_enabled, Ctx, NoGradGuard, Node, Op};
+use crate::node::{check_no_overlap, is_grad_enabled, Ctx, NoGradGuard, Node, Op, SavedTensor};
 use crate::ops::shape::ViewStep;
 use crate::storage::{each_storage, try_alloc, try_with_capacity, Storage};
 use crate::tensor::Tensor;
@@ -256,7 +256,7 @@ impl Op for IndexAdd {
 /// `index` is a checked contiguous int tensor (the user's own buffer, no copy).
 struct Gather {
     dim: usize,
-    index: Tensor,
+    index: SavedTensor,
 }
 
 impl Op for Gather {
@@ -269,7 +269,7 @@ impl Op for Gather {
     fn backward(&self, c: &Ctx, g: &Node) -> Result<Vec<Option<Node>>> {
         Ok(vec![Some(g.scatter_add(
             self.dim,
-            self.index.clone(),
+            self.index.get("gather", "index")?.clone(),
             &c.parent(0).shape(),
         )?)])
     }
@@ -277,7 +277,7 @@ impl Op for Gather {
 
 struct ScatterAdd {
     dim: usize,
-    index: Tensor,
+    index: SavedTensor,
 }
 
 impl Op for ScatterAdd {
@@ -288,13 +288,34 @@ impl Op for ScatterAdd {
         "grad_src = g gathered at index"
     }
     fn backward(&self, _: &Ctx, g: &Node) -> Result<Vec<Option<Node>>> {
-        Ok(vec![Some(g.gather_at(self.dim, self.index.clone())?)])
+        let index = self.index.get("scatter_add", "index")?.clone();
+        Ok(vec![Some(g.gather_at(self.dim, index)?)])
     }
 }
 
-/// `x[items] = value`; `items` as the binding gave them.
+/// `x[items] = value`; `items` as the binding gave them, with the versions of their index
+/// tensors when recorded.
 struct IndexPut {
     items: Vec<Index>,
+    saved: Vec<SavedTensor>,
+    value_shape: Vec<usize>,
+}
+
+impl IndexPut {
+    fn new(items: &[Index], value: &Node) -> IndexPut {
+        let saved = items
+            .iter()
+            .filter_map(|it| match it {
+                Index::Tensor(t) => Some(SavedTensor::new(t.clone())),
+                _ => None,
+            })
+            .collect();
+        IndexPut {
+            items: items.to_vec(),
+            saved,
+            value_shape: value.shape().to_vec(),
+        }
+    }
 }
 
 impl Op for IndexPut {
@@ -305,10 +326,23 @@ impl Op for IndexPut {
         "grad_x = g with the written positions zeroed; grad_value = g at those positions"
     }
     fn backward(&self, c: &Ctx, g: &Node) -> Result<Vec<Option<Node>>> {
+        for s in &self.saved {
+            s.get("index_put", "index")?;
+        }
         let zero = Node::constant(0.0, g.dtype());
         Ok(vec![
             c.grad_for(0, || g.index_put(&self.items, &zero))?,
-            c.grad_for(1, || g.index(&self.items))?,
+            c.grad_for(1, || {
+                let gv = g.index(&self.items)?;
+                // A value given with extra leading 1s ((1, 3) into a row) gets them back.
+                let extra = self.value_shape.len().saturating_sub(gv.ndim());
+                if extra == 0 {
+                    return Ok(gv);
+                }
+                let mut shape = vec![1; extra];
+                shape.extend(gv.shape().iter());
+                gv.reshape(&shape)
+            })?,
         ])
     }
 }
@@ -364,9 +398,7 @@ impl Node {
     pub fn index_put(&self, items: &[Index], value: &Node) -> Result<Node> {
         let t = self.tensor().copy()?;
         write_region(&t, items, &value.tensor())?;
-        let op = IndexPut {
-            items: items.to_vec(),
-        };
+        let op = IndexPut::new(items, value);
         Ok(Node::from_op(t, op, vec![self.clone(), value.clone()]))
     }
 
@@ -378,20 +410,17 @@ impl Node {
             self.check_inplace("index_put_")?;
         }
         let t = self.tensor();
+        check_no_overlap("index_put_", &t)?;
         write_region(&t, items, &value.tensor())?;
         self.note_write(&t);
         if !recording || !t.dtype().is_float() {
             return Ok(self.clone());
         }
-        let op = IndexPut {
-            items: items.to_vec(),
-        };
+        let op = IndexPut::new(items, value);
         let r = Node::from_op(t, op, vec![self.clone(), value.clone()]);
-        if self.base().is_some() {
-            // Written through a view: the Values it views miss this write until it is
-            // handed back to them (`Value.__setitem__` does, for views made by indexing).
-            self.mark_stale(r.id());
-        }
+        // Views taken of self before, and the Values self views, miss this write until it
+        // is handed back to them (`Value.__setitem__` does, for views made by indexing).
+        self.mark_stale(r.seq());
         Ok(r)
     }
 
@@ -498,6 +527,7 @@ impl Node {
 
     fn gather_at(&self, dim: usize, index: Tensor) -> Result<Node> {
         let t = self.tensor().gather(dim, &index)?;
+        let index = SavedTensor::new(index);
         Ok(Node::from_op(t, Gather { dim, index }, vec![self.clone()]))
     }
 
@@ -505,7 +535,10 @@ impl Node {
         let t = Tensor::scatter_add(shape, dim, &index, &self.tensor())?;
         Ok(Node::from_op(
             t,
-            ScatterAdd { dim, index },
+            ScatterAdd {
+                dim,
+                index: SavedTensor::new(index),
+            },
             vec![self.clone()],
         ))
     }
