@@ -107,12 +107,20 @@ default_generator = Generator.__new__(Generator)
 default_generator._g = _core.Generator.default()
 
 
+def _stream(dtype: Any, explicit: bool) -> str:
+    """The dtype whose torch stream a draw into ``dtype`` follows. MikaGrad's float64
+    default stands in for torch's float32 one: a draw into it follows torch's float32
+    stream (exact in float64), so seeded code gives torch's numbers. A dtype given
+    explicitly to a creation function draws its own stream; an existing Value's dtype
+    (``normal_``, probabilities) cannot tell, and counts as the default."""
+    d = np.dtype(dtype)
+    return "float32" if not explicit and d == get_default_dtype() == np.float64 else d.name
+
+
 def _draw(dtype: Any) -> tuple[str, str]:
-    """(the dtype whose stream to draw, the dtype to return). MikaGrad's float64 default
-    stands in for torch's float32 one: a draw into it follows torch's float32 stream (exact
-    in float64), so seeded code gives torch's numbers; an explicit dtype draws its own."""
+    """(the dtype whose stream to draw, the dtype to return)."""
     out = _dt(dtype)
-    return ("float32" if dtype is None and out == "float64" else out), out
+    return _stream(out, explicit=dtype is not None), out
 
 
 def _drawn(node: Any, out: str, requires_grad: bool) -> Value:
@@ -393,8 +401,8 @@ def _val(x: Any) -> Value:
 
 
 def _as_drawn(p: Value) -> Value:
-    """Probabilities in the default float64 are drawn against as torch's float32 ones."""
-    return p.float() if p.dtype == get_default_dtype() == np.float64 else p
+    """Probabilities in the dtype whose stream they draw against (see ``_stream``)."""
+    return p.to(_stream(p.dtype, explicit=False))
 
 
 def _like(v: Value, dtype: Any) -> tuple[list[int], Any]:

@@ -393,13 +393,7 @@ class Value:
         requires grad (as torch, whose tensors reach numpy once detached: ``np.std(p.grad)``
         works); the rest refuse, rather than return an array and silently drop the graph."""
         if func in _DATA_ONLY or not any(_needs_graph(a) for a in (*args, *kwargs.values())):
-            def conv(x: Any) -> Any:
-                if isinstance(x, Value):
-                    return x.numpy()
-                if isinstance(x, (list, tuple)):
-                    return type(x)(map(conv, x))
-                return x
-            return func(*map(conv, args), **{k: conv(v) for k, v in kwargs.items()})
+            return func(*map(_arrays, args), **{k: _arrays(v) for k, v in kwargs.items()})
         raise TypeError(
             f"numpy.{func.__name__} does not take a Value: it would return an array and drop "
             "the graph. Use the Value method or the mikagrad function, or np.asarray(v) for "
@@ -422,12 +416,9 @@ class Value:
                 "return an array and drop the graph. Use the Value method, or .detach()"
             )
 
-        def conv(x: Any) -> Any:
-            return x.numpy() if isinstance(x, Value) else x
-
         if "out" in kwargs:
-            kwargs["out"] = tuple(map(conv, kwargs["out"]))
-        return getattr(ufunc, method)(*map(conv, inputs), **kwargs)
+            kwargs["out"] = _arrays(kwargs["out"])
+        return getattr(ufunc, method)(*map(_arrays, inputs), **kwargs)
 
     # ---- interop: DLPack (zero-copy through a numpy view) and pickling -------------------
 
@@ -629,7 +620,9 @@ class Value:
             return self // other
         if rounding_mode == "trunc":
             q = self / other
-            return q.sign() * (q.abs() // 1) if q._is_float else q
+            t = q.sign() * (q.abs() // 1)
+            floor = self // other  # its dtype is torch's for a rounded quotient (int for ints)
+            return t if floor._is_float else t.to(floor.dtype)
         raise ValueError(f"div: rounding_mode must be None, 'floor' or 'trunc', "
                          f"got {rounding_mode!r}")
 
@@ -838,10 +831,9 @@ class Value:
                              False)
 
     def _fill(self, name: str, make: Callable[[str], _core.Node]) -> Value:
-        # A default-dtype Value draws torch's float32 stream, as `mikagrad.rand` does.
-        draw = "float32" if self.dtype == get_default_dtype() == float64 else self.dtype.name
-        # Selected with `where`, as fill_: self's old value gets a zero gradient, and a
-        # Value in the graph stays in it (torch keeps requires_grad).
+        from .creation import _stream
+
+        draw = _stream(self.dtype, explicit=False)
         return self._inplace(name, lambda v: _select_all(_wrap(make(draw)), v), None, False)
 
     def uniform_(self, a: float = 0.0, b: float = 1.0, *, generator: Any = None) -> Value:
@@ -1488,6 +1480,15 @@ def _is_basic(key: Any) -> bool:
     return all(k is None or k is Ellipsis or type(k) in (int, slice) for k in items)
 
 
+def _arrays(x: Any) -> Any:
+    """Values (also inside lists and tuples) as their numpy arrays, for numpy functions."""
+    if isinstance(x, Value):
+        return x.numpy()
+    if isinstance(x, (list, tuple)):
+        return type(x)(map(_arrays, x))
+    return x
+
+
 def _needs_graph(x: Any) -> bool:
     if isinstance(x, Value):
         return x.requires_grad
@@ -1497,12 +1498,16 @@ def _needs_graph(x: Any) -> bool:
 
 
 def _select_all(value: Any, like: Value) -> Value:
-    """``value`` broadcast over ``like``'s shape, chosen by ``where`` so that ``like``'s
-    gradient is exactly 0 and ``value``'s is g summed back (``fill_`` and ``copy_``)."""
+    """``value`` broadcast over ``like``'s shape, to overwrite ``like`` (``fill_``, ``copy_``,
+    the random fills). When the write is recorded it is chosen by ``where``, so that
+    ``like``'s gradient is exactly 0 and ``value``'s is g summed back; otherwise it is a
+    broadcast view, written without a copy."""
+    v = (value if isinstance(value, Value) else tensor(value)).to(like.dtype)
+    if not (is_grad_enabled() and (like.requires_grad or v.requires_grad)):
+        return v.expand(like.shape)
     from .ops import where
 
-    v = value if isinstance(value, Value) else tensor(value)
-    return where(tensor(True), v.to(like.dtype), like)
+    return where(tensor(True), v, like)
 
 
 def _unary_inplace(name: str, reads_self: bool) -> Callable[[Value], Value]:
@@ -1519,10 +1524,8 @@ def _unary_inplace(name: str, reads_self: bool) -> Callable[[Value], Value]:
 for _name, _reads in [("neg", False), ("exp", False), ("tanh", False), ("sigmoid", False),
                       ("sqrt", False), ("relu", False), ("log", True), ("abs", True),
                       ("square", True), ("sin", True), ("cos", True), ("log1p", True),
-                      ("reciprocal", False), ("floor", False), ("ceil", False),
-                      ("round", False), ("trunc", False), ("sign", False)]:
-    if hasattr(Value, _name):
-        setattr(Value, _name + "_", _unary_inplace(_name, _reads))
+                      ("reciprocal", False), ("sign", False)]:
+    setattr(Value, _name + "_", _unary_inplace(_name, _reads))
 
 
 class ValuesIndices(NamedTuple):

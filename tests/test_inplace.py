@@ -463,3 +463,22 @@ def test_chained_indexing_leading_ones_and_random_fills_follow_torch():
     x[0:2].normal_()
     x.sum().backward()
     assert a.grad.tolist() == [0.0, 0.0, 1.0] and (a * 1).uniform_().requires_grad
+
+
+@pytest.mark.parametrize("key", [1, (slice(None), 0), np.array([2, 0]), "mask", (0, [1, 2])],
+                         ids=["int", "slice", "array", "mask", "mixed"])
+def test_setitem_gradients_match_finite_differences(key):
+    rng = np.random.default_rng(3)
+    a = Value(rng.standard_normal((3, 3)))
+    if isinstance(key, str):
+        key = mg.tensor(rng.random((3, 3)) > 0.5)
+    region = np.asarray(a.detach())[np.asarray(key) if hasattr(key, "numpy") else key].shape
+    v = Value(rng.standard_normal(region))
+
+    def f(a, v):
+        x = a * 1.5
+        x[key] = v * v
+        x[key] += a[key] if region else 0.0
+        return x.tanh()
+
+    assert mg.gradcheck(f, a, v)

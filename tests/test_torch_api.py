@@ -525,6 +525,9 @@ def test_operator_method_forms():
     np.testing.assert_allclose(x.pow(2).detach().numpy(), A**2)
     assert x.div(-2, rounding_mode="trunc").tolist() == np.trunc(A / -2).tolist()
     assert x.div(2, rounding_mode="floor").tolist() == np.floor(A / 2).tolist()
+    ints = mg.tensor([7, -7])
+    assert ints.div(-2, rounding_mode="trunc").tolist() == [-3, 3]  # torch's: int64 stays int
+    assert ints.div(-2, rounding_mode="trunc").dtype == np.int64
     assert (x.eq(x).all().item(), x.lt(y).tolist()) == (True, (A < A[::-1]).tolist())
     assert x.where(x > 0, 0.0).tolist() == np.where(A > 0, A, 0.0).tolist()
     assert x.t().shape == (3, 2) and x.mm(x.t()).shape == (2, 2)

@@ -6,6 +6,8 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
+use smallvec::SmallVec;
+
 use crate::dtype::DType;
 use crate::error::{fmt_shape, Error, Result};
 use crate::layout::Dims;
@@ -67,8 +69,8 @@ struct NodeData {
     /// micrograd's `label` ('a', 'loss'), for drawings; None until set.
     label: Mutex<Option<Box<str>>>,
     /// The parents' storage versions when this node was recorded (empty: all 0), checked
-    /// when the backward rule reads them.
-    versions: Vec<u64>,
+    /// when the backward rule reads them; inline for up to 2 parents (no allocation).
+    versions: SmallVec<[u64; 2]>,
     /// The version of this node's own storage when its data was set.
     version: AtomicU64,
     /// Creation order of recorded nodes (0 for leaves).
@@ -306,7 +308,7 @@ impl Node {
             op: None,
             parents: Vec::new(),
             label: Mutex::new(None),
-            versions: Vec::new(),
+            versions: SmallVec::new(),
             seq: 0,
             stale_at: AtomicU64::new(u64::MAX),
             fixed_by: AtomicU64::new(0),
@@ -329,7 +331,7 @@ impl Node {
                 .map(|p| p.read_unchecked().version())
                 .collect()
         } else {
-            Vec::new()
+            SmallVec::new()
         };
         Node(Arc::new(NodeData {
             version: AtomicU64::new(t.version()),

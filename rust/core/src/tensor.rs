@@ -283,10 +283,16 @@ impl Tensor {
     /// (one per element): a later repeat wins, as numpy's and torch's `x[idx] = v`.
     pub fn assign_at(&self, positions: &[usize], other: &Tensor) -> Result<()> {
         debug_assert_eq!(positions.len(), other.numel());
-        let other = other.to_dtype(self.dtype())?.copy()?;
+        let other = other.to_dtype(self.dtype())?;
+        // Read a copy of the buffer being written; else any contiguous form will do.
+        let other = if other.storage.same_buffer(&self.storage) {
+            other.copy()?
+        } else {
+            other.contiguous()?
+        };
         each_storage!(&self.storage, T, dst => {
-            let s = other.as_slice::<T>().expect("cast above");
-            // SAFETY: as in `write_from`; `other` is a separate contiguous copy or tensor.
+            let s = other.as_slice::<T>().expect("contiguous, cast above");
+            // SAFETY: as in `write_from`; `other` is contiguous and not self's buffer.
             let d = unsafe { dst.as_mut_slice() };
             for (&p, &v) in positions.iter().zip(s) {
                 d[p] = v;
