@@ -33,6 +33,10 @@ __all__ = [  # noqa: RUF022  (grouped as the sections below)
     "Linear", "Sequential", "ModuleList", "ModuleDict", "Flatten", "Dropout", "LayerNorm",
     "Embedding", "MultiheadAttention", "ReLU", "SiLU", "Tanh", "Sigmoid", "GELU", "LeakyReLU",
     "Softmax", "LogSoftmax",
+    "Conv1d", "Conv2d", "ConvTranspose1d", "ConvTranspose2d", "MaxPool1d", "MaxPool2d",
+    "AvgPool1d", "AvgPool2d", "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d",
+    "Upsample", "BatchNorm1d", "BatchNorm2d", "InstanceNorm1d", "InstanceNorm2d", "GroupNorm",
+    "Dropout1d", "Dropout2d", "Unflatten",
     "MSELoss", "L1Loss", "CrossEntropyLoss", "NLLLoss", "BCELoss", "BCEWithLogitsLoss",
     "StateDictKeyError", "IncompatibleKeys", "init", "utils",
 ]
@@ -1114,6 +1118,515 @@ class Embedding(Module):
     def extra_repr(self) -> str:
         pad = "" if self.padding_idx is None else f", padding_idx={self.padding_idx}"
         return f"{self.num_embeddings}, {self.embedding_dim}{pad}"
+
+
+# ---- convolution, pooling and normalization layers ------------------------------------------
+
+
+def _pair(v: Any, n: int) -> tuple[int, ...]:
+    return (int(v),) * n if isinstance(v, (int, np.integer)) else tuple(int(i) for i in v)
+
+
+class _ConvNd(Module):
+    _dims = 2
+    _transposed = False
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: Any, stride: Any = 1,
+                 padding: Any = 0, dilation: Any = 1, groups: int = 1, bias: bool = True,
+                 padding_mode: str = "zeros", output_padding: Any = 0) -> None:
+        super().__init__()
+        name, n = type(self).__name__, self._dims
+        if groups < 1 or in_channels % groups or out_channels % groups:
+            raise ValueError(f"{name}: in_channels ({in_channels}) and out_channels "
+                             f"({out_channels}) must be divisible by groups ({groups})")
+        if padding_mode not in ("zeros", "reflect", "replicate", "circular"):
+            raise ValueError(f"{name}: padding_mode must be 'zeros', 'reflect', 'replicate' "
+                             f"or 'circular', got {padding_mode!r}")
+        if self._transposed and padding_mode != "zeros":
+            raise ValueError(f"{name}: only padding_mode='zeros' is supported")
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size = _pair(kernel_size, n)
+        self.stride, self.dilation = _pair(stride, n), _pair(dilation, n)
+        self.padding = padding if isinstance(padding, str) else _pair(padding, n)
+        if isinstance(self.padding, str) and self.padding not in ("same", "valid"):
+            raise ValueError(f"{name}: padding must be 'same', 'valid' or ints, got {padding!r}")
+        if self.padding == "same" and any(s != 1 for s in self.stride):
+            raise ValueError(f"{name}: padding='same' is not supported for strided convolutions")
+        self.output_padding = _pair(output_padding, n)
+        self.groups, self.padding_mode = groups, padding_mode
+        shape = ((in_channels, out_channels // groups) if self._transposed
+                 else (out_channels, in_channels // groups)) + self.kernel_size
+        # torch's reset_parameters: kaiming_uniform_(a=sqrt(5)), then the bias from fan_in.
+        self.weight = init.kaiming_uniform_(_empty(*shape), a=math.sqrt(5))
+        self.bias = None
+        if bias:
+            fan_in = _fans(self.weight)[0]
+            bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+            self.bias = init.uniform_(_empty(out_channels), -bound, bound)
+
+    def _padded(self, x: Value) -> tuple[Value, Any]:
+        """The input padded by ``padding_mode`` (then the conv pads nothing), as torch."""
+        if self.padding_mode == "zeros":
+            return x, self.padding
+        if isinstance(self.padding, str):
+            if self.padding == "valid":
+                return x, 0
+            total = [d * (k - 1) for d, k in zip(self.dilation, self.kernel_size, strict=True)]
+            pairs = [(t // 2, t - t // 2) for t in total]
+        else:
+            pairs = [(p, p) for p in self.padding]
+        flat = [v for lo_hi in reversed(pairs) for v in lo_hi]
+        return F.pad(x, flat, mode=self.padding_mode), 0
+
+    def forward(self, x: Value) -> Value:
+        x, padding = self._padded(x)
+        fn = F.conv1d if self._dims == 1 else F.conv2d
+        return fn(x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups)
+
+    def extra_repr(self) -> str:
+        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+             f"stride={self.stride}")
+        if self.padding != (0,) * self._dims:
+            s += f", padding={self.padding!r}"
+        if self.dilation != (1,) * self._dims:
+            s += f", dilation={self.dilation}"
+        if self._transposed and self.output_padding != (0,) * self._dims:
+            s += f", output_padding={self.output_padding}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        if self.bias is None:
+            s += ", bias=False"
+        if self.padding_mode != "zeros":
+            s += f", padding_mode={self.padding_mode}"
+        return s
+
+
+class Conv1d(_ConvNd):
+    """torch's ``Conv1d`` over (N, C, L): weight (out, in/groups, k), torch's init.
+
+    >>> Conv1d(2, 4, 3, padding=1)(Value(np.ones((5, 2, 7)))).shape
+    (5, 4, 7)
+    """
+
+    _dims = 1
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: Any, stride: Any = 1,
+                 padding: Any = 0, dilation: Any = 1, groups: int = 1, bias: bool = True,
+                 padding_mode: str = "zeros") -> None:
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
+                         groups, bias, padding_mode)
+
+
+class Conv2d(_ConvNd):
+    """torch's ``Conv2d`` over (N, C, H, W): weight (out, in/groups, kH, kW), both drawn as
+    torch draws them (``kaiming_uniform_`` with ``a=sqrt(5)``; the bias from the fan-in), so
+    a seed gives torch's weights; ``padding_mode`` zeros, reflect, replicate or circular.
+
+    >>> conv = Conv2d(1, 8, 3, padding=1)
+    >>> conv.weight.shape, conv(Value(np.ones((2, 1, 8, 8)))).shape
+    ((8, 1, 3, 3), (2, 8, 8, 8))
+    """
+
+    _dims = 2
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: Any, stride: Any = 1,
+                 padding: Any = 0, dilation: Any = 1, groups: int = 1, bias: bool = True,
+                 padding_mode: str = "zeros") -> None:
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
+                         groups, bias, padding_mode)
+
+
+class _ConvTransposeNd(_ConvNd):
+    _transposed = True
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: Any, stride: Any = 1,
+                 padding: Any = 0, output_padding: Any = 0, groups: int = 1, bias: bool = True,
+                 dilation: Any = 1, padding_mode: str = "zeros") -> None:
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
+                         groups, bias, padding_mode, output_padding)
+
+    def forward(self, x: Value, output_size: Any = None) -> Value:
+        op = "conv_transpose1d" if self._dims == 1 else "conv_transpose2d"
+        return F._conv_transpose(op, self._dims, x, self.weight, self.bias, self.stride,
+                                 self.padding, self.output_padding, self.groups,
+                                 self.dilation, output_size)
+
+
+class ConvTranspose1d(_ConvTransposeNd):
+    """torch's ``ConvTranspose1d``: weight (in, out/groups, k).
+
+    >>> ConvTranspose1d(2, 3, 2, stride=2)(Value(np.ones((1, 2, 4)))).shape
+    (1, 3, 8)
+    """
+
+    _dims = 1
+
+
+class ConvTranspose2d(_ConvTransposeNd):
+    """torch's ``ConvTranspose2d``: weight (in, out/groups, kH, kW); ``forward(x,
+    output_size)`` picks among the sizes a stride allows.
+
+    >>> up = ConvTranspose2d(4, 2, 2, stride=2)
+    >>> up.weight.shape, up(Value(np.ones((1, 4, 3, 3)))).shape
+    ((4, 2, 2, 2), (1, 2, 6, 6))
+    """
+
+    _dims = 2
+
+
+class _MaxPoolNd(Module):
+    _dims = 2
+
+    def __init__(self, kernel_size: Any, stride: Any = None, padding: Any = 0,
+                 dilation: Any = 1, return_indices: bool = False,
+                 ceil_mode: bool = False) -> None:
+        super().__init__()
+        self.kernel_size, self.stride, self.padding = kernel_size, stride or kernel_size, padding
+        self.dilation, self.return_indices, self.ceil_mode = dilation, return_indices, ceil_mode
+
+    def forward(self, x: Value) -> Any:
+        fn = F.max_pool1d if self._dims == 1 else F.max_pool2d
+        return fn(x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode,
+                  self.return_indices)
+
+    def extra_repr(self) -> str:
+        return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
+                f"dilation={self.dilation}, ceil_mode={self.ceil_mode}")
+
+
+class MaxPool1d(_MaxPoolNd):
+    """torch's ``MaxPool1d``.
+
+    >>> MaxPool1d(2)(Value([[[1.0, 3.0, 2.0, 0.0]]])).tolist()
+    [[[3.0, 2.0]]]
+    """
+
+    _dims = 1
+
+
+class MaxPool2d(_MaxPoolNd):
+    """torch's ``MaxPool2d``; ``stride`` defaults to ``kernel_size``.
+
+    >>> MaxPool2d(2)(Value(np.ones((1, 3, 8, 8)))).shape
+    (1, 3, 4, 4)
+    """
+
+    _dims = 2
+
+
+class _AvgPoolNd(Module):
+    _dims = 2
+
+    def __init__(self, kernel_size: Any, stride: Any = None, padding: Any = 0,
+                 ceil_mode: bool = False, count_include_pad: bool = True,
+                 divisor_override: int | None = None) -> None:
+        super().__init__()
+        self.kernel_size, self.stride, self.padding = kernel_size, stride or kernel_size, padding
+        self.ceil_mode, self.count_include_pad = ceil_mode, count_include_pad
+        self.divisor_override = divisor_override
+
+    def forward(self, x: Value) -> Value:
+        if self._dims == 1:
+            return F.avg_pool1d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
+                                self.count_include_pad)
+        return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
+                            self.count_include_pad, self.divisor_override)
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class AvgPool1d(_AvgPoolNd):
+    """torch's ``AvgPool1d``.
+
+    >>> AvgPool1d(2)(Value([[[1.0, 3.0, 2.0, 0.0]]])).tolist()
+    [[[2.0, 1.0]]]
+    """
+
+    _dims = 1
+
+    def __init__(self, kernel_size: Any, stride: Any = None, padding: Any = 0,
+                 ceil_mode: bool = False, count_include_pad: bool = True) -> None:
+        super().__init__(kernel_size, stride, padding, ceil_mode, count_include_pad)
+
+
+class AvgPool2d(_AvgPoolNd):
+    """torch's ``AvgPool2d``.
+
+    >>> AvgPool2d(2)(Value(np.ones((1, 3, 8, 8)))).shape
+    (1, 3, 4, 4)
+    """
+
+    _dims = 2
+
+
+class AdaptiveAvgPool1d(Module):
+    """torch's ``AdaptiveAvgPool1d``.
+
+    >>> AdaptiveAvgPool1d(1)(Value([[[1.0, 3.0]]])).tolist()
+    [[[2.0]]]
+    """
+
+    def __init__(self, output_size: Any) -> None:
+        super().__init__()
+        self.output_size = output_size
+
+    def forward(self, x: Value) -> Value:
+        return F.adaptive_avg_pool1d(x, self.output_size)
+
+    def extra_repr(self) -> str:
+        return f"output_size={self.output_size}"
+
+
+class AdaptiveAvgPool2d(AdaptiveAvgPool1d):
+    """torch's ``AdaptiveAvgPool2d``: ``AdaptiveAvgPool2d(1)`` is global average pooling.
+
+    >>> AdaptiveAvgPool2d(1)(Value(np.ones((2, 3, 5, 5)))).shape
+    (2, 3, 1, 1)
+    """
+
+    def forward(self, x: Value) -> Value:
+        return F.adaptive_avg_pool2d(x, self.output_size)
+
+
+class AdaptiveMaxPool2d(Module):
+    """torch's ``AdaptiveMaxPool2d``.
+
+    >>> AdaptiveMaxPool2d((2, 1))(Value(np.ones((2, 3, 5, 5)))).shape
+    (2, 3, 2, 1)
+    """
+
+    def __init__(self, output_size: Any, return_indices: bool = False) -> None:
+        super().__init__()
+        self.output_size, self.return_indices = output_size, return_indices
+
+    def forward(self, x: Value) -> Any:
+        return F.adaptive_max_pool2d(x, self.output_size, self.return_indices)
+
+    def extra_repr(self) -> str:
+        return f"output_size={self.output_size}"
+
+
+class Upsample(Module):
+    """torch's ``Upsample``: ``F.interpolate`` as a layer.
+
+    >>> Upsample(scale_factor=2)(Value(np.ones((1, 1, 2, 2)))).shape
+    (1, 1, 4, 4)
+    """
+
+    def __init__(self, size: Any = None, scale_factor: Any = None, mode: str = "nearest",
+                 align_corners: bool | None = None) -> None:
+        super().__init__()
+        self.size, self.scale_factor = size, scale_factor
+        self.mode, self.align_corners = mode, align_corners
+
+    def forward(self, x: Value) -> Value:
+        return F.interpolate(x, self.size, self.scale_factor, self.mode, self.align_corners)
+
+    def extra_repr(self) -> str:
+        what = f"size={self.size}" if self.size is not None else \
+            f"scale_factor={self.scale_factor}"
+        return f"{what}, mode={self.mode!r}"
+
+
+class _NormBase(Module):
+    """Running statistics as buffers (``running_mean``, ``running_var``,
+    ``num_batches_tracked``), and the affine ``weight`` (1) and ``bias`` (0), as torch's."""
+
+    _input_dims: tuple[int, ...] = (2, 3)
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
+                 affine: bool = True, track_running_stats: bool = True) -> None:
+        super().__init__()
+        self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        self.affine, self.track_running_stats = affine, track_running_stats
+        self.weight = _parameter(np.ones(num_features)) if affine else None
+        self.bias = _empty(num_features) if affine else None
+        if track_running_stats:
+            dtype = get_default_dtype()
+            self.register_buffer("running_mean", Value(np.zeros(num_features), dtype=dtype,
+                                                       requires_grad=False))
+            self.register_buffer("running_var", Value(np.ones(num_features), dtype=dtype,
+                                                      requires_grad=False))
+            self.register_buffer("num_batches_tracked",
+                                 Value(np.array(0, dtype=np.int64), requires_grad=False))
+        else:
+            self.running_mean: Value | None = None
+            self.running_var: Value | None = None
+            self.num_batches_tracked: Value | None = None
+
+    def _check(self, x: Value) -> None:
+        name = type(self).__name__
+        if x.ndim not in self._input_dims:
+            dims = " or ".join(f"{d}-D" for d in self._input_dims)
+            raise ShapeError(f"{name}: expected a {dims} input, got shape {x.shape}")
+
+    def _factor(self) -> float:
+        """The weight of this batch in the running statistics (momentum, or 1/n for the
+        cumulative average of ``momentum=None``), counting the batch when training."""
+        count = self.num_batches_tracked
+        if not (self.training and count is not None):
+            return 0.0 if self.momentum is None else self.momentum
+        with no_grad():
+            count.add_(1)
+        return 1.0 / float(count.item()) if self.momentum is None else self.momentum
+
+    def extra_repr(self) -> str:
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+                f"affine={self.affine}, track_running_stats={self.track_running_stats}")
+
+
+class _BatchNorm(_NormBase):
+    def forward(self, x: Value) -> Value:
+        self._check(x)
+        if x.shape[1] != self.num_features:
+            raise ShapeError(f"{type(self).__name__}: expected {self.num_features} channels "
+                             f"(dim 1), got input of shape {x.shape}")
+        factor = self._factor()
+        use_batch = self.training or not self.track_running_stats
+        return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                            use_batch, factor, self.eps)
+
+
+class BatchNorm1d(_BatchNorm):
+    """torch's ``BatchNorm1d`` over (N, C) or (N, C, L): batch statistics in ``train()``
+    (the running ones move by ``momentum``, with the unbiased variance), the running ones in
+    ``eval()``.
+
+    >>> bn = BatchNorm1d(2)
+    >>> bn(Value([[1.0, 2.0], [3.0, 6.0]])).tolist(), bn.running_mean.tolist()
+    ([[-1.0, -1.0], [1.0, 1.0]], [0.2, 0.4])
+    """
+
+    _input_dims = (2, 3)
+
+
+class BatchNorm2d(_BatchNorm):
+    """torch's ``BatchNorm2d`` over (N, C, H, W), per channel.
+
+    >>> BatchNorm2d(3)(Value(np.random.default_rng(0).normal(size=(4, 3, 5, 5)))).shape
+    (4, 3, 5, 5)
+    """
+
+    _input_dims = (4,)
+
+
+class _InstanceNorm(_NormBase):
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
+                 affine: bool = False, track_running_stats: bool = False) -> None:
+        super().__init__(num_features, eps, momentum, affine, track_running_stats)
+
+    def forward(self, x: Value) -> Value:
+        self._check(x)
+        unbatched = x.ndim == self._input_dims[0]
+        if unbatched:
+            x = x.unsqueeze(0)
+        factor = self._factor()
+        use_input = self.training or not self.track_running_stats
+        out = F.instance_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                              use_input, factor, self.eps)
+        return out.squeeze(0) if unbatched else out
+
+
+class InstanceNorm1d(_InstanceNorm):
+    """torch's ``InstanceNorm1d`` over (N, C, L) or (C, L); no affine by default.
+
+    >>> InstanceNorm1d(1)(Value([[[1.0, 3.0]]])).tolist()
+    [[[-1.0, 1.0]]]
+    """
+
+    _input_dims = (2, 3)
+
+
+class InstanceNorm2d(_InstanceNorm):
+    """torch's ``InstanceNorm2d`` over (N, C, H, W) or (C, H, W).
+
+    >>> InstanceNorm2d(3)(Value(np.random.default_rng(0).normal(size=(2, 3, 4, 4)))).shape
+    (2, 3, 4, 4)
+    """
+
+    _input_dims = (3, 4)
+
+
+class GroupNorm(Module):
+    """torch's ``GroupNorm``: ``num_channels`` split into ``num_groups``, each normalized per
+    sample; a per-channel ``weight`` (1) and ``bias`` (0).
+
+    >>> GroupNorm(2, 4)(Value(np.random.default_rng(0).normal(size=(2, 4, 3)))).shape
+    (2, 4, 3)
+    """
+
+    def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5,
+                 affine: bool = True) -> None:
+        super().__init__()
+        if num_groups < 1 or num_channels % num_groups:
+            raise ValueError(f"GroupNorm: num_channels ({num_channels}) must be divisible by "
+                             f"num_groups ({num_groups})")
+        self.num_groups, self.num_channels, self.eps, self.affine = (
+            num_groups, num_channels, eps, affine)
+        self.weight = _parameter(np.ones(num_channels)) if affine else None
+        self.bias = _empty(num_channels) if affine else None
+
+    def forward(self, x: Value) -> Value:
+        return F.group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}"
+
+
+class _ChannelDropout(Module):
+    _fn: Any = None
+
+    def __init__(self, p: float = 0.5) -> None:
+        super().__init__()
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"{type(self).__name__}: p must be between 0 and 1, got {p}")
+        self.p = p
+
+    def forward(self, x: Value) -> Value:
+        return type(self)._fn(x, self.p, self.training)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+class Dropout1d(_ChannelDropout):
+    """torch's ``Dropout1d``: whole channels of (N, C, L) zeroed in training.
+
+    >>> Dropout1d(0.5).eval()(Value(np.ones((1, 2, 3)))).shape
+    (1, 2, 3)
+    """
+
+    _fn = staticmethod(F.dropout1d)
+
+
+class Dropout2d(_ChannelDropout):
+    """torch's ``Dropout2d``: whole channels of (N, C, H, W) zeroed in training, the rest
+    scaled by ``1 / (1 - p)``.
+
+    >>> Dropout2d(0.5).eval()(Value(np.ones((1, 2, 3, 3)))).shape
+    (1, 2, 3, 3)
+    """
+
+    _fn = staticmethod(F.dropout2d)
+
+
+class Unflatten(Module):
+    """torch's ``Unflatten``: dim ``dim`` split into ``unflattened_size``.
+
+    >>> Unflatten(1, (2, 3))(Value(np.ones((4, 6)))).shape
+    (4, 2, 3)
+    """
+
+    def __init__(self, dim: int, unflattened_size: Any) -> None:
+        super().__init__()
+        self.dim, self.unflattened_size = dim, tuple(unflattened_size)
+
+    def forward(self, x: Value) -> Value:
+        return x.unflatten(self.dim, self.unflattened_size)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}, unflattened_size={self.unflattened_size}"
 
 
 # ---- losses --------------------------------------------------------------------------------

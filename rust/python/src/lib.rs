@@ -221,6 +221,47 @@ struct Node {
     node: core::Node,
 }
 
+/// A convolution's settings from per-dim lists (one or two spatial dims).
+fn conv_spec(
+    stride: &[usize],
+    pad_lo: &[usize],
+    pad_hi: &[usize],
+    dilation: &[usize],
+    groups: usize,
+) -> PyResult<core::ConvSpec> {
+    let op = if stride.len() == 1 {
+        "conv1d"
+    } else {
+        "conv2d"
+    };
+    core::ConvSpec::new(op, stride, pad_lo, pad_hi, dilation, groups).py()
+}
+
+/// Pooling windows from per-dim lists of one length.
+fn windows(
+    kernel: &[usize],
+    stride: &[usize],
+    padding: &[usize],
+    dilation: &[usize],
+    ceil_mode: bool,
+) -> PyResult<Vec<core::Window>> {
+    let n = kernel.len();
+    if [stride.len(), padding.len(), dilation.len()] != [n; 3] {
+        return Err(PyValueError::new_err(
+            "pool: kernel_size, stride, padding and dilation need one entry per spatial dim",
+        ));
+    }
+    Ok((0..n)
+        .map(|d| core::Window {
+            kernel: kernel[d],
+            stride: stride[d],
+            padding: padding[d],
+            dilation: dilation[d],
+            ceil_mode,
+        })
+        .collect())
+}
+
 fn node(node: core::Node) -> Node {
     Node { node }
 }
@@ -822,6 +863,133 @@ impl Node {
     fn index_select(&self, dim: isize, index: &Bound<'_, PyAny>) -> PyResult<Node> {
         let index = index_array("index_select", index)?;
         Ok(node(self.node.index_select(dim, &index).py()?))
+    }
+
+    // ---- convolution and pooling ------------------------------------------------------
+
+    #[allow(clippy::too_many_arguments)]
+    fn conv(
+        &self,
+        weight: PyRef<'_, Node>,
+        bias: Option<PyRef<'_, Node>>,
+        stride: Vec<usize>,
+        pad_lo: Vec<usize>,
+        pad_hi: Vec<usize>,
+        dilation: Vec<usize>,
+        groups: usize,
+    ) -> PyResult<Node> {
+        let spec = conv_spec(&stride, &pad_lo, &pad_hi, &dilation, groups)?;
+        let b = bias.as_ref().map(|b| &b.node);
+        Ok(node(self.node.conv(&weight.node, b, &spec).py()?))
+    }
+    /// The transposed convolution giving a tensor of `out_shape`.
+    #[allow(clippy::too_many_arguments)]
+    fn conv_input(
+        &self,
+        weight: PyRef<'_, Node>,
+        out_shape: Vec<usize>,
+        stride: Vec<usize>,
+        pad_lo: Vec<usize>,
+        pad_hi: Vec<usize>,
+        dilation: Vec<usize>,
+        groups: usize,
+    ) -> PyResult<Node> {
+        let spec = conv_spec(&stride, &pad_lo, &pad_hi, &dilation, groups)?;
+        Ok(node(
+            self.node.conv_input(&weight.node, &spec, &out_shape).py()?,
+        ))
+    }
+    #[allow(clippy::too_many_arguments)]
+    fn conv_weight(
+        &self,
+        grad_output: PyRef<'_, Node>,
+        weight_shape: Vec<usize>,
+        stride: Vec<usize>,
+        pad_lo: Vec<usize>,
+        pad_hi: Vec<usize>,
+        dilation: Vec<usize>,
+        groups: usize,
+    ) -> PyResult<Node> {
+        let spec = conv_spec(&stride, &pad_lo, &pad_hi, &dilation, groups)?;
+        Ok(node(
+            self.node
+                .conv_weight(&grad_output.node, &spec, &weight_shape)
+                .py()?,
+        ))
+    }
+    fn unfold(
+        &self,
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        padding: [usize; 2],
+        dilation: [usize; 2],
+    ) -> PyResult<Node> {
+        let spec = conv_spec(&stride, &padding, &padding, &dilation, 1)?;
+        Ok(node(self.node.unfold(kernel, &spec).py()?))
+    }
+    fn fold(
+        &self,
+        output_size: [usize; 2],
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        padding: [usize; 2],
+        dilation: [usize; 2],
+    ) -> PyResult<Node> {
+        let spec = conv_spec(&stride, &padding, &padding, &dilation, 1)?;
+        Ok(node(self.node.fold(output_size, kernel, &spec).py()?))
+    }
+    fn max_pool(
+        &self,
+        kernel: Vec<usize>,
+        stride: Vec<usize>,
+        padding: Vec<usize>,
+        dilation: Vec<usize>,
+        ceil_mode: bool,
+    ) -> PyResult<(Node, Node)> {
+        let windows = windows(&kernel, &stride, &padding, &dilation, ceil_mode)?;
+        let (v, i) = self.node.max_pool(&windows).py()?;
+        Ok((node(v), node(core::Node::leaf(i, false))))
+    }
+    fn adaptive_max_pool(&self, output_size: Vec<usize>) -> PyResult<(Node, Node)> {
+        let (v, i) = self.node.adaptive_max_pool(&output_size).py()?;
+        Ok((node(v), node(core::Node::leaf(i, false))))
+    }
+    #[allow(clippy::too_many_arguments)]
+    fn avg_pool(
+        &self,
+        kernel: Vec<usize>,
+        stride: Vec<usize>,
+        padding: Vec<usize>,
+        ceil_mode: bool,
+        count_include_pad: bool,
+        divisor_override: Option<i64>,
+    ) -> PyResult<Node> {
+        let ones = vec![1; kernel.len()];
+        let windows = windows(&kernel, &stride, &padding, &ones, ceil_mode)?;
+        Ok(node(
+            self.node
+                .avg_pool(&windows, count_include_pad, divisor_override)
+                .py()?,
+        ))
+    }
+    fn adaptive_avg_pool(&self, output_size: Vec<usize>) -> PyResult<Node> {
+        Ok(node(self.node.adaptive_avg_pool(&output_size).py()?))
+    }
+    fn pad(&self, pads: Vec<i64>, mode: &str, value: f64) -> PyResult<Node> {
+        Ok(node(self.node.pad(&pads, mode, value).py()?))
+    }
+    fn interpolate(
+        &self,
+        size: Vec<usize>,
+        mode: &str,
+        align_corners: bool,
+        scales: Option<Vec<f64>>,
+    ) -> PyResult<Node> {
+        Ok(node(
+            self.node
+                .interpolate(&size, mode, align_corners, scales.as_deref())
+                .py()?,
+        ))
     }
 
     // ---- products -----------------------------------------------------------------

@@ -531,7 +531,7 @@ impl Node {
         Ok(Node::from_op(t, Gather { dim, index }, vec![self.clone()]))
     }
 
-    fn scatter_add(&self, dim: usize, index: Tensor, shape: &[usize]) -> Result<Node> {
+    pub(crate) fn scatter_add(&self, dim: usize, index: Tensor, shape: &[usize]) -> Result<Node> {
         let t = Tensor::scatter_add(shape, dim, &index, &self.tensor())?;
         Ok(Node::from_op(
             t,
