@@ -1,7 +1,7 @@
 """Checks that every framework computes the same thing: two SGD steps from the same weights
-must give the same parameters as PyTorch's, and the 100-op chain the same gradient (float32
-tolerances; micrograd in float64). ``python -m bench --check`` runs only this; the main run
-does it first, on small data.
+must give the same parameters as PyTorch's, three steps of the digits CNN the same losses,
+and the 100-op chain the same gradient (float32 tolerances; micrograd in float64).
+``python -m bench --check`` runs only this; the main run does it first, on small data.
 """
 
 from __future__ import annotations
@@ -49,6 +49,15 @@ def run(frameworks: dict[str, ModuleType]) -> list[tuple[str, str, float]]:
         for name, params in finals.items():
             if name != ref_name:
                 out.append((case, name, max_rel_diff(params, finals[ref_name])))
+    steps = {name: fw.cnn(xd, yd, W.init_cnn(seed=3)) for name, fw in frameworks.items()
+             if hasattr(fw, "cnn")}
+    if ref_name in steps:
+        losses = {name: np.array([float(step().item()) for _ in range(3)])
+                  for name, step in steps.items()}
+        for name, ls in losses.items():
+            if name != ref_name:
+                out.append(("digits CNN (losses of 3 SGD steps)", name,
+                            max_rel_diff([ls], [losses[ref_name]])))
     grads = {name: _grad(fw.chain(100, (4, 4))()) for name, fw in frameworks.items()}
     for name, g in grads.items():
         if name != ref_name:

@@ -16,7 +16,12 @@ from .workloads import (
     LR,
     chain_run,
     chain_split,
+    cnn_model,
+    cnn_step,
+    convnet_cases,
+    digits,
     index_cases,
+    init_cnn,
     lecture_cases,
     softmax_run,
     tiny_cases,
@@ -159,3 +164,23 @@ def index() -> dict[str, Callable[[], Any]]:
 
 def lectures() -> dict[str, Callable[[], Any]]:
     return lecture_cases(mg, _t)
+
+
+def threads() -> int:
+    return mg.get_num_threads()
+
+
+def cnn(x: np.ndarray, y: np.ndarray, state: dict[str, np.ndarray]) -> Callable[[], Any]:
+    """The digits CNN step (float32 ``Sequential`` loaded with ``state``); returns the loss."""
+    mg.set_default_dtype(mg.float32)
+    try:
+        model = cnn_model(nn)
+    finally:
+        mg.set_default_dtype(mg.float64)
+    model.load_state_dict(state)
+    return cnn_step(mg, _t, model, x, y)
+
+
+def convnets() -> dict[str, Callable[[], Any]]:
+    x, y, _ = digits(64)
+    return convnet_cases(mg, _t, cnn(x, y, init_cnn()))

@@ -14,7 +14,12 @@ from .workloads import (
     LR,
     chain_run,
     chain_split,
+    cnn_model,
+    cnn_step,
+    convnet_cases,
+    digits,
     index_cases,
+    init_cnn,
     lecture_cases,
     softmax_run,
     tiny_cases,
@@ -136,3 +141,23 @@ def index() -> dict[str, Callable[[], Any]]:
 
 def lectures() -> dict[str, Callable[[], Any]]:
     return lecture_cases(torch, _t)
+
+
+def threads() -> int:
+    return torch.get_num_threads()
+
+
+def set_threads(n: int) -> None:
+    torch.set_num_threads(n)
+
+
+def cnn(x: np.ndarray, y: np.ndarray, state: dict[str, np.ndarray]) -> Callable[[], Any]:
+    """The digits CNN step (``torch.nn.Sequential`` loaded with ``state``); returns the loss."""
+    model = cnn_model(torch.nn)
+    model.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
+    return cnn_step(torch, _t, model, x, y)
+
+
+def convnets() -> dict[str, Callable[[], Any]]:
+    x, y, _ = digits(64)
+    return convnet_cases(torch, _t, cnn(x, y, init_cnn()))

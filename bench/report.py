@@ -6,6 +6,7 @@ from typing import Any
 
 from .check import TOLERANCE
 from .timing import Stats
+from .workloads import CONV_LARGE_CASE, CONV_LARGE_FLOPS
 
 FWS = ["MikaGrad", "PyTorch", "numpy", "micrograd"]
 TINY_TARGET = "a + b, (1,), requires grad"
@@ -245,6 +246,25 @@ _HOW = """## How to read this
 """
 
 
+def _convnet_lines(cn: dict[str, Any]) -> list[str]:
+    out = ["### Convolutional networks", "",
+           "Forward + backward in float32, the input requiring grad too (every gradient dropped "
+           "before each call), `.sum().backward()`; shapes are (N, C, H, W). The digits CNN "
+           "step is forward, cross-entropy, zero_grad, backward and `optim.SGD` (lr 0.05) from "
+           f"the same weights. PyTorch runs on MikaGrad's {cn.get('threads', '?')} threads.", ""]
+    cases = cn.get("cases") or {}
+    out += time_table(cases)
+    row = cases.get(CONV_LARGE_CASE, {})
+    rates = [(f, CONV_LARGE_FLOPS / st.median / 1e9) for f in ("MikaGrad", "PyTorch")
+             if isinstance(st := row.get(f), Stats)]
+    if rates:
+        out += [f"{CONV_LARGE_CASE}: "
+                + ", ".join(f"{f} {_sig(g)} GFLOP/s" for f, g in rates)
+                + f" (3 products of 2·N·C_out·C_in·9·H·W flops each, forward and both "
+                  f"gradients: {CONV_LARGE_FLOPS / 1e9:.2f} GFLOP per call).", ""]
+    return out
+
+
 def _matmul_lines(mm: dict[str, Any]) -> list[str]:
     rows = []
     for key, row in mm.get("results", {}).items():
@@ -355,7 +375,8 @@ def _check_lines(rows: list[tuple[str, str, float]]) -> list[str]:
            "Two SGD steps from the same weights (and the 100-op chain's gradient on (4, 4)); the "
            "largest difference of any parameter from PyTorch's, relative to the largest "
            "parameter (float32 rounding is ~1e-7). The reference's own change from the start "
-           "shows that the steps moved the weights.", ""]
+           "shows that the steps moved the weights. For the digits CNN: the losses of three "
+           "SGD steps from the same weights, relative to the largest.", ""]
     bad = [f"{c}/{f}" for c, f, d in rows if "change" not in f and d > TOLERANCE]
     out += _table(["model", "framework", "max relative difference"],
                   [[c, f, f"{d:.1e}"] for c, f, d in rows])
@@ -564,7 +585,7 @@ def render(res: dict[str, Any]) -> str:
                   "not reliable; rerun with `--wait-quiet 120` when the machine is idle.", ""]
     lines += [_HOW]
     if any(res.get(k) for k in ("tiny", "chain", "steps", "layers", "softmax", "index",
-                                 "lectures", "matmul")):
+                                 "lectures", "convnets", "matmul")):
         lines += ["## Results", ""]
     sections = [
         ("tiny", "### Per-op overhead (forward only)",
@@ -587,6 +608,8 @@ def render(res: dict[str, Any]) -> str:
     for key, title, note in sections:
         if res.get(key):
             lines += [title, ""] + ([note, ""] if note else []) + time_table(res[key])
+    if res.get("convnets"):
+        lines += _convnet_lines(res["convnets"])
     if res.get("matmul"):
         lines += ["### Matmul", "",
                   "Square float32 and float64 products, `a @ b` and `a.T @ b` (a view), "

@@ -41,7 +41,7 @@ from .timing import SETTLE_S, Budget, Stats, measure_many, measure_once  # noqa:
 
 ROOT = Path(__file__).resolve().parent.parent
 SECTIONS = ["check", "tiny", "chain", "steps", "layers", "softmax", "index", "lectures",
-            "matmul", "scaling", "memory", "import", "profile"]
+            "convnets", "matmul", "scaling", "memory", "import", "profile"]
 BLAS_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 T0 = time.perf_counter()
 
@@ -174,6 +174,25 @@ def sec_lectures(fws: dict[str, Any], budget: Budget) -> dict[str, Any]:
     tables = {name: fw.lectures() for name, fw in fws.items() if hasattr(fw, "lectures")}
     return {case: measure_many({name: t[case] for name, t in tables.items()}, budget)
             for case in tables["MikaGrad"]}
+
+
+def sec_convnets(fws: dict[str, Any], budget: Budget) -> dict[str, Any]:
+    """Convolutions, pooling and a digits CNN step; PyTorch on MikaGrad's thread count."""
+    threads = fws["MikaGrad"].threads()
+    torch_fw = fws.get("PyTorch")
+    before = torch_fw.threads() if torch_fw else None
+    if torch_fw:
+        torch_fw.set_threads(threads)
+    try:
+        tables = {name: fw.convnets() for name, fw in fws.items() if hasattr(fw, "convnets")}
+        cases = {case: measure_many({name: t[case] for name, t in tables.items()}, budget)
+                 for case in tables["MikaGrad"]}
+    finally:
+        if torch_fw:
+            torch_fw.set_threads(before)
+    tables.clear()
+    gc.collect()
+    return {"threads": threads, "cases": cases}
 
 
 def sec_matmul(fws: dict[str, Any], quick: bool) -> dict[str, Any]:
@@ -435,6 +454,7 @@ def main(argv: list[str] | None = None) -> int:
         ("softmax", lambda: sec_softmax(fws, budget, args.quick)),
         ("index", lambda: sec_index(fws, budget)),
         ("lectures", lambda: sec_lectures(fws, budget)),
+        ("convnets", lambda: sec_convnets(fws, budget)),
         ("matmul", lambda: sec_matmul(fws, args.quick)),
         ("scaling", lambda: sec_scaling(fws, args.quick)),
         ("memory", lambda: sec_memory(fws)),

@@ -213,3 +213,97 @@ def lecture_cases(lib: Any, t: Callable[..., Any]) -> dict[str, Callable[[], Any
         f"({B}, {T}, {C}) @ ({C}, {H}), forward + backward (both gradients)": batched_linear,
         "makemore MLP step: embedding, BatchNorm by hand, tanh, cross-entropy, SGD": mlp_step,
     }
+
+
+# ---- convolutional networks ----------------------------------------------------------------
+# The large conv case, (N, C_in, C_out, H, W); its GFLOP/s counts the forward product and the
+# two of the backward (input and weight gradients), 2 * N * C_out * C_in * 9 * H * W each.
+CONV_LARGE = (32, 32, 64, 32, 32)
+CONV_LARGE_CASE = "conv2d 32→64, 3×3, padding 1, (32, 32, 32, 32)"
+CONV_LARGE_FLOPS = 3 * 2 * CONV_LARGE[0] * CONV_LARGE[2] * CONV_LARGE[1] * 9 * CONV_LARGE[3] \
+    * CONV_LARGE[4]
+CNN_CASE = "digits CNN step: conv 1→16→32, max-pool, MLP 512-64-10, batch 64, cross-entropy, SGD"
+
+
+def cnn_model(nn: Any) -> Any:
+    """The digits CNN in ``nn`` (``mikagrad.nn`` or ``torch.nn``): state_dict keys match."""
+    return nn.Sequential(
+        nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(),
+        nn.MaxPool2d(2), nn.Flatten(), nn.Linear(32 * 4 * 4, 64), nn.ReLU(), nn.Linear(64, 10))
+
+
+def init_cnn(seed: int = 0) -> dict[str, np.ndarray]:
+    """``cnn_model``'s state_dict: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) as torch's init, float32."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for key, shape in (("0", (16, 1, 3, 3)), ("2", (32, 16, 3, 3)), ("6", (64, 512)),
+                       ("8", (10, 64))):
+        bound = 1.0 / np.sqrt(np.prod(shape[1:]))
+        out[f"{key}.weight"] = rng.uniform(-bound, bound, shape).astype(np.float32)
+        out[f"{key}.bias"] = rng.uniform(-bound, bound, shape[0]).astype(np.float32)
+    return out
+
+
+def cnn_step(lib: Any, t: Callable[..., Any], model: Any, x: np.ndarray,
+             y: np.ndarray) -> Callable[[], Any]:
+    """One SGD step of ``model`` on digits ``x`` (batch, 64) reshaped to (batch, 1, 8, 8):
+    forward, cross-entropy, zero_grad, backward, update; returns the loss (for bench.check)."""
+    opt = lib.optim.SGD(model.parameters(), lr=LR)
+    xs = t(x.reshape(-1, 1, 8, 8), lib.float32)
+    ys = t(y, lib.int64)
+    cross_entropy = lib.nn.functional.cross_entropy
+
+    def step() -> Any:
+        loss = cross_entropy(model(xs), ys)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss
+    return step
+
+
+def convnet_cases(lib: Any, t: Callable[..., Any],
+                  step: Callable[[], Any]) -> dict[str, Callable[[], Any]]:
+    """Convolutions and max-pooling, forward + backward, float32, written once for mikagrad
+    and torch (``lib.nn.functional``'s ``conv2d``/``max_pool2d``/``relu``); the input requires
+    grad too, and every leaf's ``.grad`` is dropped before each call. ``step`` is the
+    framework's digits CNN step (``cnn_step``)."""
+    F = lib.nn.functional
+    rng = np.random.default_rng(0)
+
+    def leaf(shape: tuple[int, ...], scale: float = 1.0) -> Any:
+        return t(rng.standard_normal(shape) * scale, lib.float32, grad=True)
+
+    def conv_params(c_out: int, c_in: int) -> tuple[Any, Any]:
+        s = 1.0 / np.sqrt(c_in * 9)
+        return leaf((c_out, c_in, 3, 3), s), leaf((c_out,), s)
+
+    def fwd_bwd(out: Callable[[], Any], leaves: list[Any]) -> Callable[[], None]:
+        def run() -> None:
+            for p in leaves:
+                p.grad = None
+            out().sum().backward()
+        return run
+
+    cases: dict[str, Callable[[], Any]] = {}
+    for hw in (8, 28):
+        x = leaf((64, 1, hw, hw))
+        w1, b1 = conv_params(8, 1)
+        w2, b2 = conv_params(16, 8)
+
+        def two(x: Any = x, w1: Any = w1, b1: Any = b1, w2: Any = w2, b2: Any = b2) -> Any:
+            return F.conv2d(F.relu(F.conv2d(x, w1, b1, 1, 1)), w2, b2, 1, 1)
+        cases[f"conv2d 1→8, relu, conv2d 8→16 (3×3, padding 1), (64, 1, {hw}, {hw})"] = fwd_bwd(
+            two, [x, w1, b1, w2, b2])
+    n, c_in, c_out, h, w = CONV_LARGE
+    xl = leaf((n, c_in, h, w))
+    wl, bl = conv_params(c_out, c_in)
+    cases[CONV_LARGE_CASE] = fwd_bwd(lambda: F.conv2d(xl, wl, bl, 1, 1), [xl, wl, bl])
+    xd = leaf((32, 64, 32, 32))
+    wd, bd = conv_params(64, 1)
+    cases["depthwise conv2d 3×3, 64 channels (groups=64), padding 1, (32, 64, 32, 32)"] = \
+        fwd_bwd(lambda: F.conv2d(xd, wd, bd, 1, 1, 1, 64), [xd, wd, bd])
+    xp = leaf((64, 16, 28, 28))
+    cases["max_pool2d 2×2, (64, 16, 28, 28)"] = fwd_bwd(lambda: F.max_pool2d(xp, 2), [xp])
+    cases[CNN_CASE] = step
+    return cases

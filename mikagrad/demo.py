@@ -1,14 +1,15 @@
-"""The main demo: train on real data (scikit-learn's digits), then micrograd's moons.
+"""The main demo: train on real data (scikit-learn's digits) with an MLP and with a CNN,
+then micrograd's moons.
 
-    python -m mikagrad.demo [--epochs 30] [--plot] [--torch]
+    python -m mikagrad.demo [--epochs 30] [--cnn-epochs 15] [--plot] [--torch]
 
 digits: 1,797 8x8 handwritten digits that ship inside scikit-learn (no download).
+``python -m mikagrad.demo_cnn`` runs the CNNs alone, with a 28x28 case.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import time
 from typing import Any
 
@@ -99,30 +100,14 @@ def train_moons(steps: int = 200, seed: int = 1) -> tuple[nn.Module, np.ndarray,
     return model, x, y, acc
 
 
-def torch_digits_epoch_time(epochs: int = 3) -> float | None:
+def torch_digits_epoch_time() -> float | None:
     """The same model and loop in PyTorch, for a side-by-side time per epoch."""
-    try:
-        # Imported by name so that the type checker sees Any whether or not torch is installed.
-        torch: Any = importlib.import_module("torch")
-    except ImportError:
-        return None
-    torch.manual_seed(0)
-    torch.set_num_threads(2)
-    xtr, _, ytr, _ = load_digits_split()
-    model = torch.nn.Sequential(torch.nn.Linear(64, 128), torch.nn.ReLU(),
-                                torch.nn.Linear(128, 64), torch.nn.ReLU(), torch.nn.Linear(64, 10))
-    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
-    xt, yt = torch.tensor(xtr), torch.tensor(ytr)
-    times = []
-    for _ in range(epochs):
-        t0 = time.perf_counter()
-        for i in range(0, len(xt), 64):
-            loss = torch.nn.functional.cross_entropy(model(xt[i:i + 64]), yt[i:i + 64])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
+    from .demo_cnn import torch_epoch_time
+
+    def mlp(tnn: Any) -> Any:
+        return tnn.Sequential(tnn.Linear(64, 128), tnn.ReLU(), tnn.Linear(128, 64), tnn.ReLU(),
+                              tnn.Linear(64, 10))
+    return torch_epoch_time(mlp, load_digits_split(), 2e-3, epochs=3)
 
 
 def plot(losses: list[float], moons: tuple) -> None:
@@ -154,10 +139,17 @@ def plot(losses: list[float], moons: tuple) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--cnn-epochs", type=int, default=15, help="epochs of the CNN (0: skip)")
     ap.add_argument("--plot", action="store_true", help="save the loss curve and moons boundary")
     ap.add_argument("--torch", action="store_true", help="time the same digits model in PyTorch")
     args = ap.parse_args(argv)
     _, losses, test_acc = train_digits(args.epochs)
+    cnn_ok = True
+    if args.cnn_epochs:
+        from . import demo_cnn
+
+        cnn_ok = demo_cnn.main(["--epochs", str(args.cnn_epochs), "--big-epochs", "0"]
+                               + (["--torch"] if args.torch else [])) == 0
     moons = train_moons()
     if args.torch:
         t = torch_digits_epoch_time()
@@ -165,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
               f"PyTorch, same model and loop: {t * 1e3:.1f} ms per epoch (training only)")
     if args.plot:
         plot(losses, moons)
-    return 0 if test_acc >= 0.97 and moons[3] == 1.0 else 1
+    return 0 if test_acc >= 0.97 and cnn_ok and moons[3] == 1.0 else 1
 
 
 if __name__ == "__main__":

@@ -644,6 +644,9 @@ def _conv_transpose(op: str, n: int, input: Any, weight: Any, bias: Any, stride:
     out = _wrap(node, x, w)
     if bias is not None:
         b = _node(op, bias, "bias")
+        if tuple(b.shape) != (out_shape[-n - 1],):
+            raise ShapeError(f"{op}: bias must have shape ({out_shape[-n - 1]},) for weight of "
+                             f"shape {w.shape} and groups={g}, got {tuple(b.shape)}")
         out = out + b.reshape((-1,) + (1,) * n)
     return out
 
@@ -899,8 +902,8 @@ def interpolate(input: Value, size: Any = None, scale_factor: Any = None, mode: 
         sf = (scale_factor,) * n if isinstance(scale_factor, (int, float)) else \
             tuple(scale_factor)
         if len(sf) != n or any(float(f) <= 0 for f in sf):
-            raise ValueError(f"{op}: scale_factor must be {n} positive numbers, got "
-                             f"{scale_factor!r}")
+            raise ValueError(f"{op}: scale_factor must be a positive number or {n} of them "
+                             f"for input of shape {x.shape}, got {scale_factor!r}")
         out = [math.floor(float(i) * float(f)) for i, f in zip(x.shape[2:], sf, strict=True)]
         scales = None if recompute_scale_factor else [float(f) for f in sf]
     return _wrap(x._node.interpolate(out, mode, bool(align_corners), scales), x)
@@ -969,6 +972,9 @@ def instance_norm(input: Value, running_mean: Value | None = None,
         raise ShapeError(f"instance_norm: expected an (N, C, ...) input with positions, got "
                          f"shape {x.shape}")
     n, c = x.shape[0], x.shape[1]
+    if use_input_stats and int(np.prod(x.shape[2:])) <= 1:
+        raise ValueError(f"instance_norm: expected more than 1 value per channel when "
+                         f"training, got input of shape {x.shape}")
     folded = x.reshape(1, n * c, *x.shape[2:])
     rm = None if running_mean is None else running_mean.repeat(n)
     rv = None if running_var is None else running_var.repeat(n)

@@ -1281,7 +1281,8 @@ class _MaxPoolNd(Module):
                  dilation: Any = 1, return_indices: bool = False,
                  ceil_mode: bool = False) -> None:
         super().__init__()
-        self.kernel_size, self.stride, self.padding = kernel_size, stride or kernel_size, padding
+        self.kernel_size, self.padding = kernel_size, padding
+        self.stride = kernel_size if stride is None else stride
         self.dilation, self.return_indices, self.ceil_mode = dilation, return_indices, ceil_mode
 
     def forward(self, x: Value) -> Any:
@@ -1321,7 +1322,8 @@ class _AvgPoolNd(Module):
                  ceil_mode: bool = False, count_include_pad: bool = True,
                  divisor_override: int | None = None) -> None:
         super().__init__()
-        self.kernel_size, self.stride, self.padding = kernel_size, stride or kernel_size, padding
+        self.kernel_size, self.padding = kernel_size, padding
+        self.stride = kernel_size if stride is None else stride
         self.ceil_mode, self.count_include_pad = ceil_mode, count_include_pad
         self.divisor_override = divisor_override
 
@@ -1521,7 +1523,8 @@ class _InstanceNorm(_NormBase):
         unbatched = x.ndim == self._input_dims[0]
         if unbatched:
             x = x.unsqueeze(0)
-        factor = self._factor()
+        # torch's InstanceNorm counts no batches; momentum=None leaves the statistics still.
+        factor = 0.0 if self.momentum is None else self.momentum
         use_input = self.training or not self.track_running_stats
         out = F.instance_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
                               use_input, factor, self.eps)

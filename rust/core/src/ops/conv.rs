@@ -327,7 +327,9 @@ impl Op for ConvInput {
     fn backward(&self, c: &Ctx, h: &Node) -> Result<Vec<Option<Node>>> {
         let (y, w) = (c.parent(0), c.parent(1));
         Ok(vec![
-            c.grad_for(0, || h.conv(w, None, &self.spec))?,
+            c.grad_for(0, || {
+                crop_to(h.conv(w, None, &self.spec)?, y, self.spec.dims)
+            })?,
             c.grad_for(1, || h.conv_weight(y, &self.spec, &w.shape()))?,
         ])
     }
@@ -350,7 +352,9 @@ impl Op for ConvWeight {
         let (x, gy) = (c.parent(0), c.parent(1));
         Ok(vec![
             c.grad_for(0, || gy.conv_input(h, &self.spec, &x.shape()))?,
-            c.grad_for(1, || x.conv(h, None, &self.spec))?,
+            c.grad_for(1, || {
+                crop_to(x.conv(h, None, &self.spec)?, gy, self.spec.dims)
+            })?,
         ])
     }
 }
@@ -403,9 +407,8 @@ impl Node {
         let op = spec.transpose_name();
         let dt = common_float(op, &[self, w])?;
         let ws = w.shape();
-        let (batched, geo) = conv_geom(op, spec, x_shape, &ws, "output")?;
-        let want = user_shape(batched, spec.dims, [geo.n, geo.o, geo.oh, geo.ow]);
-        fits(op, "input", &self.shape(), &want, &ws, x_shape)?;
+        let (batched, mut geo) = conv_geom(op, spec, x_shape, &ws, "output")?;
+        fit_out(op, "input", &self.shape(), batched, &mut geo, &ws, x_shape)?;
         let gy = self.to_dtype(dt)?;
         let w = w.to_dtype(dt)?;
         let t = run(
@@ -430,9 +433,16 @@ impl Node {
         let op = spec.weight_name();
         let dt = common_float(op, &[self, gy])?;
         let xs = self.shape();
-        let (batched, geo) = conv_geom(op, spec, &xs, w_shape, "input")?;
-        let want = user_shape(batched, spec.dims, [geo.n, geo.o, geo.oh, geo.ow]);
-        fits(op, "output gradient", &gy.shape(), &want, w_shape, &xs)?;
+        let (batched, mut geo) = conv_geom(op, spec, &xs, w_shape, "input")?;
+        fit_out(
+            op,
+            "output gradient",
+            &gy.shape(),
+            batched,
+            &mut geo,
+            w_shape,
+            &xs,
+        )?;
         let x = self.to_dtype(dt)?;
         let gy = gy.to_dtype(dt)?;
         let t = run(
@@ -452,28 +462,56 @@ impl Node {
     }
 }
 
-/// Checks that an operand shaped as `conv`'s output has the shape the geometry gives.
-fn fits(
+/// Checks an operand shaped as `conv`'s output against the geometry, and takes its spatial
+/// size, which may be smaller than a full conv gives: a transposed conv's `output_padding`
+/// can add input rows that no output reads (torch allows it below the dilation).
+fn fit_out(
     op: &'static str,
     what: &str,
     got: &[usize],
-    want: &[usize],
+    batched: bool,
+    geo: &mut Geom,
     w: &[usize],
     x: &[usize],
 ) -> Result<()> {
-    if got == want {
-        return Ok(());
+    let dims = x.len() - 1 - usize::from(batched);
+    let want = user_shape(batched, dims, [geo.n, geo.o, geo.oh, geo.ow]);
+    let lead = want.len() - dims;
+    let fits = got.len() == want.len()
+        && got[..lead] == want[..lead]
+        && got[lead..]
+            .iter()
+            .zip(&want[lead..])
+            .all(|(&g, &f)| g >= 1 && g <= f);
+    if !fits {
+        return Err(Error::shape(
+            op,
+            format!(
+                "{what} of shape {} does not fit weight {} and image {}: expected shape {}",
+                fmt_shape(got),
+                fmt_shape(w),
+                fmt_shape(x),
+                fmt_shape(&want)
+            ),
+        ));
     }
-    Err(Error::shape(
-        op,
-        format!(
-            "{what} of shape {} does not fit weight {} and image {}: expected shape {}",
-            fmt_shape(got),
-            fmt_shape(w),
-            fmt_shape(x),
-            fmt_shape(want)
-        ),
-    ))
+    if dims == 2 {
+        geo.oh = got[lead];
+    }
+    geo.ow = got[got.len() - 1];
+    Ok(())
+}
+
+/// `y` narrowed to the spatial size of `like` (see `fit_out`); `y` itself when they agree.
+fn crop_to(y: Node, like: &Node, dims: usize) -> Result<Node> {
+    let (ys, ls) = (y.shape(), like.shape());
+    let mut out = y;
+    for d in ys.len() - dims..ys.len() {
+        if ys[d] != ls[d] {
+            out = out.narrow(d as isize, 0, ls[d])?;
+        }
+    }
+    Ok(out)
 }
 
 enum Kernel {
@@ -728,31 +766,79 @@ fn slice<T: Element>(t: &Tensor) -> &[T] {
         .expect("a contiguous tensor of the dispatched dtype")
 }
 
-/// Columns (elements) of im2col matrices held at once: bounds the scratch memory.
-const COLS_BUDGET: usize = 1 << 21;
+/// Elements of im2col scratch per task, so the columns stay in the L2 cache.
+const COLS_BUDGET: usize = 1 << 17;
 
-/// The buffers of one conv kernel: im2col columns for `chunk` samples at a time (they
-/// share one product with the weight), and room to permute (n, o, l) rows to (o, n·l).
+/// How a kernel splits its samples: blocks of `block` samples run as tasks on their own
+/// threads, each in sub-batches of `sub` samples that share one product with the weight.
+/// With one task, the products themselves use the threads (`par_gemm`).
+#[derive(Clone, Copy, Debug)]
+struct Plan {
+    block: usize,
+    sub: usize,
+    par_gemm: bool,
+}
+
+impl Plan {
+    fn new(g: &Geom) -> Plan {
+        let threads = match crate::num_threads() {
+            0 => rayon::current_num_threads(),
+            t => t,
+        };
+        let n = g.n.max(1);
+        let cols = (g.c * g.kk() * g.l()).max(1);
+        // Multiply-adds per sample: threads pay off from about a quarter million.
+        let work = cols * g.og().max(1);
+        let tasks = if threads > 1 && n >= 2 && work * n >= 1 << 18 {
+            threads.min(n)
+        } else {
+            1
+        };
+        let block = n.div_ceil(tasks);
+        Plan {
+            block,
+            sub: (COLS_BUDGET / cols).clamp(1, block),
+            par_gemm: tasks == 1 && threads > 1,
+        }
+    }
+}
+
+/// One task's buffers: im2col columns for `sub` samples, and room to permute (n, o, l)
+/// rows to (o, n·l).
 struct Scratch<T> {
-    chunk: usize,
     cols: Vec<T>,
     perm: Vec<T>,
 }
 
 impl<T: Float> Scratch<T> {
-    fn new(op: &'static str, g: &Geom) -> Result<Scratch<T>> {
-        let per_sample = (g.c * g.kk() * g.l()).max(1);
-        let chunk = (COLS_BUDGET / per_sample).clamp(1, g.n.max(1));
-        let cols = try_alloc::<T>(op, g.c * g.kk() * chunk * g.l(), T::ZERO)?;
-        let perm = if chunk > 1 {
-            try_alloc::<T>(op, g.o * chunk * g.l(), T::ZERO)?
+    fn new(op: &'static str, g: &Geom, p: &Plan) -> Result<Scratch<T>> {
+        let cols = try_alloc::<T>(op, g.c * g.kk() * p.sub * g.l(), T::ZERO)?;
+        let perm = if p.sub > 1 {
+            try_alloc::<T>(op, g.o * p.sub * g.l(), T::ZERO)?
         } else {
             Vec::new()
         };
-        Ok(Scratch { chunk, cols, perm })
+        Ok(Scratch { cols, perm })
     }
 }
 
+/// Runs `f(first sample, its block of out)` for each block of `plan.block` samples, in
+/// parallel when there are several; `per_sample` is the out elements of one sample.
+fn for_blocks<T: Float>(
+    out: &mut [T],
+    per_sample: usize,
+    p: &Plan,
+    f: impl Fn(usize, &mut [T]) -> Result<()> + Sync,
+) -> Result<()> {
+    let len = (p.block * per_sample).max(1);
+    if out.len() <= len {
+        return f(0, out);
+    }
+    out.par_chunks_mut(len)
+        .enumerate()
+        .map(|(t, blk)| f(t * p.block, blk))
+        .collect()
+}
 /// Writes sample `x` (c, h, w) as im2col rows: row (ci, ki, kj) holds the input under that
 /// kernel tap at every output position, at `cols[row * rs + off ..][..oh * ow]`.
 fn im2col<T: Float>(x: &[T], g: &Geom, cols: &mut [T], rs: usize, off: usize) {
@@ -833,26 +919,12 @@ fn col2im<T: Float>(cols: &[T], g: &Geom, x: &mut [T], rs: usize, off: usize) {
     }
 }
 
-/// Fills im2col columns for samples `n0..n0 + nc` (one block of `nc · l` columns), the
-/// channels split over threads when the block is large.
+/// Fills im2col columns for samples `n0..n0 + nc` (one block of `nc · l` columns).
 fn fill_cols<T: Float>(x: &[T], g: &Geom, n0: usize, nc: usize, cols: &mut [T]) {
-    let (l, kk, plane) = (g.l(), g.kk(), g.c * g.h * g.w);
+    let (l, plane) = (g.l(), g.c * g.h * g.w);
     let width = nc * l;
-    let one = Geom { c: 1, ..*g };
-    let run = |ci: usize, rows: &mut [T]| {
-        for i in 0..nc {
-            let xs = &x[(n0 + i) * plane + ci * g.h * g.w..][..g.h * g.w];
-            im2col(xs, &one, rows, width, i * l);
-        }
-    };
-    if cols.len() >= 1 << 15 && g.c > 1 {
-        cols.par_chunks_mut(kk * width)
-            .enumerate()
-            .for_each(|(ci, rows)| run(ci, rows));
-    } else {
-        for (ci, rows) in cols.chunks_mut(kk * width).enumerate() {
-            run(ci, rows);
-        }
+    for i in 0..nc {
+        im2col(&x[(n0 + i) * plane..][..plane], g, cols, width, i * l);
     }
 }
 
@@ -871,6 +943,7 @@ unsafe fn gemm_into<T: Float>(
     accumulate: bool,
     a: (*const T, isize, isize),
     b: (*const T, isize, isize),
+    par: bool,
 ) {
     if m == 0 || n == 0 {
         return;
@@ -885,9 +958,8 @@ unsafe fn gemm_into<T: Float>(
         }
         return;
     }
-    let threads = crate::num_threads();
-    let par = if m * n * k >= 64 * 64 * 64 && threads != 1 {
-        gemm::Parallelism::Rayon(threads)
+    let par = if par && m * n * k >= 64 * 64 * 64 {
+        gemm::Parallelism::Rayon(crate::num_threads())
     } else {
         gemm::Parallelism::None
     };
@@ -914,6 +986,33 @@ unsafe fn gemm_into<T: Float>(
     );
 }
 
+/// `gy` (n, o, l) for samples `n0..n0+nc` as one (o, nc·l) matrix: (pointer, row stride),
+/// gy itself for one sample, else a copy in `perm`.
+fn gy_rows<T: Float>(
+    gy: &[T],
+    g: &Geom,
+    n0: usize,
+    nc: usize,
+    perm: &mut [T],
+) -> (*const T, usize) {
+    let (l, width) = (g.l(), nc * g.l());
+    if nc == 1 {
+        return (gy[n0 * g.o * l..].as_ptr(), l);
+    }
+    for i in 0..nc {
+        for oc in 0..g.o {
+            perm[oc * width + i * l..][..l].copy_from_slice(&gy[((n0 + i) * g.o + oc) * l..][..l]);
+        }
+    }
+    (perm.as_ptr(), width)
+}
+
+/// Depthwise-style convolutions (one input channel per group) run as direct loops: their
+/// im2col products would be a row of 9 per group, all overhead.
+fn direct(g: &Geom) -> bool {
+    g.g > 1 && g.c == g.g
+}
+
 fn conv_forward<T: Float>(
     op: &'static str,
     x: &[T],
@@ -923,43 +1022,50 @@ fn conv_forward<T: Float>(
 ) -> Result<Vec<T>> {
     let (l, og, kg) = (g.l(), g.og(), g.kg());
     let mut y = try_alloc::<T>(op, g.n * g.o * l, T::ZERO)?;
-    let Scratch {
-        chunk,
-        mut cols,
-        perm: mut tmp,
-    } = Scratch::new(op, g)?;
-    for n0 in (0..g.n).step_by(chunk) {
-        let nc = chunk.min(g.n - n0);
-        let width = nc * l;
-        fill_cols(x, g, n0, nc, &mut cols[..g.c * g.kk() * width]);
-        // One sample: the product lands in y itself; several: in (o, nc·l), then permuted.
-        let (dst, rs): (*mut T, usize) = if chunk == 1 {
-            (y[n0 * g.o * l..].as_mut_ptr(), l)
-        } else {
-            (tmp.as_mut_ptr(), width)
-        };
-        for gi in 0..g.g {
-            // SAFETY: w is (o, kg), cols (g·kg, width), dst (o, rs ≥ width) row-major.
-            unsafe {
-                gemm_into(
-                    og,
-                    width,
-                    kg,
-                    (dst.add(gi * og * rs), rs as isize),
-                    false,
-                    (w[gi * og * kg..].as_ptr(), kg as isize, 1),
-                    (cols[gi * kg * width..].as_ptr(), width as isize, 1),
-                );
-            }
-        }
-        if chunk > 1 {
-            for i in 0..nc {
-                for oc in 0..g.o {
-                    let d = &mut y[((n0 + i) * g.o + oc) * l..][..l];
-                    d.copy_from_slice(&tmp[oc * width + i * l..][..l]);
+    if direct(g) {
+        dw_forward(x, w, g, &mut y);
+    } else {
+        let p = Plan::new(g);
+        for_blocks(&mut y, g.o * l, &p, |s0, yb| {
+            let Scratch { mut cols, mut perm } = Scratch::new(op, g, &p)?;
+            let bn = yb.len() / (g.o * l).max(1);
+            for n0 in (0..bn).step_by(p.sub) {
+                let nc = p.sub.min(bn - n0);
+                let width = nc * l;
+                fill_cols(x, g, s0 + n0, nc, &mut cols);
+                // One sample: the product lands in y itself; several: in (o, nc·l), then
+                // permuted.
+                let (dst, rs): (*mut T, usize) = if nc == 1 {
+                    (yb[n0 * g.o * l..].as_mut_ptr(), l)
+                } else {
+                    (perm.as_mut_ptr(), width)
+                };
+                for gi in 0..g.g {
+                    // SAFETY: w is (o, kg), cols (g·kg, width), dst (o, rs ≥ width).
+                    unsafe {
+                        gemm_into(
+                            og,
+                            width,
+                            kg,
+                            (dst.add(gi * og * rs), rs as isize),
+                            false,
+                            (w[gi * og * kg..].as_ptr(), kg as isize, 1),
+                            (cols[gi * kg * width..].as_ptr(), width as isize, 1),
+                            p.par_gemm,
+                        );
+                    }
+                }
+                if nc > 1 {
+                    for i in 0..nc {
+                        for oc in 0..g.o {
+                            yb[((n0 + i) * g.o + oc) * l..][..l]
+                                .copy_from_slice(&perm[oc * width + i * l..][..l]);
+                        }
+                    }
                 }
             }
-        }
+            Ok(())
+        })?;
     }
     if let Some(b) = b {
         for (row, &bv) in y.chunks_mut(l.max(1)).zip(b.iter().cycle()) {
@@ -971,109 +1077,345 @@ fn conv_forward<T: Float>(
     Ok(y)
 }
 
-/// `gy` (n, o, l) for samples `n0..n0+nc` as one (o, nc·l) matrix.
-fn gather_rows<T: Float>(gy: &[T], g: &Geom, n0: usize, nc: usize, out: &mut [T]) {
-    let (l, width) = (g.l(), nc * g.l());
-    for i in 0..nc {
-        for oc in 0..g.o {
-            out[oc * width + i * l..][..l].copy_from_slice(&gy[((n0 + i) * g.o + oc) * l..][..l]);
-        }
-    }
-}
-
 fn conv_input_kernel<T: Float>(op: &'static str, gy: &[T], w: &[T], g: &Geom) -> Result<Vec<T>> {
     let (l, og, kg) = (g.l(), g.og(), g.kg());
     let plane = g.c * g.h * g.w;
     let mut gx = try_alloc::<T>(op, g.n * plane, T::ZERO)?;
-    let Scratch {
-        chunk,
-        mut cols,
-        perm: mut gperm,
-    } = Scratch::new(op, g)?;
-    let one = Geom { c: 1, ..*g };
-    for n0 in (0..g.n).step_by(chunk) {
-        let nc = chunk.min(g.n - n0);
-        let width = nc * l;
-        let (src, rs): (*const T, usize) = if chunk == 1 {
-            (gy[n0 * g.o * l..].as_ptr(), l)
-        } else {
-            gather_rows(gy, g, n0, nc, &mut gperm);
-            (gperm.as_ptr(), width)
-        };
-        for gi in 0..g.g {
-            // SAFETY: w^T is (kg, og) read through w's strides; src (o, rs ≥ width); cols
-            // (g·kg, width).
-            unsafe {
-                gemm_into(
-                    kg,
+    if direct(g) {
+        dw_input(gy, w, g, &mut gx);
+        return Ok(gx);
+    }
+    let p = Plan::new(g);
+    for_blocks(&mut gx, plane, &p, |s0, gxb| {
+        let Scratch { mut cols, mut perm } = Scratch::new(op, g, &p)?;
+        let bn = gxb.len() / plane.max(1);
+        for n0 in (0..bn).step_by(p.sub) {
+            let nc = p.sub.min(bn - n0);
+            let width = nc * l;
+            let (src, rs) = gy_rows(gy, g, s0 + n0, nc, &mut perm);
+            for gi in 0..g.g {
+                // SAFETY: w^T is (kg, og) read through w's strides; src (o, rs ≥ width);
+                // cols (g·kg, width).
+                unsafe {
+                    gemm_into(
+                        kg,
+                        width,
+                        og,
+                        (cols[gi * kg * width..].as_mut_ptr(), width as isize),
+                        false,
+                        (w[gi * og * kg..].as_ptr(), 1, kg as isize),
+                        (src.add(gi * og * rs), rs as isize, 1),
+                        p.par_gemm,
+                    );
+                }
+            }
+            for i in 0..nc {
+                col2im(
+                    &cols,
+                    g,
+                    &mut gxb[(n0 + i) * plane..][..plane],
                     width,
-                    og,
-                    (cols[gi * kg * width..].as_mut_ptr(), width as isize),
-                    false,
-                    (w[gi * og * kg..].as_ptr(), 1, kg as isize),
-                    (src.add(gi * og * rs), rs as isize, 1),
+                    i * l,
                 );
             }
         }
-        let kk = g.kk();
-        let cols = &cols[..g.c * kk * width];
-        let gx_block = &mut gx[n0 * plane..(n0 + nc) * plane];
-        // Each (sample, channel) plane takes its kk rows; planes are disjoint.
-        let hw = g.h * g.w;
-        let run = |(pi, dst): (usize, &mut [T])| {
-            let (i, ci) = (pi / g.c, pi % g.c);
-            col2im(
-                &cols[ci * kk * width..][..kk * width],
-                &one,
-                dst,
-                width,
-                i * l,
-            );
-        };
-        if gx_block.len() * kk >= 1 << 15 && hw > 0 {
-            gx_block.par_chunks_mut(hw).enumerate().for_each(run);
-        } else if hw > 0 {
-            gx_block.chunks_mut(hw).enumerate().for_each(run);
-        }
-    }
+        Ok(())
+    })?;
     Ok(gx)
 }
 
 fn conv_weight_kernel<T: Float>(op: &'static str, x: &[T], gy: &[T], g: &Geom) -> Result<Vec<T>> {
     let (l, og, kg) = (g.l(), g.og(), g.kg());
+    if direct(g) {
+        let mut gw = try_alloc::<T>(op, g.o * kg, T::ZERO)?;
+        dw_weight(x, gy, g, &mut gw);
+        return Ok(gw);
+    }
+    let p = Plan::new(g);
+    let tasks = g.n.max(1).div_ceil(p.block);
+    // Each task sums its samples' products into its own partial gradient, kept transposed
+    // (kg, og) per group: gemm runs cols · gyᵀ more than twice as fast as gy · colsᵀ.
+    let partials: Vec<Vec<T>> = (0..tasks)
+        .into_par_iter()
+        .map(|t| -> Result<Vec<T>> {
+            let mut gwt = try_alloc::<T>(op, g.o * kg, T::ZERO)?;
+            let Scratch { mut cols, mut perm } = Scratch::new(op, g, &p)?;
+            let (s0, bn) = (t * p.block, p.block.min(g.n.saturating_sub(t * p.block)));
+            for n0 in (0..bn).step_by(p.sub) {
+                let nc = p.sub.min(bn - n0);
+                let width = nc * l;
+                fill_cols(x, g, s0 + n0, nc, &mut cols);
+                let (src, rs) = gy_rows(gy, g, s0 + n0, nc, &mut perm);
+                for gi in 0..g.g {
+                    // SAFETY: cols (g·kg, width); gyᵀ is (width, og) through src's strides
+                    // (o, rs ≥ width); gwt holds g blocks of (kg, og).
+                    unsafe {
+                        gemm_into(
+                            kg,
+                            og,
+                            width,
+                            (gwt[gi * og * kg..].as_mut_ptr(), og as isize),
+                            true,
+                            (cols[gi * kg * width..].as_ptr(), width as isize, 1),
+                            (src.add(gi * og * rs), 1, rs as isize),
+                            p.par_gemm,
+                        );
+                    }
+                }
+            }
+            Ok(gwt)
+        })
+        .collect::<Result<_>>()?;
     let mut gw = try_alloc::<T>(op, g.o * kg, T::ZERO)?;
-    let Scratch {
-        chunk,
-        mut cols,
-        perm: mut gperm,
-    } = Scratch::new(op, g)?;
-    for n0 in (0..g.n).step_by(chunk) {
-        let nc = chunk.min(g.n - n0);
-        let width = nc * l;
-        fill_cols(x, g, n0, nc, &mut cols[..g.c * g.kk() * width]);
-        let (src, rs): (*const T, usize) = if chunk == 1 {
-            (gy[n0 * g.o * l..].as_ptr(), l)
-        } else {
-            gather_rows(gy, g, n0, nc, &mut gperm);
-            (gperm.as_ptr(), width)
-        };
+    for part in partials {
         for gi in 0..g.g {
-            // SAFETY: src (o, rs ≥ width); cols^T is (width, kg) through cols' strides; gw
-            // (o, kg).
-            unsafe {
-                gemm_into(
-                    og,
-                    kg,
-                    width,
-                    (gw[gi * og * kg..].as_mut_ptr(), kg as isize),
-                    true,
-                    (src.add(gi * og * rs), rs as isize, 1),
-                    (cols[gi * kg * width..].as_ptr(), 1, width as isize),
-                );
+            let block = &part[gi * og * kg..][..og * kg];
+            for o in 0..og {
+                let row = &mut gw[(gi * og + o) * kg..][..kg];
+                for (r, e) in row.iter_mut().enumerate() {
+                    *e += block[r * og + o];
+                }
             }
         }
     }
     Ok(gw)
+}
+
+// ---- direct (depthwise) kernels -------------------------------------------------------------
+
+/// The output columns `ox` whose input column `ox·sw + x0` lies in `0..w`.
+fn valid_cols(x0: isize, sw: usize, w: usize, ow: usize) -> (usize, usize) {
+    let s = sw as isize;
+    let lo = if x0 >= 0 { 0 } else { (-x0 + s - 1) / s };
+    let hi = if (w as isize) <= x0 {
+        0
+    } else {
+        (w as isize - x0 + s - 1) / s
+    };
+    let hi = (hi as usize).min(ow);
+    ((lo as usize).min(hi), hi)
+}
+
+/// Visits every (output row, input row, kernel tap) of one plane pair: `f(tap, oy, iy, x0)`.
+fn for_taps(g: &Geom, mut f: impl FnMut(usize, usize, usize, isize)) {
+    for ki in 0..g.kh {
+        for kj in 0..g.kw {
+            let x0 = (kj * g.dw) as isize - g.pw as isize;
+            for oy in 0..g.oh {
+                let iy = (oy * g.sh + ki * g.dh) as isize - g.ph as isize;
+                if iy >= 0 && (iy as usize) < g.h {
+                    f(ki * g.kw + kj, oy, iy as usize, x0);
+                }
+            }
+        }
+    }
+}
+
+/// Splits `buf` into planes of `len`, in parallel when the convolution is large.
+fn for_planes<T: Float>(g: &Geom, buf: &mut [T], len: usize, f: impl Fn(usize, &mut [T]) + Sync) {
+    let len = len.max(1);
+    if g.n * g.o * g.l() * g.kk() >= 1 << 16 {
+        buf.par_chunks_mut(len)
+            .enumerate()
+            .for_each(|(i, p)| f(i, p));
+    } else {
+        buf.chunks_mut(len).enumerate().for_each(|(i, p)| f(i, p));
+    }
+}
+
+/// Stride-1 depthwise kernels work on planes held at one row stride `wp`: the input
+/// zero-padded to (hp, wp) = (oh + (kh−1)·dh, ow + (kw−1)·dw), the output rows (zeros past
+/// `ow`) at the same stride. Each kernel tap is then one long shifted run over the plane.
+struct Padded {
+    hp: usize,
+    wp: usize,
+    /// Elements of one tap's run: up to the last valid output.
+    run: usize,
+}
+
+impl Padded {
+    fn new(g: &Geom) -> Option<Padded> {
+        if g.sh != 1 || g.sw != 1 || g.oh == 0 || g.ow == 0 {
+            return None;
+        }
+        let wp = g.ow + (g.kw - 1) * g.dw;
+        Some(Padded {
+            hp: g.oh + (g.kh - 1) * g.dh,
+            wp,
+            run: (g.oh - 1) * wp + g.ow,
+        })
+    }
+    fn offset(&self, g: &Geom, tap: usize) -> usize {
+        (tap / g.kw) * g.dh * self.wp + (tap % g.kw) * g.dw
+    }
+    /// Writes input plane `x` (h, w) zero-padded into `buf` (hp, wp).
+    fn input<T: Float>(&self, g: &Geom, x: &[T], buf: &mut [T]) {
+        buf.fill(T::ZERO);
+        for iy in 0..g.h {
+            let py = iy + g.ph;
+            if py >= self.hp {
+                break;
+            }
+            let n = g.w.min(self.wp.saturating_sub(g.pw));
+            buf[py * self.wp + g.pw..][..n].copy_from_slice(&x[iy * g.w..][..n]);
+        }
+    }
+    /// Writes output plane `y` (oh, ow) into `buf` at row stride wp, zeros past ow.
+    fn output<T: Float>(&self, g: &Geom, y: &[T], buf: &mut [T]) {
+        buf.fill(T::ZERO);
+        for oy in 0..g.oh {
+            buf[oy * self.wp..][..g.ow].copy_from_slice(&y[oy * g.ow..][..g.ow]);
+        }
+    }
+}
+
+fn axpy<T: Float>(a: T, x: &[T], y: &mut [T]) {
+    for (d, &s) in y.iter_mut().zip(x) {
+        *d += a * s;
+    }
+}
+
+fn dw_forward<T: Float>(x: &[T], w: &[T], g: &Geom, y: &mut [T]) {
+    let (hw, kk, og) = (g.h * g.w, g.kk(), g.og());
+    if let Some(p) = Padded::new(g) {
+        for_planes(g, y, g.l(), |plane, out| {
+            let (n, oc) = (plane / g.o, plane % g.o);
+            let mut xp = vec![T::ZERO; p.hp * p.wp];
+            p.input(g, &x[(n * g.c + oc / og) * hw..][..hw], &mut xp);
+            let mut acc = vec![T::ZERO; p.run];
+            for (tap, &wv) in w[oc * kk..][..kk].iter().enumerate() {
+                axpy(wv, &xp[p.offset(g, tap)..][..p.run], &mut acc);
+            }
+            for oy in 0..g.oh {
+                out[oy * g.ow..][..g.ow].copy_from_slice(&acc[oy * p.wp..][..g.ow]);
+            }
+        });
+        return;
+    }
+    for_planes(g, y, g.l(), |plane, out| {
+        let (n, oc) = (plane / g.o, plane % g.o);
+        let xs = &x[(n * g.c + oc / og) * hw..][..hw];
+        let wk = &w[oc * kk..][..kk];
+        for_taps(g, |tap, oy, iy, x0| {
+            let wv = wk[tap];
+            let (lo, hi) = valid_cols(x0, g.sw, g.w, g.ow);
+            let dst = &mut out[oy * g.ow..][lo..hi];
+            let src = &xs[iy * g.w..][..g.w];
+            if g.sw == 1 {
+                let s0 = (lo as isize + x0) as usize;
+                for (d, &s) in dst.iter_mut().zip(&src[s0..s0 + hi - lo]) {
+                    *d += wv * s;
+                }
+            } else {
+                for (j, d) in dst.iter_mut().enumerate() {
+                    *d += wv * src[(((lo + j) * g.sw) as isize + x0) as usize];
+                }
+            }
+        });
+    });
+}
+
+fn dw_input<T: Float>(gy: &[T], w: &[T], g: &Geom, gx: &mut [T]) {
+    let (hw, kk, og, l) = (g.h * g.w, g.kk(), g.og(), g.l());
+    if let Some(p) = Padded::new(g) {
+        for_planes(g, gx, hw, |plane, out| {
+            let (n, ic) = (plane / g.c, plane % g.c);
+            let mut acc = vec![T::ZERO; p.hp * p.wp];
+            let mut gp = vec![T::ZERO; p.run.max(g.oh * p.wp)];
+            for oc in ic * og..(ic + 1) * og {
+                p.output(g, &gy[(n * g.o + oc) * l..][..l], &mut gp);
+                for (tap, &wv) in w[oc * kk..][..kk].iter().enumerate() {
+                    axpy(wv, &gp[..p.run], &mut acc[p.offset(g, tap)..][..p.run]);
+                }
+            }
+            for iy in 0..g.h {
+                let py = iy + g.ph;
+                if py < p.hp {
+                    let n = g.w.min(p.wp.saturating_sub(g.pw));
+                    out[iy * g.w..][..n].copy_from_slice(&acc[py * p.wp + g.pw..][..n]);
+                }
+            }
+        });
+        return;
+    }
+    for_planes(g, gx, hw, |plane, out| {
+        let (n, ic) = (plane / g.c, plane % g.c);
+        for oc in ic * og..(ic + 1) * og {
+            let gs = &gy[(n * g.o + oc) * l..][..l];
+            let wk = &w[oc * kk..][..kk];
+            for_taps(g, |tap, oy, iy, x0| {
+                let wv = wk[tap];
+                let (lo, hi) = valid_cols(x0, g.sw, g.w, g.ow);
+                let src = &gs[oy * g.ow..][lo..hi];
+                let dst = &mut out[iy * g.w..][..g.w];
+                if g.sw == 1 {
+                    let d0 = (lo as isize + x0) as usize;
+                    for (d, &s) in dst[d0..d0 + hi - lo].iter_mut().zip(src) {
+                        *d += wv * s;
+                    }
+                } else {
+                    for (j, &s) in src.iter().enumerate() {
+                        dst[(((lo + j) * g.sw) as isize + x0) as usize] += wv * s;
+                    }
+                }
+            });
+        }
+    });
+}
+
+fn dw_weight<T: Float>(x: &[T], gy: &[T], g: &Geom, gw: &mut [T]) {
+    let (hw, kk, og, l) = (g.h * g.w, g.kk(), g.og(), g.l());
+    if let Some(p) = Padded::new(g) {
+        for_planes(g, gw, kk, |oc, out| {
+            let mut xp = vec![T::ZERO; p.hp * p.wp];
+            let mut gp = vec![T::ZERO; p.run.max(g.oh * p.wp)];
+            for n in 0..g.n {
+                p.input(g, &x[(n * g.c + oc / og) * hw..][..hw], &mut xp);
+                p.output(g, &gy[(n * g.o + oc) * l..][..l], &mut gp);
+                for (tap, e) in out.iter_mut().enumerate() {
+                    *e += dot(&gp[..p.run], &xp[p.offset(g, tap)..][..p.run]);
+                }
+            }
+        });
+        return;
+    }
+    for_planes(g, gw, kk, |oc, out| {
+        for n in 0..g.n {
+            let xs = &x[(n * g.c + oc / og) * hw..][..hw];
+            let gs = &gy[(n * g.o + oc) * l..][..l];
+            for_taps(g, |tap, oy, iy, x0| {
+                let (lo, hi) = valid_cols(x0, g.sw, g.w, g.ow);
+                let a = &gs[oy * g.ow..][lo..hi];
+                let src = &xs[iy * g.w..][..g.w];
+                out[tap] += if g.sw == 1 {
+                    let s0 = (lo as isize + x0) as usize;
+                    dot(a, &src[s0..s0 + hi - lo])
+                } else {
+                    a.iter()
+                        .enumerate()
+                        .map(|(j, &v)| v * src[(((lo + j) * g.sw) as isize + x0) as usize])
+                        .fold(T::ZERO, |s, t| s + t)
+                };
+            });
+        }
+    });
+}
+
+/// A dot product in 8 independent lanes, which the compiler keeps in vector registers.
+fn dot<T: Float>(a: &[T], b: &[T]) -> T {
+    let mut acc = [T::ZERO; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: T = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .fold(T::ZERO, |s, (&p, &q)| s + p * q);
+    for (pa, pb) in ca.zip(cb) {
+        for i in 0..8 {
+            acc[i] += pa[i] * pb[i];
+        }
+    }
+    acc.iter().fold(tail, |s, &v| s + v)
 }
 
 #[cfg(test)]
@@ -1129,8 +1471,26 @@ mod tests {
     #[test]
     fn im2col_gemm_matches_the_direct_loops() {
         for (stride, pad, dil, groups) in [(1, 0, 1, 1), (2, 1, 1, 1), (1, 2, 2, 2), (3, 1, 1, 4)] {
+            check(
+                stride,
+                pad,
+                dil,
+                groups,
+                [3, 4, 9, 7],
+                [8, 4 / groups, 3, 2],
+            );
+        }
+        // Depthwise (direct loops), with a channel multiplier, strided and dilated.
+        for (stride, pad, dil) in [(1, 1, 1), (2, 0, 1), (1, 2, 2), (3, 1, 2)] {
+            check(stride, pad, dil, 4, [2, 4, 10, 9], [8, 1, 3, 3]);
+        }
+        // Many samples: the blocks run as parallel tasks.
+        check(1, 1, 1, 1, [40, 6, 12, 12], [8, 6, 3, 3]);
+    }
+
+    fn check(stride: usize, pad: usize, dil: usize, groups: usize, xs: [usize; 4], ws: [usize; 4]) {
+        {
             let spec = spec2(stride, pad, dil, groups);
-            let (xs, ws) = ([3, 4, 9, 7], [8, 4 / groups, 3, 2]);
             let (_, g) = conv_geom("conv2d", &spec, &xs, &ws, "input").unwrap();
             let x: Vec<f64> = (0..xs.iter().product::<usize>())
                 .map(|i| (i as f64 * 0.37).sin())

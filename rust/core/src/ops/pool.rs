@@ -69,7 +69,7 @@ pub struct Window {
 
 impl Window {
     /// torch's `pooling_output_shape`.
-    fn out_len(&self, op: &'static str, len: usize) -> Result<usize> {
+    fn out_len(&self, op: &'static str, len: usize, shape: &[usize]) -> Result<usize> {
         let Window {
             kernel: k,
             stride: s,
@@ -87,7 +87,11 @@ impl Window {
         if 2 * p > span {
             return Err(Error::value(
                 op,
-                format!("padding {p} should be at most half of the (dilated) kernel size {span}"),
+                format!(
+                    "padding {p} should be at most half of the (dilated) kernel size {span} \
+                     (input {})",
+                    fmt_shape(shape)
+                ),
             ));
         }
         let num = (len + 2 * p) as i64 - span as i64 + if ceil_mode { s as i64 - 1 } else { 0 };
@@ -99,8 +103,9 @@ impl Window {
             return Err(Error::shape(
                 op,
                 format!(
-                    "an input of length {len} is too small for kernel {k} (dilation {d}, \
-                     padding {p}): the output would have size {out}"
+                    "input of shape {} is too small for kernel {k} (dilation {d}, padding \
+                     {p}) along a dim of size {len}: the output would have size {out}",
+                    fmt_shape(shape)
                 ),
             ));
         }
@@ -186,7 +191,7 @@ impl Node {
             .iter()
             .zip(&sp)
             .map(|(w, &len)| {
-                let out = w.out_len(op, len)?;
+                let out = w.out_len(op, len, &shape)?;
                 let rows = (0..out)
                     .map(|o| {
                         let start = (o * w.stride) as i64 - w.padding as i64;
@@ -409,7 +414,8 @@ impl Node {
     ) -> Result<Node> {
         let dims = windows.len();
         let op = one_name("avg_pool", dims, ["avg_pool1d", "avg_pool2d"])?;
-        let sp = spatial(op, &self.shape(), dims)?;
+        let shape = self.shape();
+        let sp = spatial(op, &shape, dims)?;
         if divisor_override == Some(0) {
             return Err(Error::value(op, "divisor_override must not be zero"));
         }
@@ -418,7 +424,7 @@ impl Node {
             if w.dilation != 1 {
                 return Err(Error::value(op, "takes no dilation"));
             }
-            let out = w.out_len(op, len)?;
+            let out = w.out_len(op, len, &shape)?;
             let rows = (0..out)
                 .map(|o| {
                     let start = (o * w.stride) as i64 - w.padding as i64;
