@@ -922,38 +922,35 @@ def batch_norm(input: Value, running_mean: Value | None, running_var: Value | No
     >>> batch_norm(Value([[1.0], [3.0]]), None, None, training=True).tolist()
     [[-1.0], [1.0]]
     """
-    from .engine import ShapeError, no_grad
+    from .engine import ShapeError, _wrap, no_grad
 
     x = _node("batch_norm", input)
     if x.ndim < 2:
         raise ShapeError(f"batch_norm: expected an (N, C, ...) input, got shape {x.shape}")
     c = x.shape[1]
-    dims = (0, *range(2, x.ndim))
-    view = (1, c) + (1,) * (x.ndim - 2)
-    for name, t in (("running_mean", running_mean), ("running_var", running_var),
-                    ("weight", weight), ("bias", bias)):
+    for name, t in (("running_mean", running_mean), ("running_var", running_var)):
         if t is not None and tuple(t.shape) != (c,):
             raise ShapeError(f"batch_norm: {name} must have shape ({c},) for input of shape "
                              f"{x.shape}, got {tuple(t.shape)}")
-    if training:
+    if not training and (running_mean is None or running_var is None):
+        raise ValueError("batch_norm: running_mean and running_var are needed when not "
+                         "training")
+    w = None if weight is None else _node("batch_norm", weight, "weight")
+    b = None if bias is None else _node("batch_norm", bias, "bias")
+    rm, rv = (None, None) if training else (running_mean, running_var)
+    node, mean, var = x._node.batch_norm(
+        None if w is None else w._node, None if b is None else b._node,
+        None if rm is None else rm._node, None if rv is None else rv._node, float(eps))
+    out = _wrap(node, x, *(v for v in (w, b) if v is not None))
+    if training and (running_mean is not None or running_var is not None):
         count = x.size // c
-        if count <= 1:
-            raise ValueError(f"batch_norm: expected more than 1 value per channel when "
-                             f"training, got input of shape {x.shape}")
-        mean = x.mean(dims, keepdim=True)
-        var = x.var(dims, keepdim=True, correction=0)
         with no_grad():
             if running_mean is not None:
-                running_mean.mul_(1.0 - momentum).add_(mean.reshape(-1) * momentum)
+                running_mean.mul_(1.0 - momentum).add_(_wrap(mean) * momentum)
             if running_var is not None:
-                unbiased = var.reshape(-1) * (count / (count - 1))
+                unbiased = _wrap(var) * (count / (count - 1))
                 running_var.mul_(1.0 - momentum).add_(unbiased * momentum)
-    else:
-        if running_mean is None or running_var is None:
-            raise ValueError("batch_norm: running_mean and running_var are needed when not "
-                             "training")
-        mean, var = running_mean.reshape(view), running_var.reshape(view)
-    return _affine((x - mean) / (var + eps).sqrt(), weight, bias, view)
+    return out
 
 
 def instance_norm(input: Value, running_mean: Value | None = None,

@@ -38,7 +38,7 @@ __all__ = [  # noqa: RUF022  (grouped as the sections below)
     "Upsample", "BatchNorm1d", "BatchNorm2d", "InstanceNorm1d", "InstanceNorm2d", "GroupNorm",
     "Dropout1d", "Dropout2d", "Unflatten",
     "MSELoss", "L1Loss", "CrossEntropyLoss", "NLLLoss", "BCELoss", "BCEWithLogitsLoss",
-    "StateDictKeyError", "IncompatibleKeys", "init", "utils",
+    "StateDictKeyError", "IncompatibleKeys", "init", "utils", "grad",
 ]
 
 
@@ -524,6 +524,64 @@ class init:  # a namespace, spelled as PyTorch's module
             return tensor
         return init.normal_(tensor, 0.0, gain * math.sqrt(2.0 / float(fan_in + fan_out)),
                             generator)
+
+
+# ---- grad ----------------------------------------------------------------------------------
+
+
+class grad:  # a namespace, spelled as PyTorch's module
+    """torch.nn.grad: a convolution's gradients for its input and its weight, as ops of their
+    own (each differentiable, as every MikaGrad op).
+
+    >>> import mikagrad as mg
+    >>> x, w = mg.ones(1, 1, 3, 3), mg.ones(1, 1, 2, 2)
+    >>> gy = F.conv2d(x, w)
+    >>> grad.conv2d_weight(x, w.shape, gy).tolist()
+    [[[[16.0, 16.0], [16.0, 16.0]]]]
+    """
+
+    @staticmethod
+    def _call(op: str, n: int, kind: str, a: Value, shape: Any, b: Value, stride: Any,
+              padding: Any, dilation: Any, groups: int) -> Value:
+        from .engine import _wrap
+
+        a, b = F._node(op, a), F._node(op, b)
+        s, d = F._ints(op, "stride", stride, n), F._ints(op, "dilation", dilation, n)
+        p = list(F._ints(op, "padding", padding, n, least=0))
+        g = F._ints(op, "groups", groups, 1)[0]
+        if kind == "input":  # a = weight, b = grad_output
+            node = b._node.conv_input(a._node, list(shape), list(s), p, p, list(d), g)
+            return _wrap(node, b, a)
+        node = a._node.conv_weight(b._node, list(shape), list(s), p, p, list(d), g)
+        return _wrap(node, a, b)
+
+    @staticmethod
+    def conv1d_input(input_size: Any, weight: Value, grad_output: Value, stride: Any = 1,
+                     padding: Any = 0, dilation: Any = 1, groups: int = 1) -> Value:
+        """The gradient of ``conv1d`` for an input of ``input_size``."""
+        return grad._call("conv1d_input", 1, "input", weight, input_size, grad_output, stride,
+                          padding, dilation, groups)
+
+    @staticmethod
+    def conv1d_weight(input: Value, weight_size: Any, grad_output: Value, stride: Any = 1,
+                      padding: Any = 0, dilation: Any = 1, groups: int = 1) -> Value:
+        """The gradient of ``conv1d`` for a weight of ``weight_size``."""
+        return grad._call("conv1d_weight", 1, "weight", input, weight_size, grad_output, stride,
+                          padding, dilation, groups)
+
+    @staticmethod
+    def conv2d_input(input_size: Any, weight: Value, grad_output: Value, stride: Any = 1,
+                     padding: Any = 0, dilation: Any = 1, groups: int = 1) -> Value:
+        """The gradient of ``conv2d`` for an input of ``input_size``."""
+        return grad._call("conv2d_input", 2, "input", weight, input_size, grad_output, stride,
+                          padding, dilation, groups)
+
+    @staticmethod
+    def conv2d_weight(input: Value, weight_size: Any, grad_output: Value, stride: Any = 1,
+                      padding: Any = 0, dilation: Any = 1, groups: int = 1) -> Value:
+        """The gradient of ``conv2d`` for a weight of ``weight_size``."""
+        return grad._call("conv2d_weight", 2, "weight", input, weight_size, grad_output, stride,
+                          padding, dilation, groups)
 
 
 # ---- utils -------------------------------------------------------------------------------

@@ -1349,3 +1349,71 @@ def test_conv_loop_keeps_live_nodes_flat():
         step()
     gc.collect()
     assert _core.live_nodes() == steady, "each step's graph is freed"
+
+
+# ---- nn.grad: the conv's two gradients as ops of their own ---------------------------------
+# conv_input and conv_weight are the backward of conv and, in turn, of each other: checking
+# their own gradients by finite differences checks every rule of the three (gradients of
+# gradients included).
+
+GRAD_OPTS = [dict(), dict(stride=2, padding=1), dict(padding=2, dilation=2, groups=2),
+             dict(stride=(2, 1), padding=(1, 0), groups=4)]
+
+
+@pytest.mark.parametrize("kw", GRAD_OPTS, ids=str)
+def test_conv2d_weight_and_input_gradients_by_finite_differences(kw):
+    x, w = randn((2, 4, 7, 6), 60), randn((4, 4 // kw.get("groups", 1), 3, 2), 61)
+    gy = F.conv2d(Value(x), Value(w), **kw).numpy()
+    check_op(lambda x, gy: nn.grad.conv2d_weight(x, w.shape, gy, **kw), x, gy)
+    check_op(lambda w, gy: nn.grad.conv2d_input(x.shape, w, gy, **kw), w, gy)
+
+
+def test_conv1d_weight_and_input_gradients_by_finite_differences():
+    x, w = randn((3, 2, 9), 62), randn((4, 2, 3), 63)
+    gy = F.conv1d(Value(x), Value(w), stride=2, padding=1).numpy()
+    check_op(lambda x, gy: nn.grad.conv1d_weight(x, w.shape, gy, stride=2, padding=1), x, gy)
+    check_op(lambda w, gy: nn.grad.conv1d_input(x.shape, w, gy, stride=2, padding=1), w, gy)
+
+
+@needs_torch
+@pytest.mark.parametrize("kw", GRAD_OPTS, ids=str)
+def test_nn_grad_matches_torch(kw):
+    x, w = randn((2, 4, 7, 6), 64), randn((4, 4 // kw.get("groups", 1), 3, 2), 65)
+    gy = F.conv2d(Value(x), Value(w), **kw).numpy()
+    tx, tw, tgy = (torch.from_numpy(a) for a in (x, w, gy))
+    np.testing.assert_allclose(nn.grad.conv2d_weight(Value(x), w.shape, Value(gy), **kw).numpy(),
+                               torch.nn.grad.conv2d_weight(tx, w.shape, tgy, **kw).numpy(),
+                               rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(nn.grad.conv2d_input(x.shape, Value(w), Value(gy), **kw).numpy(),
+                               torch.nn.grad.conv2d_input(x.shape, tw, tgy, **kw).numpy(),
+                               rtol=1e-10, atol=1e-12)
+
+
+def test_batch_norm_is_one_node_and_its_gradient_follows_the_batch_statistics():
+    x, w, b = randn((4, 3, 2, 2), 66), randn(3, 67), randn(3, 68)
+    out = F.batch_norm(Value(x), None, None, Value(w), Value(b), training=True)
+    assert out._node.op == "batch_norm"
+    check_op(lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True), x, w, b)
+    rm, rv = Value(randn(3, 69), requires_grad=False), Value(np.abs(randn(3, 70)) + 0.5,
+                                                             requires_grad=False)
+    check_op(lambda x, w, b: F.batch_norm(x, rm, rv, w, b, training=False), x, w, b)
+
+
+@pytest.mark.parametrize("where", ["x", "w"])
+def test_an_inf_reaches_the_gradients_as_the_plain_products_give(where):
+    # Stride-1 kernels compute extra columns that meet zeros of the output gradient; an inf
+    # there must not turn a kept result into NaN (0·inf), so they fall back when inputs are
+    # not finite. The reference is unfold's im2col and a matmul.
+    x, w = randn((2, 3, 5, 5), 71), randn((4, 3, 3, 3), 72)
+    (x if where == "x" else w)[(0, 1, 2, 2)] = np.inf
+    xv, wv = Value(x), Value(w)
+    gy = randn((2, 4, 5, 5), 73)
+    F.conv2d(xv, wv, padding=1).backward(gy)
+    cols = F.unfold(Value(x, requires_grad=False), 3, padding=1).numpy()  # (2, 27, 25)
+    with np.errstate(invalid="ignore"):
+        gw = np.einsum("nol,nkl->ok", gy.reshape(2, 4, 25), cols).reshape(w.shape)
+        gcols = np.einsum("ok,nol->nkl", w.reshape(4, 27), gy.reshape(2, 4, 25))
+    gx = F.fold(Value(gcols, requires_grad=False), (5, 5), 3, padding=1).numpy()
+    for got, want in ((wv.grad.numpy(), gw), (xv.grad.numpy(), gx)):
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+        np.testing.assert_array_equal(np.isinf(got), np.isinf(want))

@@ -975,6 +975,34 @@ impl Node {
     fn adaptive_avg_pool(&self, output_size: Vec<usize>) -> PyResult<Node> {
         Ok(node(self.node.adaptive_avg_pool(&output_size).py()?))
     }
+    /// torch's `batch_norm`; returns (output, the mean and biased variance it used).
+    fn batch_norm(
+        &self,
+        weight: Option<PyRef<'_, Node>>,
+        bias: Option<PyRef<'_, Node>>,
+        running_mean: Option<PyRef<'_, Node>>,
+        running_var: Option<PyRef<'_, Node>>,
+        eps: f64,
+    ) -> PyResult<(Node, Node, Node)> {
+        let stats = match (&running_mean, &running_var) {
+            (Some(m), Some(v)) => Some((&m.node, &v.node)),
+            _ => None,
+        };
+        let (y, m, v) = self
+            .node
+            .batch_norm(
+                weight.as_ref().map(|w| &w.node),
+                bias.as_ref().map(|b| &b.node),
+                stats,
+                eps,
+            )
+            .py()?;
+        Ok((
+            node(y),
+            node(core::Node::leaf(m, false)),
+            node(core::Node::leaf(v, false)),
+        ))
+    }
     fn pad(&self, pads: Vec<i64>, mode: &str, value: f64) -> PyResult<Node> {
         Ok(node(self.node.pad(&pads, mode, value).py()?))
     }

@@ -7,6 +7,7 @@ use rayon::prelude::*;
 
 use crate::dtype::{DType, Float, Scalar};
 use crate::error::{fmt_shape, Error, Result};
+use crate::layout::checked_numel;
 use crate::node::{Ctx, Node, Op};
 use crate::storage::{try_alloc, Element, Storage};
 use crate::tensor::{with_dtype, Tensor};
@@ -236,6 +237,9 @@ fn conv_geom(
             ),
         ));
     };
+    // Sizes that would overflow are refused here, before any kernel multiplies them.
+    checked_numel(op, &[n, w[0], oh, ow])?;
+    checked_numel(op, &[c, kh, kw, oh, ow, n])?;
     Ok((
         batched,
         Geom {
@@ -769,6 +773,156 @@ fn slice<T: Element>(t: &Tensor) -> &[T] {
 /// Elements of im2col scratch per task, so the columns stay in the L2 cache.
 const COLS_BUDGET: usize = 1 << 17;
 
+/// How one sample's im2col columns are laid out. Strided convs use one column per output
+/// position (`im2col` clips at the borders). Stride-1 convs read a zero-padded copy of the
+/// input instead, with one column per position of the padded width (`oh·wp` per sample):
+/// each kernel tap is then one contiguous run, and the `wp − ow` extra columns of each row
+/// are computed and dropped.
+struct Cols {
+    /// Columns per sample.
+    lw: usize,
+    pad: Option<Padded>,
+    /// Elements of one padded input plane (with slack for the last tap's run).
+    plane: usize,
+}
+
+impl Cols {
+    /// `finite`: the operand that meets the dropped columns in a product has no inf or NaN
+    /// (else 0·inf would leak into kept results, and the clipping layout is used).
+    fn new(g: &Geom, finite: bool) -> Cols {
+        match Padded::new(g).filter(|_| finite && !direct(g)) {
+            Some(p) => Cols {
+                lw: g.oh * p.wp,
+                plane: p.hp * p.wp + (g.kw - 1) * g.dw,
+                pad: Some(p),
+            },
+            None => Cols {
+                lw: g.l(),
+                pad: None,
+                plane: 0,
+            },
+        }
+    }
+
+    /// Writes the columns of samples `n0..n0 + nc` of `x` into `cols` (c·kk rows of
+    /// `nc·lw`); `xp` is scratch for one padded sample.
+    fn fill<T: Float>(
+        &self,
+        x: &[T],
+        g: &Geom,
+        n0: usize,
+        nc: usize,
+        cols: &mut [T],
+        xp: &mut [T],
+    ) {
+        let (plane, width) = (g.c * g.h * g.w, nc * self.lw);
+        for i in 0..nc {
+            let xs = &x[(n0 + i) * plane..][..plane];
+            let Some(p) = &self.pad else {
+                im2col(xs, g, cols, width, i * self.lw);
+                continue;
+            };
+            for ci in 0..g.c {
+                p.input(
+                    g,
+                    &xs[ci * g.h * g.w..][..g.h * g.w],
+                    &mut xp[ci * self.plane..][..p.hp * p.wp],
+                );
+            }
+            for ci in 0..g.c {
+                for tap in 0..g.kk() {
+                    let src = &xp[ci * self.plane + p.offset(g, tap)..][..self.lw];
+                    cols[(ci * g.kk() + tap) * width + i * self.lw..][..self.lw]
+                        .copy_from_slice(src);
+                }
+            }
+        }
+    }
+
+    /// The transpose of `fill`: adds the columns of `nc` samples back into `gx`, which
+    /// starts at the block's first sample; `xp` is scratch for one padded sample.
+    fn scatter<T: Float>(&self, cols: &[T], g: &Geom, nc: usize, gx: &mut [T], xp: &mut [T]) {
+        let (plane, width, hw) = (g.c * g.h * g.w, nc * self.lw, g.h * g.w);
+        for i in 0..nc {
+            let dst = &mut gx[i * plane..][..plane];
+            let Some(p) = &self.pad else {
+                col2im(cols, g, dst, width, i * self.lw);
+                continue;
+            };
+            xp.fill(T::ZERO);
+            for ci in 0..g.c {
+                for tap in 0..g.kk() {
+                    let src = &cols[(ci * g.kk() + tap) * width + i * self.lw..][..self.lw];
+                    let d = &mut xp[ci * self.plane + p.offset(g, tap)..][..self.lw];
+                    for (a, &b) in d.iter_mut().zip(src) {
+                        *a += b;
+                    }
+                }
+                let n = g.w.min(p.wp.saturating_sub(g.pw));
+                for iy in 0..g.h {
+                    let py = iy + g.ph;
+                    if py < p.hp {
+                        dst[ci * hw + iy * g.w..][..n]
+                            .copy_from_slice(&xp[ci * self.plane + py * p.wp + g.pw..][..n]);
+                    }
+                }
+            }
+        }
+    }
+
+    /// `gy` (n, o, l) of samples `n0..n0 + nc` as an (o, nc·lw) matrix (pointer, row stride):
+    /// gy itself when it is already laid out so, else a copy in `perm` (zeros in the
+    /// dropped columns).
+    fn gy_rows<T: Float>(
+        &self,
+        gy: &[T],
+        g: &Geom,
+        n0: usize,
+        nc: usize,
+        perm: &mut [T],
+    ) -> (*const T, usize) {
+        let (l, width) = (g.l(), nc * self.lw);
+        if nc == 1 && self.pad.is_none() {
+            return (gy[n0 * g.o * l..].as_ptr(), l);
+        }
+        let wp = self.pad.as_ref().map_or(g.ow, |p| p.wp);
+        if wp != g.ow {
+            perm[..g.o * width].fill(T::ZERO);
+        }
+        for i in 0..nc {
+            for oc in 0..g.o {
+                let src = &gy[((n0 + i) * g.o + oc) * l..][..l];
+                let dst = &mut perm[oc * width + i * self.lw..][..self.lw];
+                for oy in 0..g.oh {
+                    dst[oy * wp..][..g.ow].copy_from_slice(&src[oy * g.ow..][..g.ow]);
+                }
+            }
+        }
+        (perm.as_ptr(), width)
+    }
+
+    /// The (o, nc·lw) product `tmp` back into y's samples (n, o, l), dropping the padded
+    /// width's extra columns.
+    fn drop_into<T: Float>(&self, tmp: &[T], g: &Geom, nc: usize, y: &mut [T]) {
+        let (l, width) = (g.l(), nc * self.lw);
+        let wp = self.pad.as_ref().map_or(g.ow, |p| p.wp);
+        for i in 0..nc {
+            for oc in 0..g.o {
+                let src = &tmp[oc * width + i * self.lw..][..self.lw];
+                let dst = &mut y[(i * g.o + oc) * l..][..l];
+                for oy in 0..g.oh {
+                    dst[oy * g.ow..][..g.ow].copy_from_slice(&src[oy * wp..][..g.ow]);
+                }
+            }
+        }
+    }
+
+    /// Whether an (o, nc·lw) product can be written straight into y.
+    fn direct_out(&self, nc: usize) -> bool {
+        nc == 1 && self.pad.is_none()
+    }
+}
+
 /// How a kernel splits its samples: blocks of `block` samples run as tasks on their own
 /// threads, each in sub-batches of `sub` samples that share one product with the weight.
 /// With one task, the products themselves use the threads (`par_gemm`).
@@ -780,13 +934,13 @@ struct Plan {
 }
 
 impl Plan {
-    fn new(g: &Geom) -> Plan {
+    fn new(g: &Geom, lw: usize) -> Plan {
         let threads = match crate::num_threads() {
             0 => rayon::current_num_threads(),
             t => t,
         };
         let n = g.n.max(1);
-        let cols = (g.c * g.kk() * g.l()).max(1);
+        let cols = (g.c * g.kk() * lw).max(1);
         // Multiply-adds per sample: threads pay off from about a quarter million.
         let work = cols * g.og().max(1);
         let tasks = if threads > 1 && n >= 2 && work * n >= 1 << 18 {
@@ -803,23 +957,26 @@ impl Plan {
     }
 }
 
-/// One task's buffers: im2col columns for `sub` samples, and room to permute (n, o, l)
-/// rows to (o, n·l).
+/// One task's buffers: im2col columns for `sub` samples, room for an (o, sub·lw) matrix,
+/// and one padded sample.
 struct Scratch<T> {
     cols: Vec<T>,
     perm: Vec<T>,
+    xp: Vec<T>,
 }
 
 impl<T: Float> Scratch<T> {
-    fn new(op: &'static str, g: &Geom, p: &Plan) -> Result<Scratch<T>> {
-        let cols = try_alloc::<T>(op, g.c * g.kk() * p.sub * g.l(), T::ZERO)?;
-        let perm = if p.sub > 1 {
-            try_alloc::<T>(op, g.o * p.sub * g.l(), T::ZERO)?
-        } else {
-            Vec::new()
-        };
-        Ok(Scratch { cols, perm })
+    fn new(op: &'static str, g: &Geom, p: &Plan, c: &Cols) -> Result<Scratch<T>> {
+        Ok(Scratch {
+            cols: try_alloc::<T>(op, g.c * g.kk() * p.sub * c.lw, T::ZERO)?,
+            perm: try_alloc::<T>(op, g.o * p.sub * c.lw, T::ZERO)?,
+            xp: try_alloc::<T>(op, g.c * c.plane, T::ZERO)?,
+        })
     }
+}
+
+fn all_finite<T: Float>(v: &[T]) -> bool {
+    v.iter().all(|&e| e.to_f64().is_finite())
 }
 
 /// Runs `f(first sample, its block of out)` for each block of `plan.block` samples, in
@@ -919,15 +1076,6 @@ fn col2im<T: Float>(cols: &[T], g: &Geom, x: &mut [T], rs: usize, off: usize) {
     }
 }
 
-/// Fills im2col columns for samples `n0..n0 + nc` (one block of `nc · l` columns).
-fn fill_cols<T: Float>(x: &[T], g: &Geom, n0: usize, nc: usize, cols: &mut [T]) {
-    let (l, plane) = (g.l(), g.c * g.h * g.w);
-    let width = nc * l;
-    for i in 0..nc {
-        im2col(&x[(n0 + i) * plane..][..plane], g, cols, width, i * l);
-    }
-}
-
 /// `dst (m×n) [+]= a (m×k) · b (k×n)`; each operand given as (pointer, row stride, column
 /// stride).
 ///
@@ -986,27 +1134,6 @@ unsafe fn gemm_into<T: Float>(
     );
 }
 
-/// `gy` (n, o, l) for samples `n0..n0+nc` as one (o, nc·l) matrix: (pointer, row stride),
-/// gy itself for one sample, else a copy in `perm`.
-fn gy_rows<T: Float>(
-    gy: &[T],
-    g: &Geom,
-    n0: usize,
-    nc: usize,
-    perm: &mut [T],
-) -> (*const T, usize) {
-    let (l, width) = (g.l(), nc * g.l());
-    if nc == 1 {
-        return (gy[n0 * g.o * l..].as_ptr(), l);
-    }
-    for i in 0..nc {
-        for oc in 0..g.o {
-            perm[oc * width + i * l..][..l].copy_from_slice(&gy[((n0 + i) * g.o + oc) * l..][..l]);
-        }
-    }
-    (perm.as_ptr(), width)
-}
-
 /// Depthwise-style convolutions (one input channel per group) run as direct loops: their
 /// im2col products would be a row of 9 per group, all overhead.
 fn direct(g: &Geom) -> bool {
@@ -1025,17 +1152,20 @@ fn conv_forward<T: Float>(
     if direct(g) {
         dw_forward(x, w, g, &mut y);
     } else {
-        let p = Plan::new(g);
+        let c = Cols::new(g, true);
+        let p = Plan::new(g, c.lw);
         for_blocks(&mut y, g.o * l, &p, |s0, yb| {
-            let Scratch { mut cols, mut perm } = Scratch::new(op, g, &p)?;
+            let Scratch {
+                mut cols,
+                mut perm,
+                mut xp,
+            } = Scratch::new(op, g, &p, &c)?;
             let bn = yb.len() / (g.o * l).max(1);
             for n0 in (0..bn).step_by(p.sub) {
                 let nc = p.sub.min(bn - n0);
-                let width = nc * l;
-                fill_cols(x, g, s0 + n0, nc, &mut cols);
-                // One sample: the product lands in y itself; several: in (o, nc·l), then
-                // permuted.
-                let (dst, rs): (*mut T, usize) = if nc == 1 {
+                let width = nc * c.lw;
+                c.fill(x, g, s0 + n0, nc, &mut cols, &mut xp);
+                let (dst, rs): (*mut T, usize) = if c.direct_out(nc) {
                     (yb[n0 * g.o * l..].as_mut_ptr(), l)
                 } else {
                     (perm.as_mut_ptr(), width)
@@ -1055,13 +1185,8 @@ fn conv_forward<T: Float>(
                         );
                     }
                 }
-                if nc > 1 {
-                    for i in 0..nc {
-                        for oc in 0..g.o {
-                            yb[((n0 + i) * g.o + oc) * l..][..l]
-                                .copy_from_slice(&perm[oc * width + i * l..][..l]);
-                        }
-                    }
+                if !c.direct_out(nc) {
+                    c.drop_into(&perm, g, nc, &mut yb[n0 * g.o * l..]);
                 }
             }
             Ok(())
@@ -1078,21 +1203,27 @@ fn conv_forward<T: Float>(
 }
 
 fn conv_input_kernel<T: Float>(op: &'static str, gy: &[T], w: &[T], g: &Geom) -> Result<Vec<T>> {
-    let (l, og, kg) = (g.l(), g.og(), g.kg());
+    let (og, kg) = (g.og(), g.kg());
     let plane = g.c * g.h * g.w;
     let mut gx = try_alloc::<T>(op, g.n * plane, T::ZERO)?;
     if direct(g) {
         dw_input(gy, w, g, &mut gx);
         return Ok(gx);
     }
-    let p = Plan::new(g);
+    // The dropped columns are zeros of gy; w meets them.
+    let c = Cols::new(g, all_finite(w));
+    let p = Plan::new(g, c.lw);
     for_blocks(&mut gx, plane, &p, |s0, gxb| {
-        let Scratch { mut cols, mut perm } = Scratch::new(op, g, &p)?;
+        let Scratch {
+            mut cols,
+            mut perm,
+            mut xp,
+        } = Scratch::new(op, g, &p, &c)?;
         let bn = gxb.len() / plane.max(1);
         for n0 in (0..bn).step_by(p.sub) {
             let nc = p.sub.min(bn - n0);
-            let width = nc * l;
-            let (src, rs) = gy_rows(gy, g, s0 + n0, nc, &mut perm);
+            let width = nc * c.lw;
+            let (src, rs) = c.gy_rows(gy, g, s0 + n0, nc, &mut perm);
             for gi in 0..g.g {
                 // SAFETY: w^T is (kg, og) read through w's strides; src (o, rs ≥ width);
                 // cols (g·kg, width).
@@ -1109,15 +1240,7 @@ fn conv_input_kernel<T: Float>(op: &'static str, gy: &[T], w: &[T], g: &Geom) ->
                     );
                 }
             }
-            for i in 0..nc {
-                col2im(
-                    &cols,
-                    g,
-                    &mut gxb[(n0 + i) * plane..][..plane],
-                    width,
-                    i * l,
-                );
-            }
+            c.scatter(&cols, g, nc, &mut gxb[n0 * plane..], &mut xp);
         }
         Ok(())
     })?;
@@ -1125,13 +1248,15 @@ fn conv_input_kernel<T: Float>(op: &'static str, gy: &[T], w: &[T], g: &Geom) ->
 }
 
 fn conv_weight_kernel<T: Float>(op: &'static str, x: &[T], gy: &[T], g: &Geom) -> Result<Vec<T>> {
-    let (l, og, kg) = (g.l(), g.og(), g.kg());
+    let (og, kg) = (g.og(), g.kg());
     if direct(g) {
         let mut gw = try_alloc::<T>(op, g.o * kg, T::ZERO)?;
         dw_weight(x, gy, g, &mut gw);
         return Ok(gw);
     }
-    let p = Plan::new(g);
+    // The dropped columns hold x's values against zeros of gy.
+    let c = Cols::new(g, all_finite(x));
+    let p = Plan::new(g, c.lw);
     let tasks = g.n.max(1).div_ceil(p.block);
     // Each task sums its samples' products into its own partial gradient, kept transposed
     // (kg, og) per group: gemm runs cols · gyᵀ more than twice as fast as gy · colsᵀ.
@@ -1139,13 +1264,17 @@ fn conv_weight_kernel<T: Float>(op: &'static str, x: &[T], gy: &[T], g: &Geom) -
         .into_par_iter()
         .map(|t| -> Result<Vec<T>> {
             let mut gwt = try_alloc::<T>(op, g.o * kg, T::ZERO)?;
-            let Scratch { mut cols, mut perm } = Scratch::new(op, g, &p)?;
+            let Scratch {
+                mut cols,
+                mut perm,
+                mut xp,
+            } = Scratch::new(op, g, &p, &c)?;
             let (s0, bn) = (t * p.block, p.block.min(g.n.saturating_sub(t * p.block)));
             for n0 in (0..bn).step_by(p.sub) {
                 let nc = p.sub.min(bn - n0);
-                let width = nc * l;
-                fill_cols(x, g, s0 + n0, nc, &mut cols);
-                let (src, rs) = gy_rows(gy, g, s0 + n0, nc, &mut perm);
+                let width = nc * c.lw;
+                c.fill(x, g, s0 + n0, nc, &mut cols, &mut xp);
+                let (src, rs) = c.gy_rows(gy, g, s0 + n0, nc, &mut perm);
                 for gi in 0..g.g {
                     // SAFETY: cols (g·kg, width); gyᵀ is (width, og) through src's strides
                     // (o, rs ≥ width); gwt holds g blocks of (kg, og).

@@ -627,6 +627,12 @@ impl Node {
                 ))
             }
         };
+        if scales.is_some_and(|s| s.len() != dims) {
+            return Err(Error::value(
+                op,
+                format!("scale factors {scales:?} need one entry per spatial dim ({dims})"),
+            ));
+        }
         let f32_math = self.dtype() == crate::DType::F32;
         let maps = (0..dims)
             .map(|d| {

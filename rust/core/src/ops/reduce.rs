@@ -75,13 +75,22 @@ impl Tensor {
                 ),
             ));
         }
-        // A reduced block that is one contiguous run needs no offset table.
+        // A reduced block that is one contiguous run needs no offset table. Otherwise its
+        // trailing contiguous dims (the H·W of a bias gradient's (0, 2, 3)) are summed as runs
+        // of `inner`, and only the outer dims get offsets.
         let n_red = red.numel();
         let run = red.is_contiguous();
+        let inner = if run { n_red } else { contiguous_tail(&red) };
         let roffs = if run {
             (0..n_red.min(1)).collect()
         } else {
-            red.offsets()?
+            let k = red.shape.len() - red_tail_dims(&red);
+            Layout {
+                shape: red.shape[..k].into(),
+                strides: red.strides[..k].into(),
+                offset: 0,
+            }
+            .offsets()?
         };
         with_dtype!(name, &self.storage, T, buf => {
             let s = buf.as_slice();
@@ -96,6 +105,8 @@ impl Tensor {
                         Reduce::Sum => {
                             let acc: f64 = if run {
                                 sum_f64(&s[base..base + n_red])
+                            } else if inner > 1 {
+                                roffs.iter().map(|&r| sum_f64(&s[base + r..base + r + inner])).sum()
                             } else {
                                 roffs.iter().map(|&r| s[base + r].to_f64()).sum()
                             };
@@ -103,8 +114,12 @@ impl Tensor {
                         }
                         Reduce::Max if run => s[base..base + n_red].iter().fold(s[base], |m, &x| m.max_(x)),
                         Reduce::Min if run => s[base..base + n_red].iter().fold(s[base], |m, &x| m.min_(x)),
-                        Reduce::Max => roffs.iter().fold(s[base + roffs[0]], |m, &r| m.max_(s[base + r])),
-                        Reduce::Min => roffs.iter().fold(s[base + roffs[0]], |m, &r| m.min_(s[base + r])),
+                        Reduce::Max => roffs.iter().fold(s[base + roffs[0]], |m, &r| {
+                            s[base + r..base + r + inner].iter().fold(m, |m, &x| m.max_(x))
+                        }),
+                        Reduce::Min => roffs.iter().fold(s[base + roffs[0]], |m, &r| {
+                            s[base + r..base + r + inner].iter().fold(m, |m, &x| m.min_(x))
+                        }),
                     };
                     out.push(v);
                 }
@@ -831,4 +846,24 @@ impl Node {
             step: -1,
         }])
     }
+}
+
+/// How many trailing dims of `l` form one contiguous run (stride 1, each nesting the next).
+fn red_tail_dims(l: &Layout) -> usize {
+    let mut span = 1isize;
+    let mut n = 0;
+    for d in (0..l.shape.len()).rev() {
+        if l.strides[d] != span {
+            break;
+        }
+        span *= l.shape[d] as isize;
+        n += 1;
+    }
+    n
+}
+
+/// The element count of `l`'s trailing contiguous run (1 if there is none).
+fn contiguous_tail(l: &Layout) -> usize {
+    let k = l.shape.len() - red_tail_dims(l);
+    l.shape[k..].iter().product()
 }
