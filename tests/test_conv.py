@@ -1417,3 +1417,26 @@ def test_an_inf_reaches_the_gradients_as_the_plain_products_give(where):
     for got, want in ((wv.grad.numpy(), gw), (xv.grad.numpy(), gx)):
         np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
         np.testing.assert_array_equal(np.isinf(got), np.isinf(want))
+
+
+def test_max_pool_takes_nan_and_keeps_it_and_all_minus_inf_gives_the_first_index():
+    x = np.array([[[[1.0, np.nan, 3.0, 0.0],
+                    [np.nan, 2.0, 5.0, 4.0],
+                    [-np.inf, -np.inf, 7.0, np.inf],
+                    [-np.inf, -np.inf, 6.0, 1.0]]]])
+    v, i = F.max_pool2d(Value(x), 2, return_indices=True)
+    # torch's rule: a NaN replaces the maximum (the last NaN's index), and stays; an all
+    # -inf window keeps its first position.
+    np.testing.assert_array_equal(v.numpy(), [[[[np.nan, 5.0], [-np.inf, np.inf]]]])
+    np.testing.assert_array_equal(i.numpy(), [[[[4, 6], [8, 11]]]])
+
+
+@needs_torch
+def test_max_pool_with_nan_and_inf_matches_torch():
+    x = rng(74).random((2, 3, 7, 7))
+    x[0, 0, 1, 1] = x[1, 1, 4, 4] = x[1, 1, 4, 5] = np.nan
+    x[0, 1, 2, 2], x[1, 0, :3, :3] = np.inf, -np.inf
+    v, i = F.max_pool2d(Value(x), 3, 2, 1, return_indices=True)
+    tv, ti = TF.max_pool2d(torch.from_numpy(x), 3, 2, 1, return_indices=True)
+    np.testing.assert_array_equal(v.numpy(), tv.numpy())
+    np.testing.assert_array_equal(i.numpy(), ti.numpy())

@@ -440,6 +440,11 @@ def test_finite_inputs_give_finite_gradients(name, data, shape, dt):
     up = data.draw(arrays(shape_out, FINITE_UPSTREAM))
     x = x.astype(dt).astype(np.float64)
     assume(np.all(np.isfinite(x)))
+    if name == "std_last":
+        # A subnormal spread (2 ulp of 0) gives a subnormal std, whose 1/std overflows:
+        # torch's gradient is inf there too.
+        spread = np.ptp(x, axis=-1)
+        assume(np.all((spread == 0) | (spread > np.finfo(dt).tiny)))
     _, (g,) = run(MG, f, [(x, dt, True)], up)
     assert np.all(np.isfinite(g)), f"{name}: non-finite gradient {g} for input {x}"
 

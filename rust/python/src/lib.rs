@@ -1436,8 +1436,24 @@ fn is_grad_enabled() -> bool {
     mikagrad_core::is_grad_enabled()
 }
 
+/// glibc serves blocks above 128 KB-32 MB with fresh mmaps and hands the top of its heap
+/// back to the OS, so each training step page-faults its tensors in again (a 32→64 conv on
+/// 32×32 images: 21 ms a step instead of 14). Blocks up to 32 MB now come from the heap and
+/// freed memory is kept for reuse up to 256 MB; larger requests still map (and fail
+/// cleanly when memory is short).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn keep_freed_memory() {
+    // SAFETY: mallopt only changes thresholds; it is called once, before our allocations.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20);
+    }
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    keep_freed_memory();
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("ShapeError", m.py().get_type::<ShapeError>())?;
     m.add("GradError", m.py().get_type::<GradError>())?;

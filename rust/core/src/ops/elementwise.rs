@@ -918,6 +918,8 @@ fn zip<T: Element, U: Element>(
             ),
             (1, 0) => out.extend(sa[oa..oa + len].iter().map(|&p| f(p, sb[ob]))),
             (0, 1) => out.extend(sb[ob..ob + len].iter().map(|&q| f(sa[oa], q))),
+            // Both broadcast (a summed gradient times a number): one value, repeated.
+            (0, 0) => out.extend(std::iter::repeat_n(f(sa[oa], sb[ob]), len)),
             _ => {
                 let (mut i, mut j) = (oa as isize, ob as isize);
                 for _ in 0..len {

@@ -240,25 +240,42 @@ impl Node {
             let x = xt.as_slice::<T>().expect("contiguous");
             let mut vals = try_alloc::<T>(op, planes * oh * ow, T::ZERO)?;
             let mut idx = try_alloc::<i64>(op, planes * oh * ow, 0)?;
+            // Per output row, its valid input rows; per column tap j, each output column's
+            // j-th input column (or None). An output row is then updated tap by tap across
+            // all its columns, which has no dependency from one column to the next.
+            let rows: Vec<Vec<usize>> = (0..oh).map(|o| th.row(o).map(|r| r.0).collect()).collect();
+            let col_taps: Vec<Vec<Option<usize>>> = (0..tw.k)
+                .map(|j| (0..ow).map(|o| tw.row(o).nth(j).map(|r| r.0)).collect())
+                .collect();
+            let first_col: Vec<usize> = (0..ow).map(|o| tw.row(o).next().map_or(0, |r| r.0)).collect();
             let run = |p: usize, (vs, is): (&mut [T], &mut [i64])| {
                 let plane = &x[p * h * w..][..h * w];
-                for oy in 0..oh {
-                    for ox in 0..ow {
-                        let mut best = T::from_f64(f64::NEG_INFINITY);
-                        let first_y = th.row(oy).next().map_or(0, |r| r.0);
-                        let first_x = tw.row(ox).next().map_or(0, |r| r.0);
-                        let mut at = first_y * w + first_x;
-                        for (iy, _) in th.row(oy) {
-                            for (ix, _) in tw.row(ox) {
-                                let v = plane[iy * w + ix];
-                                if v > best || v.is_nan() {
-                                    best = v;
-                                    at = iy * w + ix;
-                                }
+                let mut at = vec![0usize; ow];
+                for (oy, ry) in rows.iter().enumerate() {
+                    let best = &mut vs[oy * ow..][..ow];
+                    best.fill(T::from_f64(f64::NEG_INFINITY));
+                    let y0 = ry.first().copied().unwrap_or(0);
+                    for (a, &c) in at.iter_mut().zip(&first_col) {
+                        *a = y0 * w + c;
+                    }
+                    for &iy in ry {
+                        let line = &plane[iy * w..][..w];
+                        for taps in &col_taps {
+                            for ((b, a), &ix) in best.iter_mut().zip(at.iter_mut()).zip(taps) {
+                                let Some(ix) = ix else { continue };
+                                let v = line[ix];
+                                // Written so that no branch depends on the data (random data
+                                // would mispredict every other tap): `m` is x86's maxss, which
+                                // gives v when either is NaN; a NaN maximum stays.
+                                let take = (v > *b) | v.is_nan();
+                                *a = std::hint::select_unpredictable(take, iy * w + ix, *a);
+                                let m = if *b > v { *b } else { v };
+                                *b = if b.is_nan() { *b } else { m };
                             }
                         }
-                        vs[oy * ow + ox] = best;
-                        is[oy * ow + ox] = at as i64;
+                    }
+                    for (i, &a) in is[oy * ow..][..ow].iter_mut().zip(&at) {
+                        *i = a as i64;
                     }
                 }
             };
