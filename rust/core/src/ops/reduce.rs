@@ -81,6 +81,8 @@ impl Tensor {
         let n_red = red.numel();
         let run = red.is_contiguous();
         let inner = if run { n_red } else { contiguous_tail(&red) };
+        // A broadcast value (a summed gradient) repeats along every reduced dim.
+        let repeated = !run && n_red > 0 && red.strides.iter().all(|&st| st == 0);
         let roffs = if run {
             (0..n_red.min(1)).collect()
         } else {
@@ -102,6 +104,8 @@ impl Tensor {
                     let v = match op {
                         // Accumulate in f64 so float32 sums stay accurate.
                         Reduce::Sum if roffs.is_empty() => T::ZERO,
+                        Reduce::Sum if repeated => T::from_f64(s[base].to_f64() * n_red as f64),
+                        Reduce::Max | Reduce::Min if repeated => s[base],
                         Reduce::Sum => {
                             let acc: f64 = if run {
                                 sum_f64(&s[base..base + n_red])
