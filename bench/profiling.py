@@ -47,12 +47,12 @@ def op_split(budget: Budget, torch_fw: Any = None) -> dict[str, float]:
     n = getattr(a, "_node", None)
     if n is not None and hasattr(n, "binary"):
         parts["Rust call (Node.binary, node made and freed)"] = (
-            "an.binary(bn, 0, False)", {"an": a._node, "bn": b._node})
+            "an.binary(bn, \"add\", False)", {"an": a._node, "bn": b._node})
         if hasattr(engine, "_arg"):
-            parts["_arg(b, a) (operand coercion)"] = (
-                "arg(b, a)", {"arg": engine._arg, "a": a, "b": b})
+            parts["_arg(b) (operand coercion)"] = (
+                "arg(b)", {"arg": engine._arg, "b": b})
         if hasattr(engine, "_wrap"):
-            node = a._node.binary(b._node, 0, False)
+            node = a._node.binary(b._node, "add", False)
             parts["_wrap(node, a, b) (Value made)"] = (
                 "wrap(node, a, b)", {"wrap": engine._wrap, "node": node, "a": a, "b": b})
     parts["floor: a Python __add__ that does nothing"] = ("p + p", {"p": _Floor()})
