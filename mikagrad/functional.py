@@ -627,9 +627,10 @@ def _conv_transpose(op: str, n: int, input: Any, weight: Any, bias: Any, stride:
     if output_size is not None:
         want = list(output_size)[-n:]
         op_pad = [o - b for o, b in zip(want, base, strict=True)]
-        if any(not 0 <= e < max(st, dd) for e, st, dd in zip(op_pad, s, d, strict=True)):
-            raise ValueError(f"{op}: output_size {tuple(output_size)} is not reachable; sizes "
-                             f"from {tuple(base)} up to stride or dilation more work")
+        if any(not 0 <= e < st for e, st in zip(op_pad, s, strict=True)):
+            top = tuple(b + st - 1 for b, st in zip(base, s, strict=True))
+            raise ValueError(f"{op}: output_size {tuple(output_size)} is not reachable for "
+                             f"input {x.shape}: each size must lie between {tuple(base)} and {top}")
     else:
         op_pad = list(_ints(op, "output_padding", output_padding, n, least=0))
         if any(e >= max(st, dd) for e, st, dd in zip(op_pad, s, d, strict=True)):
@@ -942,7 +943,7 @@ def batch_norm(input: Value, running_mean: Value | None, running_var: Value | No
         None if w is None else w._node, None if b is None else b._node,
         None if rm is None else rm._node, None if rv is None else rv._node, float(eps))
     out = _wrap(node, x, *(v for v in (w, b) if v is not None))
-    if training and (running_mean is not None or running_var is not None):
+    if training and x.size and (running_mean is not None or running_var is not None):
         count = x.size // c
         with no_grad():
             if running_mean is not None:

@@ -1124,6 +1124,16 @@ def v(*shape):
 # Each row: an id, a callable, the exception class, and a regex the message must match
 # (shape errors name the op and the shapes involved).
 BAD = [
+    ("max_pool1d_padding_past_half_the_kernel",
+     lambda: F.max_pool1d(v(1, 1, 3), 2, 1, 2, dilation=3), ValueError, r"max_pool1d.*half"),
+    ("conv1d_dilation_overflows", lambda: F.conv1d(v(1, 1, 6), v(1, 1, 5), dilation=2**62),
+     mg.ShapeError, r"conv1d.*\(6,\)"),
+    ("conv1d_padding_overflows", lambda: F.conv1d(v(1, 1, 6), v(1, 1, 1), padding=2**63),
+     mg.ShapeError, r"conv1d"),
+    ("unfold_dilation_overflows", lambda: F.unfold(v(1, 1, 1, 4), (1, 3), dilation=(1, 2**63)),
+     mg.ShapeError, r"unfold"),
+    ("avg_pool1d_sizes_overflow", lambda: F.avg_pool1d(v(1, 1, 6), 2**63, 1, 2**62),
+     ValueError, r"avg_pool1d"),
     ("conv2d_kernel_bigger_than_input", lambda: F.conv2d(v(1, 1, 3, 3), v(1, 1, 4, 4)),
      mg.ShapeError, r"conv2d.*\(3, 3\).*\(4, 4\)"),
     ("conv2d_kernel_bigger_than_padded", lambda: F.conv2d(v(1, 1, 3, 3), v(1, 1, 6, 6),
@@ -1400,6 +1410,24 @@ def test_batch_norm_is_one_node_and_its_gradient_follows_the_batch_statistics():
 
 
 @pytest.mark.parametrize("where", ["x", "w"])
+def test_an_inf_in_a_depthwise_conv_gives_the_plain_products(where):
+    # The direct depthwise loops skip padding and compute extra columns against zeros of
+    # the gradient; with an inf they hand over to im2col, whose results are torch's.
+    x, w = randn((1, 2, 3, 5), 75), np.ones((2, 1, 2, 3))
+    (x if where == "x" else w)[(0, 0, 0, 0) if where == "w" else (0, 0, 0, 4)] = np.inf
+    for kw in (dict(), dict(stride=2, padding=1)):
+        xv, wv = Value(x), Value(w)
+        out = F.conv2d(xv, wv, groups=2, **kw)
+        out.backward(np.ones(out.shape))
+        xg, wg = Value(x), Value(w)
+        # The reference: the same conv, one group at a time, through the im2col path.
+        ref = mg.cat([F.conv2d(xg[:, i:i + 1], wg[i:i + 1], **kw) for i in range(2)], 1)
+        ref.backward(np.ones(ref.shape))
+        for got, want in ((out, ref), (xv.grad, xg.grad), (wv.grad, wg.grad)):
+            np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-12)  # NaN == NaN
+
+
+@pytest.mark.parametrize("where", ["x", "w"])
 def test_an_inf_reaches_the_gradients_as_the_plain_products_give(where):
     # Stride-1 kernels compute extra columns that meet zeros of the output gradient; an inf
     # there must not turn a kept result into NaN (0·inf), so they fall back when inputs are
@@ -1440,3 +1468,43 @@ def test_max_pool_with_nan_and_inf_matches_torch():
     tv, ti = TF.max_pool2d(torch.from_numpy(x), 3, 2, 1, return_indices=True)
     np.testing.assert_array_equal(v.numpy(), tv.numpy())
     np.testing.assert_array_equal(i.numpy(), ti.numpy())
+
+
+@pytest.mark.parametrize("x,kw,want", [
+    # torch's 1-D kernel uses the scale even when the size comes out the same or doubled.
+    ([0.0, 1.0, 2.0], dict(scale_factor=1.3, mode="nearest-exact"), [0.0, 1.0, 1.0]),
+    ([0.0, 1.0, 2.0], dict(scale_factor=1.3), [0.0, 0.0, 1.0]),
+    ([0.0, 1.0, 2.0], dict(scale_factor=2.1), [0.0, 0.0, 0.0, 1.0, 1.0, 2.0]),
+    # ... and computes the position in float64 for float64 data: 41·(2/82) is 1.
+    ([0.0, 1.0], dict(size=82), [0.0] * 41 + [1.0] * 41),
+])
+def test_interpolate_nearest_picks_torchs_source_pixels(x, kw, want):
+    got = F.interpolate(Value(np.array(x).reshape(1, 1, -1)), **kw)
+    np.testing.assert_array_equal(got.numpy().ravel(), want)
+
+
+@needs_torch
+@pytest.mark.parametrize("dims", [1, 2, 3])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+def test_interpolate_nearest_modes_match_torch_exactly(dims, dtype):
+    r = rng(76)
+    for _ in range(60):
+        x = r.standard_normal([1, 2] + [int(v) for v in r.integers(1, 9, dims)]).astype(dtype)
+        for mode in ("nearest", "nearest-exact"):
+            if r.random() < 0.5:
+                kw = dict(size=[int(v) for v in r.integers(1, 20, dims)])
+            else:
+                kw = dict(scale_factor=float(r.choice([0.7, 1.0, 1.3, 1.5, 2.0, 2.1, 3.0])))
+            try:
+                want = TF.interpolate(torch.from_numpy(x), mode=mode, **kw).numpy()
+            except RuntimeError:  # an empty output: both refuse (test_bad_input)
+                continue
+            got = F.interpolate(mg.tensor(x), mode=mode, **kw).numpy()
+            np.testing.assert_array_equal(got, want, err_msg=f"{mode} {x.shape} {kw}")
+
+
+def test_batch_norm_of_an_empty_batch_is_empty_and_keeps_the_running_statistics():
+    rm, rv = Value(np.zeros(3), requires_grad=False), Value(np.ones(3), requires_grad=False)
+    out = F.batch_norm(Value(np.zeros((0, 3, 4))), rm, rv, training=True)
+    assert out.shape == (0, 3, 4)
+    assert rm.tolist() == [0.0] * 3 and rv.tolist() == [1.0] * 3

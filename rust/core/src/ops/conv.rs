@@ -79,9 +79,14 @@ impl ConvSpec {
 
     /// The output length along spatial dim `d` (0 = H) for an input of `len` and a kernel
     /// of `k`, or None when the dilated kernel is larger than the padded input.
+    /// Sizes that overflow give None too (they could never be allocated).
     fn out_len(&self, d: usize, len: usize, k: usize) -> Option<usize> {
-        let padded = len + self.pad_lo[d] + self.pad_hi[d];
-        let span = self.dilation[d] * k.checked_sub(1)? + 1;
+        let padded = len
+            .checked_add(self.pad_lo[d])?
+            .checked_add(self.pad_hi[d])?;
+        let span = self.dilation[d]
+            .checked_mul(k.checked_sub(1)?)?
+            .checked_add(1)?;
         (padded >= span).then(|| (padded - span) / self.stride[d] + 1)
     }
 }
@@ -218,11 +223,19 @@ fn conv_geom(
     let ow = spec.out_len(1, wd, kw);
     let (Some(oh), Some(ow)) = (oh, ow) else {
         let padded: Vec<usize> = (0..2)
-            .map(|d| [h, wd][d] + spec.pad_lo[d] + spec.pad_hi[d])
+            .map(|d| {
+                [h, wd][d]
+                    .saturating_add(spec.pad_lo[d])
+                    .saturating_add(spec.pad_hi[d])
+            })
             .skip(2 - spec.dims)
             .collect();
         let kernel: Vec<usize> = (0..2)
-            .map(|d| spec.dilation[d] * ([kh, kw][d].max(1) - 1) + 1)
+            .map(|d| {
+                spec.dilation[d]
+                    .saturating_mul([kh, kw][d].max(1) - 1)
+                    .saturating_add(1)
+            })
             .skip(2 - spec.dims)
             .collect();
         return Err(Error::shape(
@@ -975,8 +988,20 @@ impl<T: Float> Scratch<T> {
     }
 }
 
+/// No inf or NaN in `v`: `e · 0` is 0 for finite `e` and NaN otherwise, summed in 8 lanes.
 fn all_finite<T: Float>(v: &[T]) -> bool {
-    v.iter().all(|&e| e.to_f64().is_finite())
+    let mut acc = [T::ZERO; 8];
+    let chunks = v.chunks_exact(8);
+    let tail = chunks
+        .remainder()
+        .iter()
+        .fold(T::ZERO, |a, &e| a + e * T::ZERO);
+    for c in chunks {
+        for i in 0..8 {
+            acc[i] += c[i] * T::ZERO;
+        }
+    }
+    acc.iter().fold(tail, |a, &e| a + e) == T::ZERO
 }
 
 /// Runs `f(first sample, its block of out)` for each block of `plan.block` samples, in
@@ -1149,7 +1174,9 @@ fn conv_forward<T: Float>(
 ) -> Result<Vec<T>> {
     let (l, og, kg) = (g.l(), g.og(), g.kg());
     let mut y = try_alloc::<T>(op, g.n * g.o * l, T::ZERO)?;
-    if direct(g) {
+    // The direct loops skip padding taps; an inf or NaN weight must meet those zeros (as
+    // torch's NaN there), so it takes the im2col path.
+    if direct(g) && all_finite(w) {
         dw_forward(x, w, g, &mut y);
     } else {
         let c = Cols::new(g, true);
@@ -1206,7 +1233,9 @@ fn conv_input_kernel<T: Float>(op: &'static str, gy: &[T], w: &[T], g: &Geom) ->
     let (og, kg) = (g.og(), g.kg());
     let plane = g.c * g.h * g.w;
     let mut gx = try_alloc::<T>(op, g.n * plane, T::ZERO)?;
-    if direct(g) {
+    // The padded planes' extra columns are zeros of gy that meet w; with an inf or NaN in w
+    // the im2col path keeps 0·inf out of the kept results.
+    if direct(g) && all_finite(w) {
         dw_input(gy, w, g, &mut gx);
         return Ok(gx);
     }
@@ -1249,7 +1278,8 @@ fn conv_input_kernel<T: Float>(op: &'static str, gy: &[T], w: &[T], g: &Geom) ->
 
 fn conv_weight_kernel<T: Float>(op: &'static str, x: &[T], gy: &[T], g: &Geom) -> Result<Vec<T>> {
     let (og, kg) = (g.og(), g.kg());
-    if direct(g) {
+    // As in `conv_input_kernel`, with x meeting the zeros.
+    if direct(g) && all_finite(x) {
         let mut gw = try_alloc::<T>(op, g.o * kg, T::ZERO)?;
         dw_weight(x, gy, g, &mut gw);
         return Ok(gw);

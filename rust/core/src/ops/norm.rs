@@ -127,7 +127,8 @@ impl Node {
                 per_channel("running_var", v)?.tensor().contiguous()?,
             )),
             None => {
-                if n * s <= 1 {
+                // An empty batch gives an empty output, as torch.
+                if n * s == 1 {
                     return Err(Error::value(
                         op,
                         format!(

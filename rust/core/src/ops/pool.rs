@@ -83,18 +83,35 @@ impl Window {
                 format!("kernel_size {k}, stride {s} and dilation {d} must be positive"),
             ));
         }
-        let span = d * (k - 1) + 1;
-        if 2 * p > span {
+        // torch's checks: padding at most half the (undilated) kernel; sizes that would
+        // overflow can never be allocated.
+        let span = d.checked_mul(k - 1).and_then(|v| v.checked_add(1));
+        let padded = p.checked_mul(2).and_then(|v| v.checked_add(len));
+        let (Some(span), Some(padded)) = (span, padded) else {
             return Err(Error::value(
                 op,
                 format!(
-                    "padding {p} should be at most half of the (dilated) kernel size {span} \
-                     (input {})",
+                    "kernel {k}, dilation {d} and padding {p} overflow (input {})",
+                    fmt_shape(shape)
+                ),
+            ));
+        };
+        if p > k / 2 {
+            return Err(Error::value(
+                op,
+                format!(
+                    "padding {p} should be at most half of the kernel size {k} (input {})",
                     fmt_shape(shape)
                 ),
             ));
         }
-        let num = (len + 2 * p) as i64 - span as i64 + if ceil_mode { s as i64 - 1 } else { 0 };
+        if [padded, span, s].iter().any(|&v| v > i64::MAX as usize / 4) {
+            return Err(Error::value(
+                op,
+                format!("input {} with padding {p} is too large", fmt_shape(shape)),
+            ));
+        }
+        let num = padded as i64 - span as i64 + if ceil_mode { s as i64 - 1 } else { 0 };
         let mut out = num.div_euclid(s as i64) + 1;
         if ceil_mode && (out - 1) * s as i64 >= (len + p) as i64 {
             out -= 1;
@@ -660,10 +677,9 @@ impl Node {
                         if linear {
                             linear_taps(len, out, o, align_corners, scale, f32_math)
                         } else {
-                            vec![(
-                                nearest_index(len, out, o, scale, mode == "nearest-exact"),
-                                1.0,
-                            )]
+                            let exact = mode == "nearest-exact";
+                            let i = nearest_index(len, out, o, scale, exact, dims == 2, f32_math);
+                            vec![(i, 1.0)]
                         }
                     })
                     .collect();
@@ -706,24 +722,50 @@ fn adaptive_taps(op: &'static str, sp: &[usize], out: &[usize]) -> Result<Vec<Ta
         .collect())
 }
 
-/// torch's `nearest_idx`: float32 arithmetic whatever the dtype.
-fn nearest_index(len: usize, out: usize, o: usize, scale: Option<f64>, exact: bool) -> i64 {
-    if out == len {
-        return o as i64;
+/// torch's nearest source index. Its 2-D kernel uses `nearest_idx`/`nearest_exact_idx`:
+/// float32 maths whatever the dtype, and plain nearest copies when the size is kept or
+/// doubled. Its 1-D and 3-D kernels compute the position in the data's precision, with no
+/// shortcut, and floor it as a float32.
+fn nearest_index(
+    len: usize,
+    out: usize,
+    o: usize,
+    scale: Option<f64>,
+    exact: bool,
+    two_d: bool,
+    f32_math: bool,
+) -> i64 {
+    let last = len as i64 - 1;
+    if two_d {
+        if !exact && out == len {
+            return o as i64;
+        }
+        if !exact && out == 2 * len {
+            return (o >> 1) as i64;
+        }
+        let s: f32 = match scale {
+            Some(s) if s > 0.0 => (1.0 / s) as f32,
+            _ => len as f32 / out as f32,
+        };
+        let pos = if exact {
+            ((o as f32 + 0.5) * s).floor()
+        } else {
+            (o as f32 * s).floor()
+        };
+        return (pos as i64).min(last);
     }
-    if out == 2 * len && !exact {
-        return (o >> 1) as i64;
-    }
-    let s: f32 = match scale {
-        Some(s) if s > 0.0 => (1.0 / s) as f32,
-        _ => len as f32 / out as f32,
+    let r = |v: f64| if f32_math { v as f32 as f64 } else { v };
+    let s = match scale {
+        Some(s) if s > 0.0 => r(1.0 / s),
+        _ => r(r(len as f64) / out as f64),
     };
     let pos = if exact {
-        ((o as f32 + 0.5) * s).floor()
+        let src = r(r(s * r(o as f64 + 0.5)) - 0.5).max(0.0);
+        (r(src + 0.5) as f32).floor()
     } else {
-        (o as f32 * s).floor()
+        (r(s * o as f64) as f32).floor()
     };
-    (pos as i64).min(len as i64 - 1)
+    (pos as i64).min(last)
 }
 
 /// torch's linear source index and weights for output `o`, in the dtype's precision.
