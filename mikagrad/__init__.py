@@ -8,7 +8,7 @@ Value([[ 7., 11.],
        [ 9., 13.]])
 """
 
-from . import cuda, data, functional, nn, optim
+from . import autograd, cuda, data, functional, nn, optim
 from ._core import __version__
 from .creation import (
     Generator,
@@ -60,7 +60,7 @@ from .engine import (
     tensor,
 )
 from .explain import explain
-from .gradcheck import GradcheckError, gradcheck
+from .gradcheck import GradcheckError, gradcheck, gradgradcheck
 from .ops import (
     Histogram,
     abs,
@@ -135,6 +135,7 @@ __all__ = [
     "clip", "sum", "mean", "var", "std", "max", "min", "amax", "amin", "logsumexp", "softmax",
     "log_softmax", "all", "any", "numel", "isclose", "allclose", "equal", "tril", "triu",
     "histogram", "Histogram", "cumsum", "cuda",
-    "gradcheck", "GradcheckError", "ShapeError", "GradError", "SerializationError",
+    "gradcheck", "gradgradcheck", "autograd", "GradcheckError", "ShapeError", "GradError",
+    "SerializationError",
     "save", "load", "functional", "nn", "optim", "data", "explain",
 ]

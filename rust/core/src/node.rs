@@ -610,41 +610,8 @@ impl Node {
             let Some(g) = grads.remove(&v.id()) else {
                 continue;
             };
-            if let Some(op) = &v.0.op {
-                let needs: Vec<bool> = v.parents().iter().map(|p| p.requires_grad()).collect();
-                let ctx = Ctx {
-                    parents: v.parents(),
-                    out: v,
-                    needs: &needs,
-                };
-                v.check_not_stale()?;
-                let input_grads = with_saved(v, || op.backward(&ctx, &g))?;
-                let mut summed = Vec::new();
-                for ((p, gp), need) in v.parents().iter().zip(input_grads).zip(&needs) {
-                    let gp = match gp {
-                        Some(gp) if *need => gp,
-                        _ => {
-                            summed.push(None);
-                            continue;
-                        }
-                    };
-                    let pre = if trace.is_some() {
-                        gp.shape().to_vec()
-                    } else {
-                        Vec::new()
-                    };
-                    let (gp, dims) = unbroadcast(gp, p)?;
-                    summed.push(Some((pre, dims)));
-                    match grads.entry(p.id()) {
-                        Entry::Occupied(mut e) => {
-                            let sum = e.get().add(&gp)?;
-                            e.insert(sum);
-                        }
-                        Entry::Vacant(e) => {
-                            e.insert(gp);
-                        }
-                    }
-                }
+            if v.0.op.is_some() {
+                let summed = v.propagate(&g, &mut grads, trace.is_some())?;
                 if let Some(t) = trace.as_mut() {
                     t(Step {
                         node: v,
@@ -661,6 +628,133 @@ impl Node {
         Ok(())
     }
 
+    /// One node's step in a backward pass: its op's rule on `g`, each parent's gradient
+    /// summed back to the parent's shape (`unbroadcast`) and added into `grads`. Returns,
+    /// per parent, the gradient's shape before that sum (when `shapes`) and the dims summed,
+    /// for explain mode.
+    #[allow(clippy::type_complexity)]
+    fn propagate(
+        &self,
+        g: &Node,
+        grads: &mut IdMap<Node>,
+        shapes: bool,
+    ) -> Result<Vec<Option<(Vec<usize>, Vec<usize>)>>> {
+        let Some(op) = &self.0.op else {
+            return Ok(Vec::new());
+        };
+        let mut summed = Vec::new();
+        for (p, gp) in self.parents().iter().zip(self.local_grads(op.as_ref(), g)?) {
+            let Some(gp) = gp else {
+                summed.push(None);
+                continue;
+            };
+            let pre = if shapes {
+                gp.shape().to_vec()
+            } else {
+                Vec::new()
+            };
+            let (gp, dims) = unbroadcast(gp, p)?;
+            summed.push(Some((pre, dims)));
+            match grads.entry(p.id()) {
+                Entry::Occupied(mut e) => {
+                    let sum = e.get().add(&gp)?;
+                    e.insert(sum);
+                }
+                Entry::Vacant(e) => {
+                    e.insert(gp);
+                }
+            }
+        }
+        Ok(summed)
+    }
+
+    /// `torch.autograd.grad`: the gradients of `outputs`, each seeded with its `seeds` entry,
+    /// for `inputs`, without touching any `.grad`. With `create_graph` the backward runs
+    /// with recording on, so the gradients have graphs of their own and can be differentiated
+    /// again. None for an input the outputs do not depend on.
+    pub fn grad_of(
+        outputs: &[Node],
+        seeds: &[Node],
+        inputs: &[Node],
+        create_graph: bool,
+    ) -> Result<Vec<Option<Node>>> {
+        if outputs.is_empty() || outputs.len() != seeds.len() {
+            return Err(Error::value(
+                "grad",
+                format!(
+                    "needs one grad_output per output, got {} outputs and {} grad_outputs",
+                    outputs.len(),
+                    seeds.len()
+                ),
+            ));
+        }
+        if let Some(i) = inputs.iter().position(|x| !x.requires_grad()) {
+            return Err(Error::grad(
+                "grad",
+                format!("input {i} does not require grad, so it has no gradient"),
+            ));
+        }
+        // One root, Σ sum(output·seed), recorded whatever the grad mode: its backward hands
+        // each output exactly its seed (1·seed), so the outputs share one traversal.
+        let root = {
+            let prev = set_grad_enabled(true);
+            let built = (|| -> Result<Node> {
+                let mut total: Option<Node> = None;
+                for (o, s) in outputs.iter().zip(seeds) {
+                    if o.shape() != s.shape() {
+                        return Err(Error::shape(
+                            "grad",
+                            format!(
+                                "grad_output of shape {} for an output of shape {}",
+                                fmt_shape(&s.shape()),
+                                fmt_shape(&o.shape())
+                            ),
+                        ));
+                    }
+                    if !o.requires_grad() {
+                        continue;
+                    }
+                    let term = o.mul(s)?.sum(None, false)?;
+                    total = Some(match total {
+                        Some(t) => t.add(&term)?,
+                        None => term,
+                    });
+                }
+                total.ok_or_else(|| {
+                    Error::grad("grad", "no output requires grad, so nothing has a gradient")
+                })
+            })();
+            set_grad_enabled(prev);
+            built?
+        };
+        let prev = set_grad_enabled(create_graph);
+        let result = Self::grads_for(&root, inputs);
+        set_grad_enabled(prev);
+        result
+    }
+
+    /// The backward pass from scalar `root` (seed 1), keeping the totals that reach `inputs`.
+    fn grads_for(root: &Node, inputs: &[Node]) -> Result<Vec<Option<Node>>> {
+        let order = root.topo_order(true);
+        let mut grads: IdMap<Node> = IdMap::default();
+        grads.insert(
+            root.id(),
+            Node::leaf(Tensor::scalar(1.0, root.dtype()), false),
+        );
+        let wanted: HashSet<usize> = inputs.iter().map(Node::id).collect();
+        let mut found: IdMap<Node> = IdMap::default();
+        for v in order.iter().rev() {
+            let Some(g) = grads.remove(&v.id()) else {
+                continue;
+            };
+            if wanted.contains(&v.id()) {
+                found.insert(v.id(), g.clone());
+            }
+            v.propagate(&g, &mut grads, false)?;
+        }
+        Ok(inputs.iter().map(|x| found.get(&x.id()).cloned()).collect())
+    }
+
     /// micrograd's `_backward()`: this node's local chain rule once, from its own `.grad`
     /// into its parents' `.grad` (added, as micrograd's `+=`). A leaf, or a node whose
     /// gradient is not set, does nothing.
@@ -669,6 +763,19 @@ impl Node {
             return Ok(());
         };
         let _guard = NoGradGuard::new();
+        let grads = self.local_grads(op.as_ref(), &Node::leaf(g, false))?;
+        for (p, gp) in self.parents().iter().zip(grads) {
+            if let Some(gp) = gp {
+                let (gp, _) = unbroadcast(gp, p)?;
+                p.accumulate_grad(gp.tensor())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// This node's backward rule on `g`: one gradient per parent, None where the parent
+    /// does not require grad.
+    fn local_grads(&self, op: &dyn Op, g: &Node) -> Result<Vec<Option<Node>>> {
         let needs: Vec<bool> = self.parents().iter().map(|p| p.requires_grad()).collect();
         let ctx = Ctx {
             parents: self.parents(),
@@ -676,14 +783,12 @@ impl Node {
             needs: &needs,
         };
         self.check_not_stale()?;
-        let input_grads = with_saved(self, || op.backward(&ctx, &Node::leaf(g, false)))?;
-        for ((p, gp), need) in self.parents().iter().zip(input_grads).zip(&needs) {
-            if let (Some(gp), true) = (gp, *need) {
-                let (gp, _) = unbroadcast(gp, p)?;
-                p.accumulate_grad(gp.tensor())?;
-            }
-        }
-        Ok(())
+        let grads = with_saved(self, || op.backward(&ctx, g))?;
+        Ok(grads
+            .into_iter()
+            .zip(needs)
+            .map(|(gp, need)| gp.filter(|_| need))
+            .collect())
     }
 
     /// Fails if a parent was written in place through a view after it had been

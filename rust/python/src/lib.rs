@@ -834,6 +834,24 @@ impl Node {
             .map(node)
             .collect())
     }
+    /// `torch.autograd.grad` (see `core::Node::grad_of`).
+    #[staticmethod]
+    fn autograd_grad(
+        py: Python<'_>,
+        outputs: Vec<PyRef<'_, Node>>,
+        grad_outputs: Vec<PyRef<'_, Node>>,
+        inputs: Vec<PyRef<'_, Node>>,
+        create_graph: bool,
+    ) -> PyResult<Vec<Option<Node>>> {
+        let outs: Vec<core::Node> = outputs.iter().map(|n| n.node.clone()).collect();
+        let seeds: Vec<core::Node> = grad_outputs.iter().map(|n| n.node.clone()).collect();
+        let ins: Vec<core::Node> = inputs.iter().map(|n| n.node.clone()).collect();
+        let grads = without_gil(py, move || {
+            core::Node::grad_of(&outs, &seeds, &ins, create_graph)
+        })
+        .py()?;
+        Ok(grads.into_iter().map(|g| g.map(node)).collect())
+    }
     #[staticmethod]
     fn cat(parts: Vec<PyRef<'_, Node>>, dim: isize) -> PyResult<Node> {
         let vs: Vec<core::Node> = parts.iter().map(|p| p.node.clone()).collect();
