@@ -1226,14 +1226,9 @@ class _ConvNd(Module):
         """The input padded by ``padding_mode`` (then the conv pads nothing), as torch."""
         if self.padding_mode == "zeros":
             return x, self.padding
-        if isinstance(self.padding, str):
-            if self.padding == "valid":
-                return x, 0
-            total = [d * (k - 1) for d, k in zip(self.dilation, self.kernel_size, strict=True)]
-            pairs = [(t // 2, t - t // 2) for t in total]
-        else:
-            pairs = [(p, p) for p in self.padding]
-        flat = [v for lo_hi in reversed(pairs) for v in lo_hi]
+        lo, hi = F._conv_padding(type(self).__name__, self.padding, self._dims, self.weight,
+                                 self.stride, self.dilation)
+        flat = [v for pair in reversed(list(zip(lo, hi, strict=True))) for v in pair]
         return F.pad(x, flat, mode=self.padding_mode), 0
 
     def forward(self, x: Value) -> Value:

@@ -871,14 +871,11 @@ impl Cols {
                         *a += b;
                     }
                 }
-                let n = g.w.min(p.wp.saturating_sub(g.pw));
-                for iy in 0..g.h {
-                    let py = iy + g.ph;
-                    if py < p.hp {
-                        dst[ci * hw + iy * g.w..][..n]
-                            .copy_from_slice(&xp[ci * self.plane + py * p.wp + g.pw..][..n]);
-                    }
-                }
+                p.crop(
+                    g,
+                    &xp[ci * self.plane..][..p.hp * p.wp],
+                    &mut dst[ci * hw..][..hw],
+                );
             }
         }
     }
@@ -1419,6 +1416,16 @@ impl Padded {
             buf[py * self.wp + g.pw..][..n].copy_from_slice(&x[iy * g.w..][..n]);
         }
     }
+    /// The inverse of `input`: the (h, w) plane inside padded plane `buf` into `x`.
+    fn crop<T: Float>(&self, g: &Geom, buf: &[T], x: &mut [T]) {
+        let n = g.w.min(self.wp.saturating_sub(g.pw));
+        for iy in 0..g.h {
+            let py = iy + g.ph;
+            if py < self.hp {
+                x[iy * g.w..][..n].copy_from_slice(&buf[py * self.wp + g.pw..][..n]);
+            }
+        }
+    }
     /// Writes output plane `y` (oh, ow) into `buf` at row stride wp, zeros past ow.
     fn output<T: Float>(&self, g: &Geom, y: &[T], buf: &mut [T]) {
         buf.fill(T::ZERO);
@@ -1487,13 +1494,7 @@ fn dw_input<T: Float>(gy: &[T], w: &[T], g: &Geom, gx: &mut [T]) {
                     axpy(wv, &gp[..p.run], &mut acc[p.offset(g, tap)..][..p.run]);
                 }
             }
-            for iy in 0..g.h {
-                let py = iy + g.ph;
-                if py < p.hp {
-                    let n = g.w.min(p.wp.saturating_sub(g.pw));
-                    out[iy * g.w..][..n].copy_from_slice(&acc[py * p.wp + g.pw..][..n]);
-                }
-            }
+            p.crop(g, &acc, out);
         });
         return;
     }
