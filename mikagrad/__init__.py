@@ -8,7 +8,7 @@ Value([[ 7., 11.],
        [ 9., 13.]])
 """
 
-from . import autograd, cuda, data, functional, nn, optim
+from . import autograd, cuda, data, func, functional, nn, optim
 from ._core import __version__
 from .creation import (
     Generator,
@@ -135,7 +135,7 @@ __all__ = [
     "clip", "sum", "mean", "var", "std", "max", "min", "amax", "amin", "logsumexp", "softmax",
     "log_softmax", "all", "any", "numel", "isclose", "allclose", "equal", "tril", "triu",
     "histogram", "Histogram", "cumsum", "cuda",
-    "gradcheck", "gradgradcheck", "autograd", "GradcheckError", "ShapeError", "GradError",
+    "gradcheck", "gradgradcheck", "autograd", "func", "GradcheckError", "ShapeError", "GradError",
     "SerializationError",
     "save", "load", "functional", "nn", "optim", "data", "explain",
 ]

@@ -104,7 +104,8 @@ class Node:
 
     # ---- autograd
     def backward(
-        self, gradient: Node | _Array | None = None, explain: bool = False
+        self, gradient: Node | _Array | None = None, explain: bool = False,
+        create_graph: bool = False, inputs: list[Node] | None = None,
     ) -> list[dict[str, Any]]:
         """Runs backward; with ``explain``, returns one record per step (else ``[]``)."""
     def stats(self, of_grad: bool = False) -> dict[str, float] | None:
@@ -169,6 +170,9 @@ class Node:
     @staticmethod
     def autograd_grad(outputs: list[Node], grad_outputs: list[Node], inputs: list[Node],
                       create_graph: bool) -> list[Node | None]: ...
+    @staticmethod
+    def autograd_jacobian(output: Node, inputs: list[Node],
+                          create_graph: bool) -> list[Node | None]: ...
     @staticmethod
     def cat(parts: Sequence[Node], dim: int) -> Node: ...
     @staticmethod

@@ -1189,21 +1189,40 @@ class Value:
 
     # ---- autograd ------------------------------------------------------------------
 
-    def backward(self, gradient: Any = None, explain: bool = False) -> None:
+    def backward(self, gradient: Any = None, retain_graph: bool | None = None,
+                 create_graph: bool = False, inputs: Any = None, *,
+                 explain: bool = False) -> None:
         """Adds d(self)/d(x) into ``x.grad`` for every x behind self.
 
         A one-element output seeds 1. A larger output seeds ones, i.e. the gradient of
         ``self.sum()`` (as the original MikaGrad); ``gradient=`` gives an explicit seed.
+        With ``create_graph=True`` the backward pass is recorded: each leaf's ``.grad`` then
+        has a graph and can be differentiated again (``x.grad = None`` frees it, as the
+        gradient refers back to x). ``inputs`` limits which Values' ``.grad`` is touched.
+        Graphs are kept until their last Value goes, so ``retain_graph`` changes nothing
+        and ``backward()`` may run twice (adding the gradients twice).
         ``explain=True`` prints what each step did (see ``mikagrad.explain``).
+
+        >>> x = Value([2.0]); (x ** 3).sum().backward(create_graph=True)
+        >>> g = x.grad; x.grad = None; g.sum().backward(); x.grad.tolist()
+        [12.0]
         """
+        del retain_graph
         if gradient is not None and not isinstance(gradient, Value):
             gradient = np.asarray(gradient, dtype=self.dtype)
         seed = gradient._node if isinstance(gradient, Value) else gradient
+        nodes = None
+        if inputs is not None:
+            items = [inputs] if isinstance(inputs, Value) else list(inputs)
+            if not items or not all(isinstance(v, Value) for v in items):
+                raise TypeError("backward: inputs must be a Value or a non-empty sequence of "
+                                "Values")
+            nodes = [v._node for v in items]
         ctx = _explain.active()
         if not (explain or ctx):
-            self._node.backward(seed)
+            self._node.backward(seed, False, bool(create_graph), nodes)
             return
-        steps = self._node.backward(seed, True)
+        steps = self._node.backward(seed, True, bool(create_graph), nodes)
         (ctx or _explain.explain())._report(steps)
 
     def zero_grad(self) -> None:

@@ -97,6 +97,7 @@ def check_op(
     eps=EPS,
     seed=1234,
     wrt=None,
+    second=True,
 ):
     """Checks `fn` forward against `ref` (numpy) and backward against finite differences.
 
@@ -127,7 +128,47 @@ def check_op(
         np.testing.assert_allclose(
             got, expected, atol=atol, rtol=rtol, err_msg=f"grad of input {i} vs finite differences"
         )
+    if second:
+        check_second_order(fn, arrays, w, list(range(len(arrays))) if wrt is None else wrt,
+                           atol=atol, rtol=rtol, eps=eps, seed=seed + 1)
     return out
+
+
+def check_second_order(fn, arrays, w, wrt, atol=1e-5, rtol=1e-4, eps=EPS, seed=0):
+    """The double backward, as torch's gradgradcheck: s = sum_i <v_i, d<w, fn>/dx_i> (the
+    first gradients recorded with create_graph=True) is differentiated by autograd and by
+    central differences, with respect to the inputs and to the output weights w (which
+    checks the backward of a linear op's backward)."""
+    v = [rng(seed + i).standard_normal(np.shape(arrays[i])) for i in wrt]
+
+    def s_of(base, create):
+        values = [Value(a.copy()) for a in base]
+        gs = mg.autograd.grad((fn(*values[:-1]) * values[-1]).sum(),
+                              [values[i] for i in wrt], create_graph=create,
+                              materialize_grads=True)
+        s = sum((g * Value(vi, requires_grad=False)).sum() for g, vi in zip(gs, v))
+        return s, values
+
+    base = [np.array(a, dtype=np.float64) for a in arrays] + [np.array(w, dtype=np.float64)]
+    where = [*wrt, len(arrays)]
+    s, values = s_of(base, True)
+    autos = mg.autograd.grad(s, [values[i] for i in where], allow_unused=True) \
+        if s.requires_grad else [None] * len(where)
+    for i, auto in zip(where, autos):
+        auto = np.zeros(base[i].shape) if auto is None else auto.numpy()
+        num = np.zeros_like(base[i])
+        flat, nflat = base[i].reshape(-1), num.reshape(-1)
+        for k in range(flat.size):
+            orig = flat[k]
+            flat[k] = orig + eps
+            hi = s_of(base, False)[0].item()
+            flat[k] = orig - eps
+            lo = s_of(base, False)[0].item()
+            flat[k] = orig
+            nflat[k] = (hi - lo) / (2 * eps)
+        what = "the output weights" if i == len(arrays) else f"input {i}"
+        np.testing.assert_allclose(auto, num, atol=atol, rtol=rtol,
+                                   err_msg=f"second derivative in {what} vs finite differences")
 
 
 def check_f32(fn, *arrays, rtol=2e-4, atol=2e-5, seed=4321, grads=True):

@@ -1,12 +1,19 @@
-"""Gradients of gradients (issue 12, first part): ``mikagrad.autograd.grad`` with
-``create_graph=True`` and ``gradgradcheck``, on the classic cases and the convolution ops."""
+"""Gradients of gradients (issue 12): ``autograd.grad`` and ``backward`` with
+``create_graph=True``, ``gradgradcheck``, ``autograd.functional`` and ``func``, on the classic
+cases, the convolution ops and the issue's Done-when cases (against torch, else fixed values).
+Every op's double backward is checked by finite differences in tests/test_ops.py
+(``check_op``), and tests/test_op_catalog.py fails for an op the table does not reach."""
 
+import gc
+
+import higher_order_cases
 import numpy as np
 import pytest
 from helpers import randn
 
 import mikagrad as mg
 import mikagrad.functional as F
+from mikagrad import _core
 from mikagrad.engine import Value
 
 try:
@@ -116,3 +123,338 @@ def test_a_conv_hessian_vector_product_matches_torch():
     (tg,) = torch.autograd.grad(tl, tw, create_graph=True)
     (thv,) = torch.autograd.grad((tg * torch.tensor(v0)).sum(), tw)
     np.testing.assert_allclose(hv.numpy(), thv.numpy(), rtol=1e-9, atol=1e-12)
+
+
+# ---- what the finite-difference table cannot reach --------------------------------------
+
+
+def test_casts_pass_second_derivatives_through():
+    # d²/dx² (x as float32)³ = 6x; the float64 table cannot see through a float32 cast.
+    x = mg.tensor([0.5, -1.25, 2.0], requires_grad=True)
+    (g,) = mg.autograd.grad((x.float() ** 3).sum(), x, create_graph=True)
+    assert g.dtype == np.float64
+    (h,) = mg.autograd.grad(g.sum(), x)
+    np.testing.assert_allclose(h.numpy(), 6 * x.numpy(), rtol=1e-6)
+
+
+@pytest.mark.skipif(torch is None, reason="needs torch")
+@pytest.mark.parametrize("name", ["relu", "abs", "max_ties", "amax_ties", "clamp", "maximum"])
+def test_second_derivatives_at_kinks_follow_torch(name):
+    # At relu's 0, abs's 0, a tie of max or maximum and clamp's bounds the derivative is a
+    # convention; the second derivative of each is 0, as torch's.
+    fns = {
+        "relu": lambda lib, x: (lib.relu(x) * x).sum(),
+        "abs": lambda lib, x: (x.abs() * x).sum(),
+        "max_ties": lambda lib, x: x.max() * x.sum(),
+        "amax_ties": lambda lib, x: (x.amax(dim=0) ** 2).sum(),
+        "clamp": lambda lib, x: (x.clamp(-1.0, 0.0) ** 2).sum(),
+        "maximum": lambda lib, x: (lib.maximum(x, x.flip(0)) ** 2).sum(),
+    }
+    x0 = np.array([[0.0, 2.0, -1.0], [0.0, 2.0, 1.0]])
+    got = mg.autograd.functional.hessian(lambda x: fns[name](mg, x), mg.tensor(x0))
+    want = torch.autograd.functional.hessian(lambda x: fns[name](torch, x), torch.tensor(x0))
+    np.testing.assert_allclose(got.numpy(), want.numpy(), atol=1e-15)
+
+
+# ---- backward(create_graph=True, inputs=...) ----------------------------------------------
+
+
+def test_backward_with_create_graph_gives_grads_with_graphs():
+    x = mg.tensor([2.0, 3.0], requires_grad=True)
+    (x ** 3).sum().backward(create_graph=True)
+    g = x.grad
+    assert g.requires_grad and g.tolist() == [12.0, 27.0]
+    x.grad = None  # as torch: reset before differentiating the gradient
+    g.sum().backward()
+    assert x.grad.tolist() == [12.0, 18.0]
+
+
+def test_backward_create_graph_accumulates_out_of_place():
+    x = mg.tensor([1.0, -2.0], requires_grad=True)
+    (x ** 2).sum().backward(create_graph=True)
+    first = x.grad
+    (x ** 3).sum().backward(create_graph=True)
+    assert first.tolist() == [2.0, -4.0]  # the earlier gradient's graph is untouched
+    total = x.grad
+    x.grad = None
+    total.sum().backward()  # d/dx (2x + 3x²) = 2 + 6x
+    assert x.grad.tolist() == [8.0, -10.0]
+
+
+def test_backward_seed_that_requires_grad_is_differentiated():
+    x = mg.tensor([1.0, 2.0], requires_grad=True)
+    v = mg.tensor([3.0, 4.0], requires_grad=True)
+    (x ** 2).backward(v, create_graph=True)
+    g = x.grad  # 2·x·v
+    x.grad = None
+    g.sum().backward(inputs=[v])
+    assert v.grad.tolist() == [2.0, 4.0] and x.grad is None
+
+
+def test_backward_inputs_limits_which_grads_are_written():
+    a, b = mg.tensor([1.0], requires_grad=True), mg.tensor([2.0], requires_grad=True)
+    h = a * b
+    (h * h).sum().backward(inputs=[a])
+    assert a.grad.tolist() == [8.0] and b.grad is None and h.grad is None
+    (h * h).sum().backward(inputs=b)
+    assert b.grad.tolist() == [4.0]
+    with pytest.raises(mg.GradError, match=r"backward: inputs\[0\] does not require grad"):
+        (h * h).sum().backward(inputs=[mg.tensor([1.0])])
+    with pytest.raises(TypeError, match="backward: inputs must be"):
+        (h * h).sum().backward(inputs=[1.0])
+
+
+def test_backward_twice_without_create_graph_adds_twice():
+    x = mg.tensor([1.0, 2.0], requires_grad=True)
+    loss = (x.tanh() * x).sum()
+    loss.backward()
+    once = x.grad.numpy().copy()
+    loss.backward(retain_graph=False)
+    np.testing.assert_array_equal(x.grad.numpy(), 2 * once)
+    assert not x.grad.requires_grad
+
+
+def test_a_plain_backward_after_create_graph_detaches_the_gradient():
+    x = mg.tensor([1.0, 2.0], requires_grad=True)
+    (x ** 3).sum().backward(create_graph=True)
+    (x ** 3).sum().backward()
+    assert x.grad.tolist() == [6.0, 24.0] and not x.grad.requires_grad
+
+
+@pytest.mark.skipif(torch is None, reason="needs torch")
+def test_backward_create_graph_matches_torch_on_an_mlp():
+    rng = np.random.default_rng(5)
+    x0, w0, v0 = rng.standard_normal((5, 3)), rng.standard_normal((3, 2)), rng.standard_normal(
+        (3, 2))
+    results = []
+    for lib in (mg, torch):
+        w = lib.tensor(w0, requires_grad=True)
+        (lib.tensor(x0) @ w).tanh().pow(2).mean().backward(create_graph=True)
+        g = w.grad
+        w.grad = None
+        (g * lib.tensor(v0)).sum().backward()
+        results.append((g.detach().numpy(), w.grad.numpy()))
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
+
+
+def test_resetting_grad_frees_the_cycle_of_create_graph():
+    gc.collect()
+    before = _core.live_nodes()
+    x = mg.tensor(np.ones(3), requires_grad=True)
+    for _ in range(50):
+        (x.tanh() ** 2).sum().backward(create_graph=True)
+        x.grad = None
+    del x
+    assert _core.live_nodes() <= before
+
+
+# ---- autograd.functional and func against torch -------------------------------------------
+
+needs_torch = pytest.mark.skipif(torch is None, reason="needs torch")
+A, B = randn(3, 30), randn((2, 3), 31)
+
+
+def pair(lib, x, y):
+    return ((x * y).sin().sum(1) * x.sum()).tanh(), x.exp() @ y.T
+
+
+def scalar(lib, x, y):
+    a, b = pair(lib, x, y)
+    return a.sum() * b.mean()
+
+
+def as_np(r):
+    if isinstance(r, tuple):
+        return tuple(as_np(v) for v in r)
+    return r.detach().numpy()
+
+
+def same(a, b):
+    if isinstance(b, tuple):
+        assert isinstance(a, tuple) and len(a) == len(b)
+        for u, v in zip(a, b):
+            same(u, v)
+        return
+    assert a.shape == b.shape
+    np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-13)
+
+
+def call(lib, name, cg):
+    af = lib.autograd.functional
+    x, y = lib.tensor(A), lib.tensor(B)
+    half = (lib.tensor(np.full(3, 0.5)), lib.tensor(np.full((2, 3), 0.25)))
+    outs = (lib.tensor(np.ones(2)), lib.tensor(np.full(2, 0.5)))
+    return {
+        "jacobian": lambda: af.jacobian(lambda *a: pair(lib, *a), (x, y), create_graph=cg),
+        "jacobian_single": lambda: af.jacobian(lambda x: x.sin() * x.sum(), x),
+        "jacobian_0d": lambda: af.jacobian(lambda x: x * x, lib.tensor(2.0)),
+        "jacobian_unused": lambda: af.jacobian(lambda x, y: x * 2, (x, y)),
+        "vjp": lambda: af.vjp(lambda *a: pair(lib, *a), (x, y), outs, create_graph=cg),
+        "jvp": lambda: af.jvp(lambda *a: pair(lib, *a), (x, y), half, create_graph=cg),
+        "hessian": lambda: af.hessian(lambda *a: scalar(lib, *a), (x, y), create_graph=cg),
+        "hessian_single": lambda: af.hessian(lambda x: scalar(lib, x, y), x),
+        "hessian_unused": lambda: af.hessian(lambda x, y: (x * x).sum(), (x, y)),
+        "vhp": lambda: af.vhp(lambda *a: scalar(lib, *a), (x, y), half, create_graph=cg),
+        "hvp": lambda: af.hvp(lambda *a: scalar(lib, *a), (x, y), half, create_graph=cg),
+        "hvp_single": lambda: af.hvp(lambda x: (x ** 4).sum(), x, half[0]),
+    }[name]()
+
+
+@needs_torch
+@pytest.mark.parametrize("create_graph", [False, True])
+@pytest.mark.parametrize("name", ["jacobian", "jacobian_single", "jacobian_0d", "jacobian_unused",
+                                  "vjp", "jvp", "hessian", "hessian_single", "hessian_unused",
+                                  "vhp", "hvp", "hvp_single"])
+def test_autograd_functional_matches_torch(name, create_graph):
+    import torch.autograd.functional  # noqa: F401
+
+    same(as_np(call(mg, name, create_graph)), as_np(call(torch, name, create_graph)))
+
+
+def test_functional_with_create_graph_can_be_differentiated_again():
+    x = mg.tensor([0.5, 1.5], requires_grad=True)
+    h = mg.autograd.functional.hessian(lambda x: (x ** 4).sum(), x, create_graph=True)
+    (d,) = mg.autograd.grad(h.sum(), x)  # d/dx Σ 12x² = 24x
+    np.testing.assert_allclose(d.numpy(), 24 * x.numpy())
+    h2 = mg.autograd.functional.hessian(lambda x: (x ** 4).sum(), x)
+    assert not h2.requires_grad
+
+
+def test_functional_errors():
+    af = mg.autograd.functional
+    x = mg.tensor([1.0, 2.0])
+    with pytest.raises(ValueError, match="vjp: v can be omitted only"):
+        af.vjp(lambda x: x * 2, x)
+    with pytest.raises(ValueError, match=r"vjp: v\[0\] has shape \(3,\) but the output"):
+        af.vjp(lambda x: x * 2, x, mg.tensor([1.0, 2.0, 3.0]))
+    with pytest.raises(ValueError, match="hessian: the function must return a single"):
+        af.hessian(lambda x: x * 2, x)
+    with pytest.raises(TypeError, match="jacobian: the inputs must be a Value"):
+        af.jacobian(lambda x: x, [1.0])
+    with pytest.raises(RuntimeError, match="independent of input 1"):
+        af.jacobian(lambda x, y: x * 2, (x, mg.tensor([1.0])), strict=True)
+    with pytest.raises(ValueError, match="strategy 'forward-mode' is not supported"):
+        af.jacobian(lambda x: x, x, strategy="forward-mode")
+
+
+def f3(x):
+    return (x.sin() * x).sum()
+
+
+@needs_torch
+def test_func_transforms_compose_and_match_torch():
+    import torch.func as tf
+
+    x, tx = mg.tensor(A), torch.tensor(A)
+    same(mg.func.grad(f3)(x).numpy(), tf.grad(f3)(tx).numpy())
+    same(mg.func.grad(lambda x: mg.func.grad(f3)(x).sum())(x).numpy(),
+         tf.grad(lambda x: tf.grad(f3)(x).sum())(tx).numpy())
+    same(mg.func.jacrev(mg.func.jacrev(f3))(x).numpy(), tf.jacrev(tf.jacrev(f3))(tx).numpy())
+    same(mg.func.hessian(f3)(x).numpy(), tf.hessian(f3)(tx).numpy())
+    y, ty = mg.tensor(A[::-1].copy()), torch.tensor(A[::-1].copy())
+    same(as_np(mg.func.grad(lambda a, b: (a * b.exp()).sum(), argnums=(0, 1))(x, y)),
+         as_np(tf.grad(lambda a, b: (a * b.exp()).sum(), argnums=(0, 1))(tx, ty)))
+    out, fn = mg.func.vjp(lambda a: a.tanh() * 2, x)
+    tout, tfn = tf.vjp(lambda a: a.tanh() * 2, tx)
+    same(as_np(fn(mg.tensor(B[0]))), as_np(tfn(torch.tensor(B[0]))))
+    g, (v, aux) = mg.func.grad_and_value(lambda a: (f3(a), a.sum()), has_aux=True)(x)
+    tg, (tv, taux) = tf.grad_and_value(lambda a: (f3(a), a.sum()), has_aux=True)(tx)
+    same(g.numpy(), tg.numpy())
+    assert v.item() == pytest.approx(tv.item()) and aux.item() == pytest.approx(taux.item())
+
+
+def test_func_grad_of_grad_fixed_values():
+    d2 = mg.func.grad(mg.func.grad(lambda x: x ** 3))
+    assert d2(mg.tensor(2.0)).item() == 12.0
+    d3 = mg.func.grad(mg.func.grad(mg.func.grad(lambda x: x.tanh())))
+    t = np.tanh(0.3)
+    assert d3(mg.tensor(0.3)).item() == pytest.approx(-2 * (1 - t**2) * (1 - 3 * t**2), rel=1e-12)
+    assert not mg.func.grad(lambda x: x ** 2)(mg.tensor(1.0)).requires_grad
+
+
+def test_func_composes_with_autograd():
+    # a leaf that requires grad stays on its graph, as torch.func with torch.autograd
+    x = mg.tensor([1.0, 2.0], requires_grad=True)
+    g = mg.func.grad(lambda x: (x ** 3).sum())(x)
+    g.sum().backward()
+    assert x.grad.tolist() == [6.0, 12.0]
+
+
+def test_func_errors():
+    with pytest.raises(ValueError, match="grad: the function must return a one-element Value"):
+        mg.func.grad(lambda x: x * 2)(mg.tensor([1.0, 2.0]))
+    with pytest.raises(ValueError, match="argnums 2 is out of range"):
+        mg.func.grad(lambda x: x.sum(), argnums=2)(mg.tensor([1.0]))
+    with pytest.raises(TypeError, match="only float Values"):
+        mg.func.grad(lambda x: x.sum())(mg.tensor([1, 2]))
+    with pytest.raises(TypeError, match="has_aux=True the function must return a pair"):
+        mg.func.grad(lambda x: x.sum(), has_aux=True)(mg.tensor([1.0]))
+    _, fn = mg.func.vjp(lambda x: x * 2, mg.tensor([1.0]))
+    with pytest.raises(ValueError, match=r"vjp: cotangent 0 has shape \(2,\)"):
+        fn(mg.tensor([1.0, 2.0]))
+
+
+# ---- the Done-when cases: against torch, else fixed values -------------------------------
+
+# From torch 2.13 in float64 (tests/higher_order_cases.py): sum, sum of |·|, and Σ aₖ·cos k
+# of each result.
+FIXED = {'maml_step': {'g0': [-0.879454156716606, 2.7284344609694116, -0.5992965425126386],
+                       'g1': [-0.5677244230458126, 0.7644458835412274, -0.03893838262059704],
+                       'g2': [-0.4870222618344504, 2.4445585536642778, -1.873834847911041],
+                       'g3': [-0.19876047492154061, 0.19876047492154061, -0.19876047492154061],
+                       'outer': [1.8615656682572368, 1.8615656682572368, 1.8615656682572368],
+                       'p0': [1.6284599906599553, 5.611788278986349, 2.2537190974015195],
+                       'p1': [-0.06631416777065444, 0.2954284441802739, 0.19576785490886675],
+                       'p2': [-0.28535378236413816, 3.0606236569782452, -1.0223548153927946],
+                       'p3': [0.03488456769523562, 0.03488456769523562, 0.03488456769523562]},
+         'mlp_loss_hessian': {'hessian': [-5.280585155766774, 10.185231690330685,
+                                          1.2079526780351246]},
+         'mlp_loss_hvp': {'hvp0': [-2.3923302945648866, 4.171607860697311, -1.843280930862918],
+                          'hvp1': [-1.0107925881496331, 1.0107925881496331,
+                                   -0.26655953720853914],
+                          'hvp2': [0.969176643127184, 10.112673187959885, 8.67624776591505],
+                          'hvp3': [-0.46683386658334436, 0.46683386658334436,
+                                   -0.46683386658334436],
+                          'loss': [3.256489857165092, 3.256489857165092, 3.256489857165092]},
+         'tanh_third': {'d3': [-3.8229467042525767, 5.512255311627664, 1.3687681286630906]},
+         'wgan_gp_steps': {'losses': [7.905430702573508, 7.905430702573508, 4.605701102077202],
+                           'p0': [1.8842650376830217, 5.242635119019731, 2.53801615827259],
+                           'p1': [-0.3145425099204386, 0.3166378275208124, 0.16854236078153648],
+                           'p2': [-0.352207177609585, 2.7649221371607506, -0.7564990657765942],
+                           'p3': [0.03289696294602021, 0.03289696294602021,
+                                  0.03289696294602021]}}
+
+
+def fingerprint(a):
+    a = np.asarray(a, dtype=np.float64).ravel()
+    return [a.sum(), np.abs(a).sum(), (a * np.cos(np.arange(a.size))).sum()]
+
+
+@pytest.mark.parametrize("name", list(higher_order_cases.CASES))
+def test_done_when_cases_match_fixed_values(name):
+    got = higher_order_cases.CASES[name](mg)
+    assert set(got) == set(FIXED[name])
+    for key, want in FIXED[name].items():
+        np.testing.assert_allclose(fingerprint(got[key]), want, rtol=1e-10, atol=1e-13,
+                                   err_msg=f"{name}: {key}")
+
+
+@needs_torch
+@pytest.mark.parametrize("name", list(higher_order_cases.CASES))
+def test_done_when_cases_match_torch(name):
+    import torch.autograd.functional  # noqa: F401
+
+    got = higher_order_cases.CASES[name](mg)
+    prev = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        want = higher_order_cases.CASES[name](torch)
+    finally:
+        torch.set_default_dtype(prev)
+    for key in want:
+        np.testing.assert_allclose(got[key], want[key], rtol=1e-11, atol=1e-14,
+                                   err_msg=f"{name}: {key}")
+    if name == "mlp_loss_hessian":  # a Hessian is symmetric
+        h = got["hessian"].reshape(8, 8)
+        np.testing.assert_allclose(h, h.T, rtol=1e-12, atol=1e-15)

@@ -500,6 +500,10 @@ SHAPE_OPS = {
         lambda x: x.permute(2, 0, 1)[1].reshape(-1),
         lambda a: a.transpose(2, 0, 1)[1].reshape(-1),
     ),
+    # times x, so the second derivative is not zero
+    "clone": ((3, 4), lambda x: x.clone() * x, lambda a: a * a),
+    "cumsum": ((2, 3, 4), lambda x: x.cumsum(1) * x, lambda a: np.cumsum(a, 1) * a),
+    "cumsum_-1": ((5,), lambda x: x.cumsum(-1) ** 2, lambda a: np.cumsum(a) ** 2),
 }
 
 

@@ -18,7 +18,9 @@ pub mod tensor;
 pub use dtype::DType;
 pub use dtype::{default_float, set_default_float};
 pub use error::{Error, Result};
-pub use node::{is_grad_enabled, live_nodes, set_grad_enabled, NoGradGuard, Node, Step};
+pub use node::{
+    is_grad_enabled, live_nodes, set_grad_enabled, BackwardOptions, NoGradGuard, Node, Step,
+};
 pub use ops::conv::ConvSpec;
 pub use ops::elementwise::{Binary, Number, Unary};
 pub use ops::index::Index;

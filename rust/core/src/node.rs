@@ -11,6 +11,7 @@ use smallvec::SmallVec;
 use crate::dtype::DType;
 use crate::error::{fmt_shape, Error, Result};
 use crate::layout::Dims;
+use crate::ops::elementwise::Binary;
 use crate::tensor::Tensor;
 
 /// What an op hands its backward: its parents, its output and which parents want a gradient.
@@ -59,10 +60,33 @@ pub struct Step<'a> {
     pub summed: Vec<Option<(Vec<usize>, Vec<usize>)>>,
 }
 
+/// torch's options of `backward` beyond the seed.
+#[derive(Default)]
+pub struct BackwardOptions<'a> {
+    /// Record the backward pass, so gradients can be differentiated again; a leaf's `.grad`
+    /// then has a graph.
+    pub create_graph: bool,
+    /// Add gradients only into these nodes' `.grad` (None: every node's).
+    pub inputs: Option<&'a [Node]>,
+}
+
+/// Puts the grad mode back when dropped.
+struct RestoreGradMode(bool);
+
+impl Drop for RestoreGradMode {
+    fn drop(&mut self) {
+        set_grad_enabled(self.0);
+    }
+}
+
 /// What a node holds; `Node` is a shared handle to it.
 struct NodeData {
     data: RwLock<Tensor>,
     grad: Mutex<Option<Tensor>>,
+    /// With `backward(create_graph=True)`, a leaf's `.grad` has a graph of its own: this is
+    /// its node (over the same memory as `grad`). It refers back to the leaf, so the cycle
+    /// lives until `.grad` is reset, as torch's does.
+    grad_graph: Mutex<Option<Node>>,
     requires_grad: AtomicBool,
     op: Option<Box<dyn Op>>,
     parents: Vec<Node>,
@@ -304,6 +328,7 @@ impl Node {
             version: AtomicU64::new(t.version()),
             data: RwLock::new(t),
             grad: Mutex::new(None),
+            grad_graph: Mutex::new(None),
             requires_grad: AtomicBool::new(requires_grad),
             op: None,
             parents: Vec::new(),
@@ -337,6 +362,7 @@ impl Node {
             version: AtomicU64::new(t.version()),
             data: RwLock::new(t),
             grad: Mutex::new(None),
+            grad_graph: Mutex::new(None),
             requires_grad: AtomicBool::new(true),
             op: Some(Box::new(op)),
             parents,
@@ -452,6 +478,15 @@ impl Node {
     }
     pub fn set_grad(&self, g: Option<Tensor>) {
         *self.0.grad.lock().unwrap_or_else(|e| e.into_inner()) = g;
+        self.take_grad_graph();
+    }
+    /// Drops the graph of `.grad` (see `grad_graph`), returning it.
+    fn take_grad_graph(&self) -> Option<Node> {
+        self.0
+            .grad_graph
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
     }
     pub fn shape(&self) -> Dims {
         self.0
@@ -535,11 +570,18 @@ impl Node {
         Node::make_leaf(self.tensor(), false, false)
     }
     /// `.grad` as a node of its own (sharing the gradient's memory).
+    /// `.grad` as a node: the one recorded by `backward(create_graph=True)`, else a leaf.
     pub fn grad_node(&self) -> Option<Node> {
-        self.grad().map(|g| Node::leaf(g, false))
+        let graph = self.0.grad_graph.lock().unwrap_or_else(|e| e.into_inner());
+        match graph.as_ref() {
+            Some(n) => Some(n.clone()),
+            None => self.grad().map(|g| Node::leaf(g, false)),
+        }
     }
-    /// Zeros this node's own gradient in place (an optimizer's `set_to_none=False`).
+    /// Zeros this node's own gradient in place (an optimizer's `set_to_none=False`); as
+    /// torch, a gradient with a graph is detached first.
     pub fn zero_own_grad(&self) {
+        self.take_grad_graph();
         if let Some(g) = self.grad() {
             g.fill_(0.0);
         }
@@ -570,14 +612,16 @@ impl Node {
     /// Adds d(self)/d(node) into `.grad` of every node behind `self` that requires grad.
     /// `seed` defaults to ones, i.e. the gradient of `self.sum()`.
     pub fn backward(&self, seed: Option<Tensor>) -> Result<()> {
-        self.backward_with(seed, None)
+        let seed = seed.map(|t| Node::leaf(t, false));
+        self.backward_with(seed, &BackwardOptions::default(), None)
     }
 
-    /// As `backward`; with `trace`, reports every step (explain mode). Without it, no
-    /// step record is built.
+    /// As `backward`, with torch's options; with `trace`, reports every step (explain mode).
+    /// Without it, no step record is built.
     pub fn backward_with(
         &self,
-        seed: Option<Tensor>,
+        seed: Option<Node>,
+        options: &BackwardOptions,
         mut trace: Option<&mut dyn FnMut(Step)>,
     ) -> Result<()> {
         if !self.requires_grad() {
@@ -588,24 +632,40 @@ impl Node {
             ));
         }
         let shape = self.shape();
+        let create = options.create_graph;
         let seed = match seed {
-            None => Tensor::full(&shape, 1.0, self.dtype())?,
-            Some(s) if s.shape() == shape.as_slice() => s.to_dtype(self.dtype())?,
+            None => Node::leaf(Tensor::full(&shape, 1.0, self.dtype())?, false),
+            // Only a recorded backward can differentiate through its seed.
+            Some(s) if s.shape() == shape && create => s.to_dtype(self.dtype())?,
+            Some(s) if s.shape() == shape => Node::leaf(s.tensor().to_dtype(self.dtype())?, false),
             Some(s) => {
                 return Err(Error::shape(
                     "backward",
                     format!(
                         "gradient has shape {} but the output has shape {}",
-                        fmt_shape(s.shape()),
+                        fmt_shape(&s.shape()),
                         fmt_shape(&shape)
                     ),
                 ))
             }
         };
-        let _guard = NoGradGuard::new();
+        let wanted: Option<HashSet<usize>> = match options.inputs {
+            None => None,
+            Some(inputs) => {
+                if let Some(i) = inputs.iter().position(|x| !x.requires_grad()) {
+                    return Err(Error::grad(
+                        "backward",
+                        format!("inputs[{i}] does not require grad, so it has no gradient"),
+                    ));
+                }
+                Some(inputs.iter().map(Node::id).collect())
+            }
+        };
+        let prev = set_grad_enabled(create);
+        let _restore = RestoreGradMode(prev);
         let order = self.topo_order(true);
         let mut grads: IdMap<Node> = IdMap::default();
-        grads.insert(self.id(), Node::leaf(seed, false));
+        grads.insert(self.id(), seed);
         for v in order.iter().rev() {
             let Some(g) = grads.remove(&v.id()) else {
                 continue;
@@ -619,6 +679,13 @@ impl Node {
                         summed,
                     });
                 }
+            }
+            if wanted.as_ref().is_some_and(|w| !w.contains(&v.id())) {
+                continue;
+            }
+            if create && v.is_leaf() {
+                v.accumulate_grad_graph(g)?;
+                continue;
             }
             // Drop the node first: a gradient nobody else holds is kept without a copy.
             let t = g.tensor();
@@ -735,12 +802,76 @@ impl Node {
 
     /// The backward pass from scalar `root` (seed 1), keeping the totals that reach `inputs`.
     fn grads_for(root: &Node, inputs: &[Node]) -> Result<Vec<Option<Node>>> {
-        let order = root.topo_order(true);
+        let seed = Node::leaf(Tensor::scalar(1.0, root.dtype()), false);
+        Self::grads_along(&root.topo_order(true), root, seed, inputs)
+    }
+
+    /// `torch.autograd.functional.jacobian`'s rows, here rather than in Python: d output /
+    /// d input for each of `inputs`, of shape output.shape + input.shape, one backward pass
+    /// per output element over one topological order. None for an input the output does not
+    /// depend on; with `create_graph` the result can be differentiated again (a Hessian).
+    pub fn jacobian(
+        output: &Node,
+        inputs: &[Node],
+        create_graph: bool,
+    ) -> Result<Vec<Option<Node>>> {
+        if let Some(i) = inputs.iter().position(|x| !x.requires_grad()) {
+            return Err(Error::grad(
+                "jacobian",
+                format!("input {i} does not require grad, so it has no gradient"),
+            ));
+        }
+        if !output.requires_grad() {
+            return Ok(vec![None; inputs.len()]);
+        }
+        let shape = output.shape();
+        let n = shape.iter().product::<usize>();
+        let prev = set_grad_enabled(create_graph);
+        let _restore = RestoreGradMode(prev);
+        let order = output.topo_order(true);
+        let mut rows: Vec<Vec<Option<Node>>> = vec![Vec::with_capacity(n); inputs.len()];
+        for k in 0..n {
+            let mut one_hot = vec![0.0f64; n];
+            one_hot[k] = 1.0;
+            let seed = Tensor::from_vec(one_hot, &shape)?.to_dtype(output.dtype())?;
+            let found = Self::grads_along(&order, output, Node::leaf(seed, false), inputs)?;
+            for (r, g) in rows.iter_mut().zip(found) {
+                r.push(g);
+            }
+        }
+        inputs
+            .iter()
+            .zip(rows)
+            .map(|(x, r)| {
+                if r.iter().all(Option::is_none) {
+                    return Ok(None);
+                }
+                let zeros = || Tensor::zeros(&x.shape(), x.dtype()).map(|t| Node::leaf(t, false));
+                let r = r
+                    .into_iter()
+                    .map(|g| g.map_or_else(zeros, Ok))
+                    .collect::<Result<Vec<Node>>>()?;
+                let full: Vec<usize> = shape.iter().chain(x.shape().iter()).copied().collect();
+                let stacked = if r.is_empty() {
+                    Node::leaf(Tensor::zeros(&full, x.dtype())?, false)
+                } else {
+                    Node::stack(&r, 0)?.reshape(&full)?
+                };
+                Ok(Some(stacked))
+            })
+            .collect()
+    }
+
+    /// The backward pass over `order` (root's topological order) from `root` seeded with
+    /// `seed`, keeping the totals that reach `inputs`.
+    fn grads_along(
+        order: &[Node],
+        root: &Node,
+        seed: Node,
+        inputs: &[Node],
+    ) -> Result<Vec<Option<Node>>> {
         let mut grads: IdMap<Node> = IdMap::default();
-        grads.insert(
-            root.id(),
-            Node::leaf(Tensor::scalar(1.0, root.dtype()), false),
-        );
+        grads.insert(root.id(), seed);
         let wanted: HashSet<usize> = inputs.iter().map(Node::id).collect();
         let mut found: IdMap<Node> = IdMap::default();
         for v in order.iter().rev() {
@@ -976,7 +1107,33 @@ impl Node {
         self.0.seq
     }
 
+    /// Adds `g`, recorded, into `.grad` (`backward(create_graph=True)`): torch's
+    /// out-of-place `grad = grad + g`, so the old gradient's graph stays as it was.
+    fn accumulate_grad_graph(&self, g: Node) -> Result<()> {
+        let total = match self.grad_node() {
+            Some(old) if old.shape() == g.shape() => old.add(&g)?,
+            _ => g,
+        };
+        if !total.requires_grad() {
+            self.set_grad(None);
+            return self.accumulate_grad(total.tensor());
+        }
+        *self.0.grad.lock().unwrap_or_else(|e| e.into_inner()) = Some(total.tensor());
+        *self.0.grad_graph.lock().unwrap_or_else(|e| e.into_inner()) = Some(total);
+        Ok(())
+    }
+
     fn accumulate_grad(&self, g: Tensor) -> Result<()> {
+        if self.take_grad_graph().is_some() {
+            // The old gradient belongs to a recorded graph: add out of place, as torch.
+            let old = self.grad();
+            let total = match old {
+                Some(old) if old.shape() == g.shape() => old.binary(&g, Binary::Add)?,
+                _ => g,
+            };
+            self.set_grad(None);
+            return self.accumulate_grad(total);
+        }
         let mut slot = self.0.grad.lock().unwrap_or_else(|e| e.into_inner());
         match slot.as_ref() {
             Some(existing) if existing.shape() == g.shape() => {
@@ -999,9 +1156,7 @@ impl Node {
     /// Zeros, in place, the gradient of every node behind `self`.
     pub fn zero_grad_graph(&self) {
         for v in self.topo_order(false) {
-            if let Some(g) = v.grad() {
-                g.fill_(0.0);
-            }
+            v.zero_own_grad();
         }
     }
 }

@@ -3,7 +3,7 @@ use mikagrad_core as core;
 use mikagrad_core::dtype::Bool8;
 use mikagrad_core::storage::Storage;
 use mikagrad_core::{creation, optim, random};
-use mikagrad_core::{Binary, DType, Error, Index, Number, Tensor, Unary};
+use mikagrad_core::{BackwardOptions, Binary, DType, Error, Index, Number, Tensor, Unary};
 use numpy::npyffi::{self, npy_intp, NPY_ARRAY_ALIGNED, NPY_ARRAY_WRITEABLE, PY_ARRAY_API};
 use numpy::{
     Element, PyArrayDescrMethods, PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn, PyUntypedArray,
@@ -579,24 +579,33 @@ impl Node {
     // ---- autograd -----------------------------------------------------------------
 
     /// Runs backward; with `explain`, returns one record per step (else an empty list).
-    #[pyo3(signature = (gradient=None, explain=false))]
+    #[pyo3(signature = (gradient=None, explain=false, create_graph=false, inputs=None))]
     fn backward<'py>(
         &self,
         py: Python<'py>,
         gradient: Option<&Bound<'py, PyAny>>,
         explain: bool,
+        create_graph: bool,
+        inputs: Option<Vec<PyRef<'py, Node>>>,
     ) -> PyResult<Vec<Bound<'py, PyDict>>> {
         let seed = match gradient {
             None => None,
             Some(g) => Some(match g.cast::<Node>() {
-                Ok(n) => n.get().node.tensor(),
-                Err(_) => tensor_from_numpy(g)?,
+                Ok(n) => n.get().node.clone(),
+                Err(_) => mikagrad_core::Node::leaf(tensor_from_numpy(g)?, false),
             }),
         };
+        let inputs: Option<Vec<mikagrad_core::Node>> =
+            inputs.map(|xs| xs.iter().map(|x| x.node.clone()).collect());
         let v = self.node.clone();
+        let options = BackwardOptions {
+            create_graph,
+            inputs: inputs.as_deref(),
+        };
         if !explain {
-            // Long passes run without the GIL so other Python threads can go on.
-            without_gil(py, move || v.backward(seed)).py()?;
+            // Long passes run without the GIL so other Python threads can go on (on this
+            // thread, so its grad mode holds).
+            without_gil(py, || v.backward_with(seed, &options, None)).py()?;
             return Ok(Vec::new());
         }
         let mut steps = Vec::new();
@@ -606,7 +615,7 @@ impl Node {
                 err.get_or_insert(e);
             }
         };
-        v.backward_with(seed, Some(&mut record)).py()?;
+        v.backward_with(seed, &options, Some(&mut record)).py()?;
         match err {
             Some(e) => Err(e),
             None => Ok(steps),
@@ -851,6 +860,19 @@ impl Node {
         })
         .py()?;
         Ok(grads.into_iter().map(|g| g.map(node)).collect())
+    }
+    /// `torch.autograd.functional.jacobian`'s rows (see `core::Node::jacobian`).
+    #[staticmethod]
+    fn autograd_jacobian(
+        py: Python<'_>,
+        output: PyRef<'_, Node>,
+        inputs: Vec<PyRef<'_, Node>>,
+        create_graph: bool,
+    ) -> PyResult<Vec<Option<Node>>> {
+        let out = output.node.clone();
+        let ins: Vec<core::Node> = inputs.iter().map(|n| n.node.clone()).collect();
+        let jac = without_gil(py, move || core::Node::jacobian(&out, &ins, create_graph)).py()?;
+        Ok(jac.into_iter().map(|g| g.map(node)).collect())
     }
     #[staticmethod]
     fn cat(parts: Vec<PyRef<'_, Node>>, dim: isize) -> PyResult<Node> {

@@ -200,7 +200,12 @@ unary_ops! {
             let cdf = h * (T::ONE + Float::erf(x * T::from_f64(std::f64::consts::FRAC_1_SQRT_2)));
             cdf + x * (-h * x * x).exp() * T::from_f64(0.398_942_280_401_432_7)
         },
-        "no gradient recorded", |x, out, g| Ok(None);
+        "grad_x = g·φ(x)·(2 - x²)",
+        |x, out, g| {
+            let x2 = x.mul(x)?;
+            let pdf = x2.mul_scalar(-0.5)?.unary(Unary::Exp)?.mul_scalar(0.398_942_280_401_432_7)?;
+            some(g.mul(&pdf.mul(&x2.neg()?.add_scalar(2.0)?)?))
+        };
     LeakyRelu(slope) = "leaky_relu", float, |x| if x > T::ZERO { x } else { x * T::param(slope) },
         "grad_x = g where x > 0, else slope·g",
         |x, out, g| some(g.mul(&x.unary(Unary::LeakyReluGrad(slope))?));

@@ -15,11 +15,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from . import _core
-from .creation import ones_like, zeros_like
-from .engine import GradError, Value, _wrap, tensor
+from .. import _core
+from ..creation import ones_like, zeros_like
+from ..engine import GradError, Value, _wrap, tensor
+from . import functional
 
-__all__ = ["grad"]
+__all__ = ["grad", "functional"]
 
 
 def _values(x: Value | Sequence[Value], what: str) -> tuple[Value, ...]:

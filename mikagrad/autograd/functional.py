@@ -1,0 +1,289 @@
+"""``torch.autograd.functional``: vjp, jvp, jacobian, hessian, vhp and hvp of a function,
+with torch's signatures and return structures. Every derivative comes from the core's
+backward pass (``autograd.grad`` and ``Node::jacobian``); jvp and hvp use the
+double-backward trick, as torch's reverse-mode versions do.
+
+>>> import mikagrad as mg
+>>> hessian(lambda x: (x ** 3).sum(), mg.tensor([1.0, 2.0])).tolist()
+[[6.0, 0.0], [0.0, 12.0]]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .. import _core
+from ..creation import ones_like, zeros, zeros_like
+from ..engine import Value, _wrap, enable_grad
+
+__all__ = ["vjp", "jvp", "jacobian", "hessian", "vhp", "hvp"]
+
+
+def _as_tuple(x: Any, what: str, fn: str) -> tuple[tuple[Value, ...], bool]:
+    """``x`` as a tuple of Values, and whether it was given as a tuple (or list)."""
+    is_tuple = isinstance(x, (tuple, list))
+    items = tuple(x) if is_tuple else (x,)
+    for i, v in enumerate(items):
+        if not isinstance(v, Value):
+            raise TypeError(f"{fn}: the {what} must be a Value or a tuple of Values, but the "
+                            f"one at index {i} is a {type(v).__name__}")
+    return items, is_tuple
+
+
+def _untuple(items: Any, is_tuple: bool) -> Any:
+    return tuple(items) if is_tuple else items[0]
+
+
+def _prepare(inputs: tuple[Value, ...], create_graph: bool) -> tuple[Value, ...]:
+    """Fresh Values to differentiate in: with ``create_graph`` an input that already has a
+    graph stays on it (so an outer derivative sees through), else each is cut from its
+    graph."""
+    out = []
+    for x in inputs:
+        if create_graph and x.requires_grad:
+            out.append(x.view_as(x))
+        else:
+            out.append(x.detach().requires_grad_(x._is_float))
+    return tuple(out)
+
+
+def _finish(values: Any, create_graph: bool) -> Any:
+    """Results cut from their graphs, unless ``create_graph``."""
+    if isinstance(values, tuple):
+        return tuple(_finish(v, create_graph) for v in values)
+    if values is None or create_graph:
+        return values
+    return values.detach()
+
+
+def _check_v(v: Any, like: tuple[Value, ...], what: str, fn: str) -> tuple[Value, ...]:
+    if v is None:
+        if len(like) != 1 or like[0].numel() != 1:
+            raise ValueError(f"{fn}: v can be omitted only when the {what} is a single "
+                             "one-element Value")
+        return (ones_like(like[0]),)
+    vs, _ = _as_tuple(v, "v", fn)
+    if len(vs) != len(like):
+        raise ValueError(f"{fn}: v has {len(vs)} Values but the {what} has {len(like)}")
+    for i, (a, b) in enumerate(zip(vs, like, strict=True)):
+        if a.shape != b.shape:
+            raise ValueError(f"{fn}: v[{i}] has shape {a.shape} but the {what} at index {i} "
+                             f"has shape {b.shape}")
+    return vs
+
+
+def _grads(outputs: tuple[Value, ...], inputs: tuple[Value, ...], seeds: tuple[Value, ...],
+           create_graph: bool) -> list[Value | None]:
+    """The gradients of Σ <output, seed> for each input, None where it does not depend on
+    it (torch's ``allow_unused=True``)."""
+    pairs = [(o, s) for o, s in zip(outputs, seeds, strict=True) if o.requires_grad]
+    if not pairs:
+        return [None] * len(inputs)
+    found = _core.Node.autograd_grad([o._node for o, _ in pairs], [s._node for _, s in pairs],
+                                     [x._node for x in inputs], create_graph)
+    return [None if n is None else _wrap(n) for n in found]
+
+
+def _fill(grads: list[Value | None], like: tuple[Value, ...], strict: bool, fn: str,
+          what: str = "input") -> tuple[Value, ...]:
+    """Zeros for the Nones (torch's non-strict mode); strict mode raises instead."""
+    out = []
+    for i, (g, x) in enumerate(zip(grads, like, strict=True)):
+        if g is None:
+            if strict:
+                raise RuntimeError(f"{fn}: the output of the function is independent of "
+                                   f"{what} {i}, which strict mode does not allow")
+            g = zeros_like(x)
+        out.append(g)
+    return tuple(out)
+
+
+def _call(func: Callable[..., Any], inputs: tuple[Value, ...], fn: str) -> tuple[
+        tuple[Value, ...], bool]:
+    outs, is_tuple = _as_tuple(func(*inputs), "outputs of the function", fn)
+    return outs, is_tuple
+
+
+def vjp(func: Callable[..., Any], inputs: Any, v: Any = None, create_graph: bool = False,
+        strict: bool = False) -> tuple[Any, Any]:
+    """``(func(*inputs), vᵀ·J)``: the vector-Jacobian product of ``func`` at ``inputs``.
+
+    >>> import mikagrad as mg
+    >>> out, g = vjp(lambda x: x * x, mg.tensor([1.0, 3.0]), mg.tensor([1.0, 1.0]))
+    >>> g.tolist()
+    [2.0, 6.0]
+    """
+    with enable_grad():
+        ins, in_tuple = _as_tuple(inputs, "inputs", "vjp")
+        ins = _prepare(ins, create_graph)
+        outs, out_tuple = _call(func, ins, "vjp")
+        vs = _check_v(v, outs, "output", "vjp")
+        res = _fill(_grads(outs, ins, vs, create_graph), ins, strict, "vjp")
+    return (_untuple(_finish(outs, create_graph), out_tuple),
+            _untuple(_finish(res, create_graph), in_tuple))
+
+
+def jvp(func: Callable[..., Any], inputs: Any, v: Any = None, create_graph: bool = False,
+        strict: bool = False) -> tuple[Any, Any]:
+    """``(func(*inputs), J·v)``: the Jacobian-vector product, by the double-backward trick
+    (the vjp is linear in its seed u, so J·v is the gradient of ⟨vjp(u), v⟩ in u).
+
+    >>> import mikagrad as mg
+    >>> out, t = jvp(lambda x: x * x, mg.tensor([1.0, 3.0]), mg.tensor([1.0, 0.0]))
+    >>> t.tolist()
+    [2.0, 0.0]
+    """
+    with enable_grad():
+        ins, in_tuple = _as_tuple(inputs, "inputs", "jvp")
+        ins = _prepare(ins, create_graph)
+        vs = _check_v(v, ins, "inputs", "jvp")
+        outs, out_tuple = _call(func, ins, "jvp")
+        us = tuple(zeros_like(o, requires_grad=o._is_float) for o in outs)
+        back = _grads(outs, ins, us, create_graph=True)
+        used = [(g, w) for g, w in zip(back, vs, strict=True) if g is not None]
+        res: list[Value | None] = _grads(tuple(g for g, _ in used), us,
+                                         tuple(w for _, w in used), create_graph) \
+            if used else [None] * len(outs)
+        res_t = _fill(res, outs, strict, "jvp", what="output")
+    return (_untuple(_finish(outs, create_graph), out_tuple),
+            _untuple(_finish(res_t, create_graph), out_tuple))
+
+
+def jacobian(func: Callable[..., Any], inputs: Any, create_graph: bool = False,
+             strict: bool = False, vectorize: bool = False,
+             strategy: str = "reverse-mode") -> Any:
+    """The Jacobian of ``func`` at ``inputs``: for output i and input j, a Value of shape
+    ``outputs[i].shape + inputs[j].shape``, nested as torch's (a Value when both are single
+    Values, else tuples). The rows come from the core, one backward pass per output
+    element over one topological order; ``vectorize`` changes nothing.
+
+    >>> import mikagrad as mg
+    >>> jacobian(lambda x: x * x, mg.tensor([1.0, 3.0])).tolist()
+    [[2.0, 0.0], [0.0, 6.0]]
+    """
+    del vectorize
+    if strategy != "reverse-mode":
+        raise ValueError(f"jacobian: strategy {strategy!r} is not supported; MikaGrad has "
+                         "reverse mode only ('reverse-mode')")
+    with enable_grad():
+        ins, in_tuple = _as_tuple(inputs, "inputs", "jacobian")
+        ins = _prepare(ins, create_graph)
+        outs, out_tuple = _call(func, ins, "jacobian")
+        rows = []
+        for i, o in enumerate(outs):
+            found = _core.Node.autograd_jacobian(o._node, [x._node for x in ins],
+                                                 create_graph) if o.requires_grad \
+                else [None] * len(ins)
+            blocks = []
+            for j, (n, x) in enumerate(zip(found, ins, strict=True)):
+                if n is None:
+                    if strict:
+                        raise RuntimeError(f"jacobian: output {i} of the function is "
+                                           f"independent of input {j}, which strict mode "
+                                           "does not allow")
+                    blocks.append(zeros(*o.shape, *x.shape, dtype=x.dtype))
+                else:
+                    blocks.append(_finish(_wrap(n), create_graph))
+            rows.append(_untuple(blocks, in_tuple))
+    return _untuple(rows, out_tuple)
+
+
+def hessian(func: Callable[..., Any], inputs: Any, create_graph: bool = False,
+            strict: bool = False, vectorize: bool = False,
+            outer_jacobian_strategy: str = "reverse-mode") -> Any:
+    """The Hessian of ``func`` (which returns one element) at ``inputs``: a Value of shape
+    ``x.shape + x.shape`` for a single input, else a tuple of tuples (block i, j is
+    d²f/dxᵢdxⱼ).
+
+    >>> import mikagrad as mg
+    >>> hessian(lambda x, y: (x * y).sum(), (mg.tensor([1.0]), mg.tensor([2.0])))[0][1].tolist()
+    [[1.0]]
+    """
+    del vectorize
+    if outer_jacobian_strategy != "reverse-mode":
+        raise ValueError(f"hessian: outer_jacobian_strategy {outer_jacobian_strategy!r} is not "
+                         "supported; MikaGrad has reverse mode only ('reverse-mode')")
+    with enable_grad():
+        ins, in_tuple = _as_tuple(inputs, "inputs", "hessian")
+        ins = _prepare(ins, create_graph)
+        outs, out_tuple = _call(func, ins, "hessian")
+        if out_tuple or outs[0].numel() != 1:
+            raise ValueError("hessian: the function must return a single one-element Value, "
+                             f"got {'a tuple' if out_tuple else f'shape {outs[0].shape}'}")
+        first = _fill(_grads(outs, ins, (ones_like(outs[0]),), create_graph=True), ins,
+                      strict, "hessian")
+        rows = []
+        for g in first:
+            found = _core.Node.autograd_jacobian(g._node, [x._node for x in ins],
+                                                 create_graph) if g.requires_grad \
+                else [None] * len(ins)
+            blocks = []
+            for j, (n, x) in enumerate(zip(found, ins, strict=True)):
+                if n is None:
+                    if strict:
+                        raise RuntimeError("hessian: the gradient of the function is "
+                                           f"independent of input {j}, which strict mode "
+                                           "does not allow")
+                    blocks.append(zeros(*g.shape, *x.shape, dtype=x.dtype))
+                else:
+                    blocks.append(_finish(_wrap(n), create_graph))
+            rows.append(_untuple(blocks, in_tuple))
+    return _untuple(rows, in_tuple)
+
+
+def _scalar_output(func: Callable[..., Any], ins: tuple[Value, ...], fn: str) -> Value:
+    outs, out_tuple = _call(func, ins, fn)
+    if out_tuple or outs[0].numel() != 1:
+        raise ValueError(f"{fn}: the function must return a single one-element Value")
+    return outs[0]
+
+
+def vhp(func: Callable[..., Any], inputs: Any, v: Any = None, create_graph: bool = False,
+        strict: bool = False) -> tuple[Any, Any]:
+    """``(func(*inputs), vᵀ·H)``: the gradient of ⟨∇f, v⟩.
+
+    >>> import mikagrad as mg
+    >>> vhp(lambda x: (x ** 3).sum(), mg.tensor([1.0, 2.0]), mg.tensor([1.0, 1.0]))[1].tolist()
+    [6.0, 12.0]
+    """
+    with enable_grad():
+        ins, in_tuple = _as_tuple(inputs, "inputs", "vhp")
+        ins = _prepare(ins, create_graph)
+        out = _scalar_output(func, ins, "vhp")
+        vs = _check_v(v, ins, "inputs", "vhp")
+        first = _grads((out,), ins, (ones_like(out),), create_graph=True)
+        used = [(g, w) for g, w in zip(first, vs, strict=True) if g is not None]
+        res: list[Value | None] = _grads(tuple(g for g, _ in used), ins,
+                                         tuple(w for _, w in used), create_graph) \
+            if used else [None] * len(ins)
+        res_t = _fill(res, ins, strict, "vhp")
+    return _finish(out, create_graph), _untuple(_finish(res_t, create_graph), in_tuple)
+
+
+def hvp(func: Callable[..., Any], inputs: Any, v: Any = None, create_graph: bool = False,
+        strict: bool = False) -> tuple[Any, Any]:
+    """``(func(*inputs), H·v)``, by the double-backward trick, as torch: with u a zero seed
+    that requires grad, H·v is the gradient in u of ⟨uᵀH, v⟩.
+
+    >>> import mikagrad as mg
+    >>> hvp(lambda x: (x ** 3).sum(), mg.tensor([1.0, 2.0]), mg.tensor([1.0, 0.0]))[1].tolist()
+    [6.0, 0.0]
+    """
+    with enable_grad():
+        ins, in_tuple = _as_tuple(inputs, "inputs", "hvp")
+        ins = _prepare(ins, create_graph)
+        out = _scalar_output(func, ins, "hvp")
+        vs = _check_v(v, ins, "inputs", "hvp")
+        first = _grads((out,), ins, (ones_like(out),), create_graph=True)
+        used = [(g, x) for g, x in zip(first, ins, strict=True) if g is not None]
+        us = tuple(zeros_like(g, requires_grad=True) for g, _ in used)
+        back = _grads(tuple(g for g, _ in used), ins, us, create_graph=True)
+        pairs = [(b, w) for b, w in zip(back, vs, strict=True) if b is not None]
+        res = _grads(tuple(b for b, _ in pairs), us, tuple(w for _, w in pairs),
+                     create_graph) if pairs else [None] * len(us)
+        # `res` has one entry per used gradient; map back to the inputs.
+        it = iter(res)
+        full = [next(it) if g is not None else None for g in first]
+        res_t = _fill(full, ins, strict, "hvp")
+    return _finish(out, create_graph), _untuple(_finish(res_t, create_graph), in_tuple)
