@@ -18,9 +18,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from . import _core
-from .creation import ones_like, zeros, zeros_like
-from .engine import Value, _wrap, enable_grad, tensor
+from .autograd.functional import _grads, _jacobian_blocks
+from .creation import ones_like, zeros_like
+from .engine import Value, enable_grad, tensor
 
 __all__ = ["grad", "grad_and_value", "vjp", "jacrev", "hessian"]
 
@@ -72,13 +72,6 @@ def _split_aux(out: Any, has_aux: bool, fn: str) -> tuple[Any, Any]:
     return out
 
 
-def _gradients(out: Value, seeds: Value, xs: list[Value], create: bool) -> list[Value]:
-    if not out.requires_grad:
-        return [zeros_like(x) for x in xs]
-    found = _core.Node.autograd_grad([out._node], [seeds._node], [x._node for x in xs], create)
-    return [zeros_like(x) if n is None else _wrap(n) for n, x in zip(found, xs, strict=True)]
-
-
 def _cut(v: Any, keep: bool) -> Any:
     return v if keep or not isinstance(v, Value) else v.detach()
 
@@ -103,7 +96,8 @@ def grad_and_value(func: Callable[..., Any], argnums: int | tuple[int, ...] = 0,
                 shape = out.shape if isinstance(out, Value) else type(out).__name__
                 raise ValueError(f"grad: the function must return a one-element Value, "
                                  f"got {shape}")
-            gs = _gradients(out, ones_like(out), xs, outer)
+            gs = [zeros_like(x) if g is None else g
+                  for g, x in zip(_grads([out], xs, [ones_like(out)], outer), xs, strict=True)]
         g = tuple(_cut(v, outer) for v in gs) if isinstance(argnums, tuple) \
             else _cut(gs[0], outer)
         value = _cut(out, outer)
@@ -157,14 +151,11 @@ def vjp(func: Callable[..., Any], *primals: Any, has_aux: bool = False) -> tuple
             if c.shape != o.shape:
                 raise ValueError(f"vjp: cotangent {i} has shape {c.shape} but the output "
                                  f"has shape {o.shape}")
-        pairs = [(o, c) for o, c in zip(outs, cts, strict=True) if o.requires_grad]
-        create = outer or any(c.requires_grad for _, c in pairs)
+        create = outer or any(c.requires_grad for c in cts)
         with enable_grad():
-            found = _core.Node.autograd_grad(
-                [o._node for o, _ in pairs], [c._node for _, c in pairs],
-                [x._node for x in xs], create) if pairs else [None] * len(xs)
-        return tuple(zeros_like(x) if n is None else _cut(_wrap(n), create)
-                     for n, x in zip(found, xs, strict=True))
+            found = _grads(outs, xs, cts, create)
+        return tuple(zeros_like(x) if g is None else _cut(g, create)
+                     for g, x in zip(found, xs, strict=True))
 
     value = tuple(_cut(o, outer) for o in outs) if isinstance(out, tuple) else _cut(out, outer)
     return (value, vjp_fn, aux) if has_aux else (value, vjp_fn)
@@ -187,10 +178,8 @@ def jacrev(func: Callable[..., Any], argnums: int | tuple[int, ...] = 0,
             out, aux = _split_aux(func(*args_l, **kwargs), has_aux, "jacrev")
             if not isinstance(out, Value):
                 raise TypeError("jacrev: the function must return a Value")
-            found = _core.Node.autograd_jacobian(out._node, [x._node for x in xs], outer) \
-                if out.requires_grad else [None] * len(xs)
-        jac = [zeros(*out.shape, *x.shape, dtype=x.dtype) if n is None else _cut(_wrap(n), outer)
-               for n, x in zip(found, xs, strict=True)]
+            jac = [_cut(j, outer) for j in
+                   _jacobian_blocks(out, tuple(xs), outer, False, "jacrev", "the output")]
         result = tuple(jac) if isinstance(argnums, tuple) else jac[0]
         return (result, aux) if has_aux else result
 

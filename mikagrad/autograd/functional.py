@@ -10,7 +10,7 @@ double-backward trick, as torch's reverse-mode versions do.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from .. import _core
@@ -73,11 +73,12 @@ def _check_v(v: Any, like: tuple[Value, ...], what: str, fn: str) -> tuple[Value
     return vs
 
 
-def _grads(outputs: tuple[Value, ...], inputs: tuple[Value, ...], seeds: tuple[Value, ...],
-           create_graph: bool) -> list[Value | None]:
+def _grads(outputs: Sequence[Value | None], inputs: Sequence[Value],
+           seeds: Sequence[Value | None], create_graph: bool) -> list[Value | None]:
     """The gradients of Σ <output, seed> for each input, None where it does not depend on
-    it (torch's ``allow_unused=True``)."""
-    pairs = [(o, s) for o, s in zip(outputs, seeds, strict=True) if o.requires_grad]
+    it (torch's ``allow_unused=True``); None outputs are skipped."""
+    pairs = [(o, s) for o, s in zip(outputs, seeds, strict=True)
+             if o is not None and s is not None and o.requires_grad]
     if not pairs:
         return [None] * len(inputs)
     found = _core.Node.autograd_grad([o._node for o, _ in pairs], [s._node for _, s in pairs],
@@ -141,11 +142,7 @@ def jvp(func: Callable[..., Any], inputs: Any, v: Any = None, create_graph: bool
         outs, out_tuple = _call(func, ins, "jvp")
         us = tuple(zeros_like(o, requires_grad=o._is_float) for o in outs)
         back = _grads(outs, ins, us, create_graph=True)
-        used = [(g, w) for g, w in zip(back, vs, strict=True) if g is not None]
-        res: list[Value | None] = _grads(tuple(g for g, _ in used), us,
-                                         tuple(w for _, w in used), create_graph) \
-            if used else [None] * len(outs)
-        res_t = _fill(res, outs, strict, "jvp", what="output")
+        res_t = _fill(_grads(back, us, vs, create_graph), outs, strict, "jvp", what="output")
     return (_untuple(_finish(outs, create_graph), out_tuple),
             _untuple(_finish(res_t, create_graph), out_tuple))
 
@@ -170,23 +167,28 @@ def jacobian(func: Callable[..., Any], inputs: Any, create_graph: bool = False,
         ins, in_tuple = _as_tuple(inputs, "inputs", "jacobian")
         ins = _prepare(ins, create_graph)
         outs, out_tuple = _call(func, ins, "jacobian")
-        rows = []
-        for i, o in enumerate(outs):
-            found = _core.Node.autograd_jacobian(o._node, [x._node for x in ins],
-                                                 create_graph) if o.requires_grad \
-                else [None] * len(ins)
-            blocks = []
-            for j, (n, x) in enumerate(zip(found, ins, strict=True)):
-                if n is None:
-                    if strict:
-                        raise RuntimeError(f"jacobian: output {i} of the function is "
-                                           f"independent of input {j}, which strict mode "
-                                           "does not allow")
-                    blocks.append(zeros(*o.shape, *x.shape, dtype=x.dtype))
-                else:
-                    blocks.append(_finish(_wrap(n), create_graph))
-            rows.append(_untuple(blocks, in_tuple))
+        rows = [_untuple(_jacobian_blocks(o, ins, create_graph, strict, "jacobian",
+                                          f"output {i} of the function"), in_tuple)
+                for i, o in enumerate(outs)]
     return _untuple(rows, out_tuple)
+
+
+def _jacobian_blocks(out: Value, ins: tuple[Value, ...], create_graph: bool, strict: bool,
+                     fn: str, what: str) -> list[Value]:
+    """d out / d x for each input, from the core; zeros where out does not depend on x
+    (strict mode raises instead)."""
+    found = _core.Node.autograd_jacobian(out._node, [x._node for x in ins], create_graph) \
+        if out.requires_grad else [None] * len(ins)
+    blocks = []
+    for j, (n, x) in enumerate(zip(found, ins, strict=True)):
+        if n is None:
+            if strict:
+                raise RuntimeError(f"{fn}: {what} is independent of input {j}, which strict "
+                                   "mode does not allow")
+            blocks.append(zeros(*out.shape, *x.shape, dtype=x.dtype))
+        else:
+            blocks.append(_finish(_wrap(n), create_graph))
+    return blocks
 
 
 def hessian(func: Callable[..., Any], inputs: Any, create_graph: bool = False,
@@ -213,30 +215,25 @@ def hessian(func: Callable[..., Any], inputs: Any, create_graph: bool = False,
                              f"got {'a tuple' if out_tuple else f'shape {outs[0].shape}'}")
         first = _fill(_grads(outs, ins, (ones_like(outs[0]),), create_graph=True), ins,
                       strict, "hessian")
-        rows = []
-        for g in first:
-            found = _core.Node.autograd_jacobian(g._node, [x._node for x in ins],
-                                                 create_graph) if g.requires_grad \
-                else [None] * len(ins)
-            blocks = []
-            for j, (n, x) in enumerate(zip(found, ins, strict=True)):
-                if n is None:
-                    if strict:
-                        raise RuntimeError("hessian: the gradient of the function is "
-                                           f"independent of input {j}, which strict mode "
-                                           "does not allow")
-                    blocks.append(zeros(*g.shape, *x.shape, dtype=x.dtype))
-                else:
-                    blocks.append(_finish(_wrap(n), create_graph))
-            rows.append(_untuple(blocks, in_tuple))
+        rows = [_untuple(_jacobian_blocks(g, ins, create_graph, strict, "hessian",
+                                          "the gradient of the function"), in_tuple)
+                for g in first]
     return _untuple(rows, in_tuple)
 
 
-def _scalar_output(func: Callable[..., Any], ins: tuple[Value, ...], fn: str) -> Value:
+def _first_gradient(func: Callable[..., Any], inputs: Any, v: Any, create_graph: bool,
+                    fn: str) -> tuple[tuple[Value, ...], bool, Value, tuple[Value, ...],
+                                      list[Value | None]]:
+    """vhp's and hvp's start: the prepared inputs, whether they were a tuple, the
+    one-element output, the checked v and the recorded first gradient."""
+    ins, in_tuple = _as_tuple(inputs, "inputs", fn)
+    ins = _prepare(ins, create_graph)
     outs, out_tuple = _call(func, ins, fn)
     if out_tuple or outs[0].numel() != 1:
         raise ValueError(f"{fn}: the function must return a single one-element Value")
-    return outs[0]
+    vs = _check_v(v, ins, "inputs", fn)
+    first = _grads(outs, ins, (ones_like(outs[0]),), create_graph=True)
+    return ins, in_tuple, outs[0], vs, first
 
 
 def vhp(func: Callable[..., Any], inputs: Any, v: Any = None, create_graph: bool = False,
@@ -248,16 +245,8 @@ def vhp(func: Callable[..., Any], inputs: Any, v: Any = None, create_graph: bool
     [6.0, 12.0]
     """
     with enable_grad():
-        ins, in_tuple = _as_tuple(inputs, "inputs", "vhp")
-        ins = _prepare(ins, create_graph)
-        out = _scalar_output(func, ins, "vhp")
-        vs = _check_v(v, ins, "inputs", "vhp")
-        first = _grads((out,), ins, (ones_like(out),), create_graph=True)
-        used = [(g, w) for g, w in zip(first, vs, strict=True) if g is not None]
-        res: list[Value | None] = _grads(tuple(g for g, _ in used), ins,
-                                         tuple(w for _, w in used), create_graph) \
-            if used else [None] * len(ins)
-        res_t = _fill(res, ins, strict, "vhp")
+        ins, in_tuple, out, vs, first = _first_gradient(func, inputs, v, create_graph, "vhp")
+        res_t = _fill(_grads(first, ins, vs, create_graph), ins, strict, "vhp")
     return _finish(out, create_graph), _untuple(_finish(res_t, create_graph), in_tuple)
 
 
@@ -271,19 +260,10 @@ def hvp(func: Callable[..., Any], inputs: Any, v: Any = None, create_graph: bool
     [6.0, 0.0]
     """
     with enable_grad():
-        ins, in_tuple = _as_tuple(inputs, "inputs", "hvp")
-        ins = _prepare(ins, create_graph)
-        out = _scalar_output(func, ins, "hvp")
-        vs = _check_v(v, ins, "inputs", "hvp")
-        first = _grads((out,), ins, (ones_like(out),), create_graph=True)
-        used = [(g, x) for g, x in zip(first, ins, strict=True) if g is not None]
-        us = tuple(zeros_like(g, requires_grad=True) for g, _ in used)
-        back = _grads(tuple(g for g, _ in used), ins, us, create_graph=True)
-        pairs = [(b, w) for b, w in zip(back, vs, strict=True) if b is not None]
-        res = _grads(tuple(b for b, _ in pairs), us, tuple(w for _, w in pairs),
-                     create_graph) if pairs else [None] * len(us)
-        # `res` has one entry per used gradient; map back to the inputs.
-        it = iter(res)
-        full = [next(it) if g is not None else None for g in first]
+        ins, in_tuple, out, vs, first = _first_gradient(func, inputs, v, create_graph, "hvp")
+        us = [None if g is None else zeros_like(g, requires_grad=True) for g in first]
+        back = _grads(first, ins, us, create_graph=True)
+        got = iter(_grads(back, [u for u in us if u is not None], vs, create_graph))
+        full = [None if u is None else next(got) for u in us]
         res_t = _fill(full, ins, strict, "hvp")
     return _finish(out, create_graph), _untuple(_finish(res_t, create_graph), in_tuple)
