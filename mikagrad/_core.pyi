@@ -90,6 +90,10 @@ class Node:
     @property
     def parents(self) -> list[Node]: ...
     @property
+    def made_by(self) -> tuple[int, str] | None:
+        """None for a node of the forward pass; else ``(order, op)``: recorded by the
+        backward rule of ``op`` in a ``create_graph`` pass, ``order`` levels up."""
+    @property
     def id(self) -> int:
         """An identity-based id, the same for every handle to this node."""
 

@@ -1223,7 +1223,7 @@ class Value:
             self._node.backward(seed, False, bool(create_graph), nodes)
             return
         steps = self._node.backward(seed, True, bool(create_graph), nodes)
-        (ctx or _explain.explain())._report(steps)
+        (ctx or _explain.explain())._report(steps, recorded=bool(create_graph))
 
     def zero_grad(self) -> None:
         """Zeros the gradient of every Value in the graph behind this one."""

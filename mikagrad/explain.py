@@ -4,6 +4,9 @@
     with mikagrad.explain() as ex:     # prints them, and keeps them in ex.steps
         loss.backward()
 
+A step of a node that a recorded backward pass made (``create_graph=True``, then a second
+backward through the gradient) says so: that node is part of the backward graph.
+
 The records come from the Rust backward pass; each op's rule text lives beside its backward
 in ``rust/core/src/ops``, so the two cannot drift apart.
 """
@@ -17,6 +20,10 @@ from typing import Any, TextIO
 __all__ = ["explain", "format_steps"]
 
 _ACTIVE = threading.local()
+# A node's made_by when a create_graph pass summed two gradients into one .grad (node.rs).
+ACCUMULATION = "grad accumulation"
+RECORDED = ("backward(create_graph=True): each step below is recorded as ops of its own, so "
+            "the gradients are Values with a graph (draw_dot(x.grad) draws it)")
 
 
 def _shape(s: tuple) -> str:
@@ -25,6 +32,12 @@ def _shape(s: tuple) -> str:
 
 def _name(i: int, n: int) -> str:
     return "x" if n == 1 else "abcdefghijklmnopqrstuvw"[i] if i < 23 else f"input {i}"
+
+
+def ordinal(n: int) -> str:
+    """1st, 2nd, 3rd, 4th, ..., 11th, ..., 21st."""
+    suffix = "th" if n % 100 in (11, 12, 13) else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
 
 
 def _num(x: float) -> str:
@@ -46,6 +59,13 @@ def format_steps(steps: list[dict[str, Any]]) -> str:
         n = len(s["parents"])
         ins = ", ".join(f"{_name(i, n)} {_shape(sh)}" for i, sh in enumerate(s["parents"]))
         lines.append(f"step {k}: {s['op']}({ins}) -> {_shape(s['shape'])} {s['dtype']}")
+        made_by = s.get("made_by")
+        if made_by is not None:
+            order, of = made_by
+            source = ("two gradients summed into one .grad" if of == ACCUMULATION
+                      else f"recorded by the backward rule of {of}")
+            lines.append(f"    backward graph: this node is part of a gradient "
+                         f"({ordinal(order)} backward), {source}")
         lines.append(f"    rule: {s['rule']}")
         g = s["grad"]
         bad = f"  ({g['nonfinite']} NaN/Inf!)" if g["nonfinite"] else ""
@@ -92,8 +112,10 @@ class explain:
     def __exit__(self, *exc: object) -> None:
         _ACTIVE.stack.pop()
 
-    def _report(self, steps: list[dict[str, Any]]) -> None:
+    def _report(self, steps: list[dict[str, Any]], recorded: bool = False) -> None:
         text = format_steps(steps)
+        if recorded:
+            text = (f"{RECORDED}\n{text}" if text else RECORDED)
         self.steps.extend(steps)
         self.text += text + "\n"
         print(text, file=self.file or sys.stdout)

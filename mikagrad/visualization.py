@@ -16,6 +16,11 @@ shape and dtype, its values (a handful) or their mean/min/max, and after ``backw
 gradient's norm, mean and fraction of exact zeros. NaN or Inf, in data or gradient, is
 flagged in red. Fill colours tell inputs, parameters, intermediate results and the output
 apart (a legend sits under the graph).
+
+A gradient taken with ``create_graph=True`` is a Value with a graph of its own, so
+``draw_dot(x.grad)`` draws the backward pass. Its ops are coloured by the pass that recorded
+them (purple for a first derivative, pink for a second, ...), and each names the forward op
+whose backward rule it comes from.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ import numpy as np
 
 from . import _core
 from .engine import _MICROGRAD_OPS, Value
+from .explain import ACCUMULATION, ordinal
 
 try:
     import graphviz
@@ -61,6 +67,8 @@ COLORS = {
     "output": "#bbf7d0",        # the root being drawn
 }
 OP_COLOR = "#e5e7eb"
+# Ops recorded by a backward pass (create_graph=True), by order: gradient, second derivative, ...
+BACKWARD_COLORS = ("#e9d5ff", "#fbcfe8", "#fed7aa")
 RED = "#dc2626"
 HANDFUL = 6  # tensors with at most this many elements show their values
 _MIME = {"svg": "image/svg+xml", "png": "image/png", "jpeg": "image/jpeg", "jpg": "image/jpeg"}
@@ -334,12 +342,20 @@ def _tensor_label(n: _core.Node, name: str | None, fill: str) -> tuple[str, bool
     return f"<{table}>", bad
 
 
-def _legend(kinds: set[str], note: str) -> str:
+def _backward_color(order: int) -> str:
+    return BACKWARD_COLORS[min(order, len(BACKWARD_COLORS)) - 1]
+
+
+def _legend(kinds: set[str], orders: set[int], note: str) -> str:
     """The colour key, and the truncation note in red when there is one."""
     cells = "".join(
         f'<TD BGCOLOR="{COLORS[k]}" BORDER="1">{k}</TD>' for k in COLORS if k in kinds
     )
     cells += f'<TD BGCOLOR="{OP_COLOR}" BORDER="1">op</TD>'
+    cells += "".join(
+        f'<TD BGCOLOR="{_backward_color(k)}" BORDER="1">op of the {ordinal(k)} backward</TD>'
+        for k in sorted(orders)
+    )
     key = f'<TABLE BORDER="0" CELLSPACING="4"><TR>{cells}</TR></TABLE>'
     rows = f'<TR><TD ALIGN="LEFT">{key}</TD></TR>'
     if note:
@@ -405,6 +421,7 @@ def draw_dot(root: Value, format: str = "svg", rankdir: str = "LR", max_nodes: i
                 edge_attr={"color": "#6b7280", "arrowsize": "0.7"})
 
     kinds: set[str] = set()
+    orders: set[int] = set()  # the backward passes that recorded the ops drawn
     cut: list[str] = []  # op nodes with an input that was left out
     for vid, (n, parent_ids) in kept.items():
         kind = _kind(n, root._node.id)
@@ -414,8 +431,20 @@ def draw_dot(root: Value, format: str = "svg", rankdir: str = "LR", max_nodes: i
             continue
         op = f"{vid}_op"
         # micrograd's symbols ('+', '*', '**', 'ReLU'); other ops by name.
-        dot.node(op, label=_MICROGRAD_OPS.get(n.op, n.op), tooltip=n.op, style="filled",
-                 fillcolor=OP_COLOR, fontsize="10", height="0.3")
+        label, tooltip, fill = _MICROGRAD_OPS.get(n.op, n.op), n.op, OP_COLOR
+        if n.made_by is not None:  # recorded by a backward pass: say whose rule
+            order, of = n.made_by
+            orders.add(order)
+            if of == ACCUMULATION:
+                label += f"\\n{of}"
+                tooltip = f"{n.op}: two gradients summed into one .grad"
+            else:
+                label += f"\\n∂ {of}"
+                tooltip = f"{n.op}, from the backward rule of {of}"
+            tooltip += f" ({ordinal(order)} backward)"
+            fill = _backward_color(order)
+        dot.node(op, label=label, tooltip=tooltip, style="filled", fillcolor=fill,
+                 fontsize="10", height="0.3")
         dot.edge(op, str(vid))
         for pid in dict.fromkeys(parent_ids):  # x * x: one edge, as micrograd
             if pid in kept:
@@ -433,5 +462,5 @@ def draw_dot(root: Value, format: str = "svg", rankdir: str = "LR", max_nodes: i
         for op in cut:
             dot.edge("truncated", op, style="dashed", color=RED)
     if legend:
-        dot.attr(label=_legend(kinds, note), labelloc="b", labeljust="l")
+        dot.attr(label=_legend(kinds, orders, note), labelloc="b", labeljust="l")
     return dot

@@ -5,6 +5,7 @@ Every op's double backward is checked by finite differences in tests/test_ops.py
 (``check_op``), and tests/test_op_catalog.py fails for an op the table does not reach."""
 
 import gc
+import io
 
 import higher_order_cases
 import numpy as np
@@ -458,3 +459,87 @@ def test_done_when_cases_match_torch(name):
     if name == "mlp_loss_hessian":  # a Hessian is symmetric
         h = got["hessian"].reshape(8, 8)
         np.testing.assert_allclose(h, h.T, rtol=1e-12, atol=1e-15)
+
+
+# ---- teaching: the backward pass as a graph of its own ----------------------------------
+
+
+def _tanh_times_x_gradient():
+    x = Value(np.array([0.5, -1.0]))
+    (x.tanh() * x).sum().backward(create_graph=True)
+    g = x.grad
+    x.grad = None
+    return x, g
+
+
+def test_nodes_say_which_backward_pass_made_them():
+    x, g = _tanh_times_x_gradient()
+    y = x.tanh()
+    assert x._node.made_by is None and y._node.made_by is None  # the forward pass
+    assert g._node.made_by == (1, "tanh")  # the last step of dx: tanh's rule
+    made = {n.made_by for n in _graph_nodes(g) if n.op}
+    assert made == {None, (1, "tanh"), (1, "mul")}  # the forward ops it reads stay None
+    (g2,) = mg.autograd.grad(g.sum(), x, create_graph=True)
+    orders = {n.made_by[0] for n in _graph_nodes(g2) if n.made_by}
+    assert orders == {1, 2}
+    # Ops the user applies to a gradient are forward ops again, as in torch's graph.
+    assert (g * 2.0)._node.made_by is None
+
+
+def test_two_create_graph_passes_mark_the_accumulation():
+    x = Value(np.array([0.5, -1.0]))
+    (x ** 3).sum().backward(create_graph=True)
+    (x ** 3).sum().backward(create_graph=True)
+    assert x.grad._node.made_by == (1, "grad accumulation")
+    np.testing.assert_allclose(x.grad, 6 * np.array([0.5, -1.0]) ** 2, rtol=1e-15)
+    x.grad = None
+
+
+def _graph_nodes(v):
+    seen, stack = {}, [v._node]
+    while stack:
+        n = stack.pop()
+        if n.id not in seen:
+            seen[n.id] = n
+            stack.extend(n.parents)
+    return list(seen.values())
+
+
+def test_draw_dot_draws_a_gradient_graph():
+    from mikagrad.visualization import BACKWARD_COLORS, OP_COLOR, draw_dot
+
+    x, g = _tanh_times_x_gradient()
+    src = draw_dot(g).source
+    assert src.count(f'fillcolor="{BACKWARD_COLORS[0]}"') >= 5  # the ops of tanh's and mul's rules
+    assert 'label="*\\n∂ tanh"' in src and 'label="*\\n∂ mul"' in src
+    assert "from the backward rule of tanh (1st backward)" in src
+    assert f'fillcolor="{OP_COLOR}"' in src  # the forward tanh that the gradient reads
+    assert "op of the 1st backward" in src  # the legend
+    (g2,) = mg.autograd.grad(g.sum(), x, create_graph=True)
+    src2 = draw_dot(g2).source
+    assert f'fillcolor="{BACKWARD_COLORS[1]}"' in src2 and "op of the 2nd backward" in src2
+    plain = draw_dot(x.tanh().sum()).source  # an ordinary graph is drawn as before
+    assert "backward" not in plain and "∂" not in plain
+
+
+def test_explain_marks_the_backward_graph():
+    x, g = _tanh_times_x_gradient()
+    with mg.explain(file=io.StringIO()) as ex:
+        (g * g).sum().backward()
+    made = [s["made_by"] for s in ex.steps]
+    assert made[0] is None and made[-1] is None  # the new sum; the forward tanh
+    assert (1, "tanh") in made and (1, "mul") in made
+    assert "backward graph: this node is part of a gradient (1st backward), recorded by the " \
+           "backward rule of tanh" in ex.text
+    with mg.explain(file=io.StringIO()) as ex:
+        x.tanh().sum().backward(create_graph=True)
+    assert ex.text.startswith("backward(create_graph=True): each step below is recorded")
+    assert "backward graph" not in ex.text  # this pass runs over forward nodes only
+    x.grad = None
+
+
+def test_ordinal():
+    from mikagrad.explain import ordinal
+
+    assert [ordinal(n) for n in (1, 2, 3, 4, 11, 12, 13, 21, 22, 103, 111)] == [
+        "1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "22nd", "103rd", "111th"]

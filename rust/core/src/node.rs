@@ -107,6 +107,21 @@ struct NodeData {
     fixed_by: AtomicU64,
     /// False for `.data`'s node: its writes bypass the version counter, as torch's `.data`.
     tracked: bool,
+    /// Which recorded backward pass made this node (see `Recorder`): 0 for the forward.
+    made_by: MadeBy,
+}
+
+/// `MadeBy::op` of the sum of two gradients of one leaf's `.grad` (`create_graph` twice).
+pub const ACCUMULATION: &str = "grad accumulation";
+
+/// Where a node came from: 0 = an op of the forward pass; n > 0 = an op that the backward
+/// rule of `op` recorded (`backward(create_graph=True)`), one level above the node `op`
+/// belongs to. So `x.tanh()` is 0, the ops of its gradient are (1, "tanh"), and those of a
+/// second derivative are 2. Drawings and explain mode show it.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Debug)]
+pub struct MadeBy {
+    pub order: u8,
+    pub op: &'static str,
 }
 
 /// A node of the graph: a tensor, its gradient, and the op and parents that made it.
@@ -266,6 +281,27 @@ fn with_saved<R>(v: &Node, f: impl FnOnce() -> Result<R>) -> Result<R> {
 
 thread_local! {
     static GRAD_ENABLED: Cell<bool> = const { Cell::new(true) };
+    /// What a node recorded now is made by: set while a backward rule runs with recording on.
+    static MADE_BY: Cell<MadeBy> = const { Cell::new(MadeBy { order: 0, op: "" }) };
+}
+
+/// Marks the nodes recorded until dropped as made by the backward rule of `node`.
+struct Recorder(MadeBy);
+
+impl Recorder {
+    fn for_rule_of(node: &Node) -> Recorder {
+        let made = MadeBy {
+            order: node.0.made_by.order.saturating_add(1),
+            op: node.op_name(),
+        };
+        Recorder(MADE_BY.with(|m| m.replace(made)))
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        MADE_BY.with(|m| m.set(self.0));
+    }
 }
 
 pub fn is_grad_enabled() -> bool {
@@ -338,6 +374,7 @@ impl Node {
             stale_at: AtomicU64::new(u64::MAX),
             fixed_by: AtomicU64::new(0),
             tracked,
+            made_by: MadeBy::default(),
         }))
     }
 
@@ -372,6 +409,7 @@ impl Node {
             stale_at: AtomicU64::new(u64::MAX),
             fixed_by: AtomicU64::new(0),
             tracked: true,
+            made_by: MADE_BY.with(Cell::get),
         }))
     }
 
@@ -555,6 +593,10 @@ impl Node {
         &self.0.parents
     }
     /// Identity of the node, stable while it lives.
+    /// Which backward pass recorded this node (order 0: the forward pass).
+    pub fn made_by(&self) -> MadeBy {
+        self.0.made_by
+    }
     pub fn id(&self) -> usize {
         Arc::as_ptr(&self.0) as usize
     }
@@ -709,6 +751,7 @@ impl Node {
         let Some(op) = &self.0.op else {
             return Ok(Vec::new());
         };
+        let _recorder = is_grad_enabled().then(|| Recorder::for_rule_of(self));
         let mut summed = Vec::new();
         for (p, gp) in self.parents().iter().zip(self.local_grads(op.as_ref(), g)?) {
             let Some(gp) = gp else {
@@ -1111,7 +1154,14 @@ impl Node {
     /// out-of-place `grad = grad + g`, so the old gradient's graph stays as it was.
     fn accumulate_grad_graph(&self, g: Node) -> Result<()> {
         let total = match self.grad_node() {
-            Some(old) if old.shape() == g.shape() => old.add(&g)?,
+            Some(old) if old.shape() == g.shape() => {
+                let made = MadeBy {
+                    order: g.made_by().order.max(old.made_by().order).max(1),
+                    op: ACCUMULATION,
+                };
+                let _recorder = Recorder(MADE_BY.with(|m| m.replace(made)));
+                old.add(&g)?
+            }
             _ => g,
         };
         if !total.requires_grad() {
@@ -1227,6 +1277,43 @@ mod tests {
             a.grad().unwrap().to_vec_f64().unwrap(),
             vec![10., 20., 30., 10., 20., 30.]
         );
+    }
+
+    #[test]
+    fn a_recorded_backward_marks_the_nodes_it_makes() {
+        let x = v(&[3.], &[]);
+        let y = x.mul(&x).unwrap().mul(&x).unwrap();
+        assert_eq!(y.made_by(), MadeBy::default());
+        let grads = Node::grad_of(
+            std::slice::from_ref(&y),
+            &[Node::constant(1.0, DType::F64)],
+            std::slice::from_ref(&x),
+            true,
+        );
+        let g = grads.unwrap().pop().flatten().unwrap();
+        assert_eq!(
+            g.made_by(),
+            MadeBy {
+                order: 1,
+                op: "mul"
+            }
+        );
+        let gg = Node::grad_of(
+            std::slice::from_ref(&g),
+            &[Node::constant(1.0, DType::F64)],
+            std::slice::from_ref(&x),
+            true,
+        );
+        let gg = gg.unwrap().pop().flatten().unwrap();
+        let orders: HashSet<u8> = gg
+            .topo_order(false)
+            .iter()
+            .map(|n| n.made_by().order)
+            .collect();
+        assert_eq!(orders, HashSet::from([0, 1, 2]));
+        assert_eq!(gg.tensor().to_vec_f64().unwrap(), vec![18.]); // d²(x³) = 6x
+                                                                  // Outside a backward pass, recording is back to forward ops.
+        assert_eq!(x.mul(&x).unwrap().made_by(), MadeBy::default());
     }
 
     #[test]

@@ -515,6 +515,12 @@ impl Node {
     fn parents(&self) -> Vec<Node> {
         self.node.parents().iter().cloned().map(node).collect()
     }
+    /// None for a node of the forward pass; else (order, op): recorded by the backward rule
+    /// of `op` in a `create_graph` pass, `order` levels of differentiation up.
+    #[getter]
+    fn made_by(&self) -> Option<(u8, &'static str)> {
+        made_by(&self.node)
+    }
     #[getter]
     fn id(&self) -> usize {
         self.node.id()
@@ -1096,12 +1102,18 @@ fn stats_dict<'py>(py: Python<'py>, t: &Tensor) -> PyResult<Bound<'py, PyDict>> 
     Ok(d)
 }
 
+fn made_by(n: &core::Node) -> Option<(u8, &'static str)> {
+    let m = n.made_by();
+    (m.order > 0).then_some((m.order, m.op))
+}
+
 /// One explain-mode record: the op, its rule, shapes, incoming-gradient statistics and the
 /// broadcasts that were undone.
 fn explain_step<'py>(py: Python<'py>, s: &mikagrad_core::Step) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     d.set_item("op", s.node.op_name())?;
     d.set_item("rule", s.node.op_rule())?;
+    d.set_item("made_by", made_by(s.node))?;
     d.set_item("shape", PyTuple::new(py, s.node.shape())?)?;
     d.set_item("dtype", s.node.dtype().name())?;
     let parents: Vec<Bound<'py, PyTuple>> = s
