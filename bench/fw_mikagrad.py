@@ -20,6 +20,7 @@ from .workloads import (
     cnn_step,
     convnet_cases,
     digits,
+    higher_order_cases,
     index_cases,
     init_cnn,
     lecture_cases,
@@ -184,3 +185,7 @@ def cnn(x: np.ndarray, y: np.ndarray, state: dict[str, np.ndarray]) -> Callable[
 def convnets() -> dict[str, Callable[[], Any]]:
     x, y, _ = digits(64)
     return convnet_cases(mg, _t, cnn(x, y, init_cnn()))
+
+
+def higher() -> dict[str, Callable[[], Any]]:
+    return higher_order_cases(mg, _t)

@@ -18,6 +18,7 @@ from .workloads import (
     cnn_step,
     convnet_cases,
     digits,
+    higher_order_cases,
     index_cases,
     init_cnn,
     lecture_cases,
@@ -161,3 +162,7 @@ def cnn(x: np.ndarray, y: np.ndarray, state: dict[str, np.ndarray]) -> Callable[
 def convnets() -> dict[str, Callable[[], Any]]:
     x, y, _ = digits(64)
     return convnet_cases(torch, _t, cnn(x, y, init_cnn()))
+
+
+def higher() -> dict[str, Callable[[], Any]]:
+    return higher_order_cases(torch, _t)

@@ -585,7 +585,7 @@ def render(res: dict[str, Any]) -> str:
                   "not reliable; rerun with `--wait-quiet 120` when the machine is idle.", ""]
     lines += [_HOW]
     if any(res.get(k) for k in ("tiny", "chain", "steps", "layers", "softmax", "index",
-                                 "lectures", "convnets", "matmul")):
+                                 "lectures", "convnets", "higher", "matmul")):
         lines += ["## Results", ""]
     sections = [
         ("tiny", "### Per-op overhead (forward only)",
@@ -610,6 +610,11 @@ def render(res: dict[str, Any]) -> str:
             lines += [title, ""] + ([note, ""] if note else []) + time_table(res[key])
     if res.get("convnets"):
         lines += _convnet_lines(res["convnets"])
+    if res.get("higher"):
+        lines += ["### Gradients of gradients", "",
+                  "float64; both libraries build each Hessian row by a backward pass through the "
+                  "recorded gradient (torch's default `vectorize=False`), and `hvp` by the "
+                  "double-backward trick.", ""] + time_table(res["higher"])
     if res.get("matmul"):
         lines += ["### Matmul", "",
                   "Square float32 and float64 products, `a @ b` and `a.T @ b` (a view), "

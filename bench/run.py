@@ -41,7 +41,7 @@ from .timing import SETTLE_S, Budget, Stats, measure_many, measure_once  # noqa:
 
 ROOT = Path(__file__).resolve().parent.parent
 SECTIONS = ["check", "tiny", "chain", "steps", "layers", "softmax", "index", "lectures",
-            "convnets", "matmul", "scaling", "memory", "import", "profile"]
+            "convnets", "higher", "matmul", "scaling", "memory", "import", "profile"]
 BLAS_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 T0 = time.perf_counter()
 
@@ -193,6 +193,16 @@ def sec_convnets(fws: dict[str, Any], budget: Budget) -> dict[str, Any]:
     tables.clear()
     gc.collect()
     return {"threads": threads, "cases": cases}
+
+
+def sec_higher(fws: dict[str, Any], budget: Budget) -> dict[str, Any]:
+    """Gradients of gradients: Hessian, hvp and a gradient-penalty step."""
+    tables = {name: fw.higher() for name, fw in fws.items() if hasattr(fw, "higher")}
+    out = {case: measure_many({name: t[case] for name, t in tables.items()}, budget)
+           for case in tables["MikaGrad"]}
+    tables.clear()
+    gc.collect()
+    return out
 
 
 def sec_matmul(fws: dict[str, Any], quick: bool) -> dict[str, Any]:
@@ -455,6 +465,7 @@ def main(argv: list[str] | None = None) -> int:
         ("index", lambda: sec_index(fws, budget)),
         ("lectures", lambda: sec_lectures(fws, budget)),
         ("convnets", lambda: sec_convnets(fws, budget)),
+        ("higher", lambda: sec_higher(fws, budget)),
         ("matmul", lambda: sec_matmul(fws, args.quick)),
         ("scaling", lambda: sec_scaling(fws, args.quick)),
         ("memory", lambda: sec_memory(fws)),

@@ -307,3 +307,55 @@ def convnet_cases(lib: Any, t: Callable[..., Any],
     cases["max_pool2d 2×2, (64, 16, 28, 28)"] = fwd_bwd(lambda: F.max_pool2d(xp, 2), [xp])
     cases[CNN_CASE] = step
     return cases
+
+
+# ---- gradients of gradients ------------------------------------------------------------------
+
+
+def higher_order_cases(lib: Any, t: Callable[..., Any]) -> dict[str, Callable[[], Any]]:
+    """Hessians, Hessian-vector products and a gradient-penalty step, float64, written once
+    for mikagrad and torch (``lib.autograd.functional``, ``lib.autograd.grad``)."""
+    rng = np.random.default_rng(0)
+    x = t(rng.standard_normal((32, 8)), lib.float64)
+    y = t(rng.standard_normal((32, 1)), lib.float64)
+    w1, b1 = t(rng.standard_normal((16, 8)) * 0.35, lib.float64), t(np.zeros(16), lib.float64)
+    w2, b2 = t(rng.standard_normal((1, 16)) * 0.25, lib.float64), t(np.zeros(1), lib.float64)
+    v = tuple(t(rng.standard_normal(p.shape), lib.float64) for p in (w1, b1, w2, b2))
+    functional = lib.autograd.functional
+
+    def loss(w1: Any, b1: Any, w2: Any, b2: Any) -> Any:
+        return (((x @ w1.T + b1).tanh() @ w2.T + b2 - y) ** 2).mean()
+
+    def hessian() -> Any:
+        return functional.hessian(lambda w: loss(w, b1, w2, b2), w1)
+
+    def hvp() -> Any:
+        return functional.hvp(loss, (w1, b1, w2, b2), v)[1]
+
+    critic = [t(a, lib.float64, grad=True) for a in (
+        rng.standard_normal((32, 8)) * 0.35, np.zeros(32), rng.standard_normal((1, 32)) * 0.18,
+        np.zeros(1))]
+    opt = lib.optim.SGD(critic, lr=1e-3)
+    real, fake = x, t(rng.standard_normal((32, 8)) + 1.0, lib.float64)
+    mix = t(rng.uniform(size=(32, 1)), lib.float64)
+
+    def score(inp: Any) -> Any:
+        return (inp @ critic[0].T + critic[1]).tanh() @ critic[2].T + critic[3]
+
+    def penalty_step() -> Any:
+        interp = (mix * real + (1 - mix) * fake).detach().requires_grad_(True)
+        (g,) = lib.autograd.grad(score(interp).sum(), interp, create_graph=True)
+        gp = (((g ** 2).sum(1) + 1e-12).sqrt() - 1) ** 2
+        out = score(fake).mean() - score(real).mean() + 10 * gp.mean()
+        opt.zero_grad()
+        out.backward()
+        opt.step()
+        return out
+
+    return {
+        "Hessian of an MLP loss (8→16 tanh →1, MSE, batch 32) in its 16×8 first weight: "
+        "autograd.functional.hessian, a 128×128 matrix": hessian,
+        "hvp of the same loss in all four parameters: autograd.functional.hvp": hvp,
+        "WGAN-GP critic step: gradient penalty through autograd.grad(create_graph=True), "
+        "critic 8→32 tanh →1, batch 32, SGD": penalty_step,
+    }
