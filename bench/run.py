@@ -161,8 +161,9 @@ def sec_softmax(fws: dict[str, Any], budget: Budget, quick: bool) -> dict[str, A
     return out
 
 
-def sec_index(fws: dict[str, Any], budget: Budget) -> dict[str, Any]:
-    tables = {name: fw.index() for name, fw in fws.items() if hasattr(fw, "index")}
+def _table_cases(fws: dict[str, Any], budget: Budget, table: str) -> dict[str, Any]:
+    """Times every case of ``fw.<table>()`` in each framework that has that table."""
+    tables = {name: getattr(fw, table)() for name, fw in fws.items() if hasattr(fw, table)}
     out = {case: measure_many({name: t[case] for name, t in tables.items()}, budget)
            for case in tables["MikaGrad"]}
     tables.clear()
@@ -170,10 +171,12 @@ def sec_index(fws: dict[str, Any], budget: Budget) -> dict[str, Any]:
     return out
 
 
+def sec_index(fws: dict[str, Any], budget: Budget) -> dict[str, Any]:
+    return _table_cases(fws, budget, "index")
+
+
 def sec_lectures(fws: dict[str, Any], budget: Budget) -> dict[str, Any]:
-    tables = {name: fw.lectures() for name, fw in fws.items() if hasattr(fw, "lectures")}
-    return {case: measure_many({name: t[case] for name, t in tables.items()}, budget)
-            for case in tables["MikaGrad"]}
+    return _table_cases(fws, budget, "lectures")
 
 
 def sec_convnets(fws: dict[str, Any], budget: Budget) -> dict[str, Any]:
@@ -197,12 +200,7 @@ def sec_convnets(fws: dict[str, Any], budget: Budget) -> dict[str, Any]:
 
 def sec_higher(fws: dict[str, Any], budget: Budget) -> dict[str, Any]:
     """Gradients of gradients: Hessian, hvp and a gradient-penalty step."""
-    tables = {name: fw.higher() for name, fw in fws.items() if hasattr(fw, "higher")}
-    out = {case: measure_many({name: t[case] for name, t in tables.items()}, budget)
-           for case in tables["MikaGrad"]}
-    tables.clear()
-    gc.collect()
-    return out
+    return _table_cases(fws, budget, "higher")
 
 
 def sec_matmul(fws: dict[str, Any], quick: bool) -> dict[str, Any]:
