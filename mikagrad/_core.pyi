@@ -18,8 +18,11 @@ _Array = npt.NDArray[np.floating[Any]]
 _DTypeName = Literal["float32", "float64"]
 
 __version__: str
+# A node's ``made_by`` op when a create_graph pass summed two gradients into one ``.grad``.
+ACCUMULATION: str
 __all__ = [
     "__version__",
+    "ACCUMULATION",
     "ShapeError",
     "GradError",
     "Node",

@@ -17,11 +17,11 @@ import sys
 import threading
 from typing import Any, TextIO
 
+from ._core import ACCUMULATION
+
 __all__ = ["explain", "format_steps"]
 
 _ACTIVE = threading.local()
-# A node's made_by when a create_graph pass summed two gradients into one .grad (node.rs).
-ACCUMULATION = "grad accumulation"
 RECORDED = ("backward(create_graph=True): each step below is recorded as ops of its own, so "
             "the gradients are Values with a graph (draw_dot(x.grad) draws it)")
 

@@ -38,8 +38,9 @@ from typing import Any
 import numpy as np
 
 from . import _core
+from ._core import ACCUMULATION
 from .engine import _MICROGRAD_OPS, Value
-from .explain import ACCUMULATION, ordinal
+from .explain import ordinal
 
 try:
     import graphviz

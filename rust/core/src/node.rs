@@ -592,11 +592,11 @@ impl Node {
     pub fn parents(&self) -> &[Node] {
         &self.0.parents
     }
-    /// Identity of the node, stable while it lives.
     /// Which backward pass recorded this node (order 0: the forward pass).
     pub fn made_by(&self) -> MadeBy {
         self.0.made_by
     }
+    /// Identity of the node, stable while it lives.
     pub fn id(&self) -> usize {
         Arc::as_ptr(&self.0) as usize
     }
@@ -1311,8 +1311,9 @@ mod tests {
             .map(|n| n.made_by().order)
             .collect();
         assert_eq!(orders, HashSet::from([0, 1, 2]));
-        assert_eq!(gg.tensor().to_vec_f64().unwrap(), vec![18.]); // d²(x³) = 6x
-                                                                  // Outside a backward pass, recording is back to forward ops.
+        // d²(x³)/dx² = 6x
+        assert_eq!(gg.tensor().to_vec_f64().unwrap(), vec![18.]);
+        // Outside a backward pass, recording is back to forward ops.
         assert_eq!(x.mul(&x).unwrap().made_by(), MadeBy::default());
     }
 

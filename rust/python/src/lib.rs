@@ -1507,6 +1507,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     keep_freed_memory();
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("ACCUMULATION", core::ACCUMULATION)?;
     m.add("ShapeError", m.py().get_type::<ShapeError>())?;
     m.add("GradError", m.py().get_type::<GradError>())?;
     m.add_class::<Node>()?;
