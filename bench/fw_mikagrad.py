@@ -24,6 +24,7 @@ from .workloads import (
     index_cases,
     init_cnn,
     lecture_cases,
+    math_cases,
     softmax_run,
     tiny_cases,
 )
@@ -189,3 +190,7 @@ def convnets() -> dict[str, Callable[[], Any]]:
 
 def higher() -> dict[str, Callable[[], Any]]:
     return higher_order_cases(mg, _t)
+
+
+def math() -> dict[str, Callable[[], Any]]:
+    return math_cases(mg, _t)

@@ -22,6 +22,7 @@ from .workloads import (
     index_cases,
     init_cnn,
     lecture_cases,
+    math_cases,
     softmax_run,
     tiny_cases,
 )
@@ -166,3 +167,7 @@ def convnets() -> dict[str, Callable[[], Any]]:
 
 def higher() -> dict[str, Callable[[], Any]]:
     return higher_order_cases(torch, _t)
+
+
+def math() -> dict[str, Callable[[], Any]]:
+    return math_cases(torch, _t)

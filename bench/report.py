@@ -585,7 +585,8 @@ def render(res: dict[str, Any]) -> str:
                   "not reliable; rerun with `--wait-quiet 120` when the machine is idle.", ""]
     lines += [_HOW]
     if any(res.get(k) for k in ("tiny", "chain", "steps", "layers", "softmax", "index",
-                                 "lectures", "convnets", "higher", "matmul")):
+                                 "lectures", "convnets", "higher", "math",
+                                 "matmul")):
         lines += ["## Results", ""]
     sections = [
         ("tiny", "### Per-op overhead (forward only)",
@@ -615,6 +616,10 @@ def render(res: dict[str, Any]) -> str:
                   "float64; both libraries build each Hessian row by a backward pass through the "
                   "recorded gradient (torch's default `vectorize=False`), and `hvp` by the "
                   "double-backward trick.", ""] + time_table(res["higher"])
+    if res.get("math"):
+        lines += ["### Transcendental kernels", "",
+                  "Forward only, under no grad, on (256, 512); PyTorch on MikaGrad's thread "
+                  "count. Issue 13's target is ≤ 1.0× PyTorch.", ""] + time_table(res["math"])
     if res.get("matmul"):
         lines += ["### Matmul", "",
                   "Square float32 and float64 products, `a @ b` and `a.T @ b` (a view), "

@@ -41,7 +41,7 @@ from .timing import SETTLE_S, Budget, Stats, measure_many, measure_once  # noqa:
 
 ROOT = Path(__file__).resolve().parent.parent
 SECTIONS = ["check", "tiny", "chain", "steps", "layers", "softmax", "index", "lectures",
-            "convnets", "higher", "matmul", "scaling", "memory", "import", "profile"]
+            "convnets", "higher", "math", "matmul", "scaling", "memory", "import", "profile"]
 BLAS_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 T0 = time.perf_counter()
 
@@ -181,26 +181,31 @@ def sec_lectures(fws: dict[str, Any], budget: Budget) -> dict[str, Any]:
 
 def sec_convnets(fws: dict[str, Any], budget: Budget) -> dict[str, Any]:
     """Convolutions, pooling and a digits CNN step; PyTorch on MikaGrad's thread count."""
-    threads = fws["MikaGrad"].threads()
+    cases = _with_threads(fws, lambda: _table_cases(fws, budget, "convnets"))
+    return {"threads": fws["MikaGrad"].threads(), "cases": cases}
+
+
+def _with_threads(fws: dict[str, Any], run: Callable[[], Any]) -> Any:
+    """``run()`` with PyTorch on MikaGrad's thread count."""
     torch_fw = fws.get("PyTorch")
     before = torch_fw.threads() if torch_fw else None
     if torch_fw:
-        torch_fw.set_threads(threads)
+        torch_fw.set_threads(fws["MikaGrad"].threads())
     try:
-        tables = {name: fw.convnets() for name, fw in fws.items() if hasattr(fw, "convnets")}
-        cases = {case: measure_many({name: t[case] for name, t in tables.items()}, budget)
-                 for case in tables["MikaGrad"]}
+        return run()
     finally:
         if torch_fw:
             torch_fw.set_threads(before)
-    tables.clear()
-    gc.collect()
-    return {"threads": threads, "cases": cases}
 
 
 def sec_higher(fws: dict[str, Any], budget: Budget) -> dict[str, Any]:
     """Gradients of gradients: Hessian, hvp and a gradient-penalty step."""
     return _table_cases(fws, budget, "higher")
+
+
+def sec_math(fws: dict[str, Any], budget: Budget) -> dict[str, Any]:
+    """The transcendental kernels, forward only; PyTorch on MikaGrad's thread count."""
+    return _with_threads(fws, lambda: _table_cases(fws, budget, "math"))
 
 
 def sec_matmul(fws: dict[str, Any], quick: bool) -> dict[str, Any]:
@@ -464,6 +469,7 @@ def main(argv: list[str] | None = None) -> int:
         ("lectures", lambda: sec_lectures(fws, budget)),
         ("convnets", lambda: sec_convnets(fws, budget)),
         ("higher", lambda: sec_higher(fws, budget)),
+        ("math", lambda: sec_math(fws, budget)),
         ("matmul", lambda: sec_matmul(fws, args.quick)),
         ("scaling", lambda: sec_scaling(fws, args.quick)),
         ("memory", lambda: sec_memory(fws)),

@@ -359,3 +359,27 @@ def higher_order_cases(lib: Any, t: Callable[..., Any]) -> dict[str, Callable[[]
         "WGAN-GP critic step: gradient penalty through autograd.grad(create_graph=True), "
         "critic 8→32 tanh →1, batch 32, SGD": penalty_step,
     }
+
+
+# ---- transcendental kernels ------------------------------------------------------------------
+
+
+def math_cases(lib: Any, t: Callable[..., Any]) -> dict[str, Callable[[], Any]]:
+    """exp, log, tanh, sigmoid, gelu and softplus on (256, 512), float32 and float64, forward
+    only (under ``no_grad``), written once for mikagrad and torch."""
+    F = lib.nn.functional
+    ops: dict[str, Callable[[Any], Any]] = {
+        "exp": lambda x: x.exp(), "log": lambda x: x.log(), "tanh": lambda x: x.tanh(),
+        "sigmoid": lambda x: x.sigmoid(), "gelu": F.gelu, "softplus": F.softplus}
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((256, 512)) * 3
+    cases: dict[str, Callable[[], Any]] = {}
+    for dtype in ("float32", "float64"):
+        for name, op in ops.items():
+            x = t(np.abs(a) + 1e-3 if name == "log" else a, getattr(lib, dtype))
+
+            def run(op: Callable[[Any], Any] = op, x: Any = x) -> Any:
+                with lib.no_grad():
+                    return op(x)
+            cases[f"{name}, (256, 512) {dtype}"] = run
+    return cases
