@@ -100,10 +100,22 @@ def _fill(grads: list[Value | None], like: tuple[Value, ...], strict: bool, fn: 
     return tuple(out)
 
 
-def _call(func: Callable[..., Any], inputs: tuple[Value, ...], fn: str) -> tuple[
-        tuple[Value, ...], bool]:
-    outs, is_tuple = _as_tuple(func(*inputs), "outputs of the function", fn)
-    return outs, is_tuple
+def _start(func: Callable[..., Any], inputs: Any, create_graph: bool, fn: str) -> tuple[
+        tuple[Value, ...], bool, tuple[Value, ...], bool]:
+    """Every transform's start: the prepared inputs and whether they were a tuple, then
+    func's outputs at them and whether those were a tuple."""
+    ins, in_tuple = _as_tuple(inputs, "inputs", fn)
+    ins = _prepare(ins, create_graph)
+    outs, out_tuple = _as_tuple(func(*ins), "outputs of the function", fn)
+    return ins, in_tuple, outs, out_tuple
+
+
+def _one_element(outs: tuple[Value, ...], out_tuple: bool, fn: str) -> Value:
+    """The output of a function that hessian, vhp and hvp need to be a scalar."""
+    if out_tuple or outs[0].numel() != 1:
+        raise ValueError(f"{fn}: the function must return a single one-element Value, "
+                         f"got {'a tuple' if out_tuple else f'shape {outs[0].shape}'}")
+    return outs[0]
 
 
 def vjp(func: Callable[..., Any], inputs: Any, v: Any = None, create_graph: bool = False,
@@ -116,9 +128,7 @@ def vjp(func: Callable[..., Any], inputs: Any, v: Any = None, create_graph: bool
     [2.0, 6.0]
     """
     with enable_grad():
-        ins, in_tuple = _as_tuple(inputs, "inputs", "vjp")
-        ins = _prepare(ins, create_graph)
-        outs, out_tuple = _call(func, ins, "vjp")
+        ins, in_tuple, outs, out_tuple = _start(func, inputs, create_graph, "vjp")
         vs = _check_v(v, outs, "output", "vjp")
         res = _fill(_grads(outs, ins, vs, create_graph), ins, strict, "vjp")
     return (_untuple(_finish(outs, create_graph), out_tuple),
@@ -136,10 +146,8 @@ def jvp(func: Callable[..., Any], inputs: Any, v: Any = None, create_graph: bool
     [2.0, 0.0]
     """
     with enable_grad():
-        ins, in_tuple = _as_tuple(inputs, "inputs", "jvp")
-        ins = _prepare(ins, create_graph)
+        ins, in_tuple, outs, out_tuple = _start(func, inputs, create_graph, "jvp")
         vs = _check_v(v, ins, "inputs", "jvp")
-        outs, out_tuple = _call(func, ins, "jvp")
         us = tuple(zeros_like(o, requires_grad=o._is_float) for o in outs)
         back = _grads(outs, ins, us, create_graph=True)
         res_t = _fill(_grads(back, us, vs, create_graph), outs, strict, "jvp", what="output")
@@ -164,9 +172,7 @@ def jacobian(func: Callable[..., Any], inputs: Any, create_graph: bool = False,
         raise ValueError(f"jacobian: strategy {strategy!r} is not supported; MikaGrad has "
                          "reverse mode only ('reverse-mode')")
     with enable_grad():
-        ins, in_tuple = _as_tuple(inputs, "inputs", "jacobian")
-        ins = _prepare(ins, create_graph)
-        outs, out_tuple = _call(func, ins, "jacobian")
+        ins, in_tuple, outs, out_tuple = _start(func, inputs, create_graph, "jacobian")
         rows = [_untuple(_jacobian_blocks(o, ins, create_graph, strict, "jacobian",
                                           f"output {i} of the function"), in_tuple)
                 for i, o in enumerate(outs)]
@@ -207,14 +213,10 @@ def hessian(func: Callable[..., Any], inputs: Any, create_graph: bool = False,
         raise ValueError(f"hessian: outer_jacobian_strategy {outer_jacobian_strategy!r} is not "
                          "supported; MikaGrad has reverse mode only ('reverse-mode')")
     with enable_grad():
-        ins, in_tuple = _as_tuple(inputs, "inputs", "hessian")
-        ins = _prepare(ins, create_graph)
-        outs, out_tuple = _call(func, ins, "hessian")
-        if out_tuple or outs[0].numel() != 1:
-            raise ValueError("hessian: the function must return a single one-element Value, "
-                             f"got {'a tuple' if out_tuple else f'shape {outs[0].shape}'}")
-        first = _fill(_grads(outs, ins, (ones_like(outs[0]),), create_graph=True), ins,
-                      strict, "hessian")
+        ins, in_tuple, outs, out_tuple = _start(func, inputs, create_graph, "hessian")
+        out = _one_element(outs, out_tuple, "hessian")
+        first = _fill(_grads([out], ins, (ones_like(out),), create_graph=True), ins, strict,
+                      "hessian")
         rows = [_untuple(_jacobian_blocks(g, ins, create_graph, strict, "hessian",
                                           "the gradient of the function"), in_tuple)
                 for g in first]
@@ -226,14 +228,11 @@ def _first_gradient(func: Callable[..., Any], inputs: Any, v: Any, create_graph:
                                       list[Value | None]]:
     """vhp's and hvp's start: the prepared inputs, whether they were a tuple, the
     one-element output, the checked v and the recorded first gradient."""
-    ins, in_tuple = _as_tuple(inputs, "inputs", fn)
-    ins = _prepare(ins, create_graph)
-    outs, out_tuple = _call(func, ins, fn)
-    if out_tuple or outs[0].numel() != 1:
-        raise ValueError(f"{fn}: the function must return a single one-element Value")
+    ins, in_tuple, outs, out_tuple = _start(func, inputs, create_graph, fn)
+    out = _one_element(outs, out_tuple, fn)
     vs = _check_v(v, ins, "inputs", fn)
-    first = _grads(outs, ins, (ones_like(outs[0]),), create_graph=True)
-    return ins, in_tuple, outs[0], vs, first
+    first = _grads([out], ins, (ones_like(out),), create_graph=True)
+    return ins, in_tuple, out, vs, first
 
 
 def vhp(func: Callable[..., Any], inputs: Any, v: Any = None, create_graph: bool = False,
