@@ -421,6 +421,7 @@ def test_loss_at_edges(name, data, shape, dt):
 def test_loss_matches_torch(torch_adapter, name, data, shape, dt):
     f, xs, ys, y_grad = LOSSES[name]
     x, y = data.draw(arrays(shape, xs)), data.draw(arrays(shape, ys))
+    assume(not _sigmoid_saturates(name, x, dt))
     # A loss is the end of the graph, so its upstream gradient is finite. (torch's fused
     # losses and our compositions of ops differ under an inf one: 0·inf cancels differently.)
     up = data.draw(arrays(shape, FINITE_UPSTREAM))
@@ -455,6 +456,7 @@ def test_finite_inputs_give_finite_gradients(name, data, shape, dt):
 def test_finite_programs_match_torch(torch_adapter, name, data, shape, dt):
     x = data.draw(arrays(shape, FINITE))
     assume(not _rounds_a_constant(name, x, dt))
+    assume(not _sigmoid_saturates(name, x, dt))
     f = FINITE_GRAD[name]
     shape_out = MG.np(f(MG, MG.const(x, F64))).shape
     up = data.draw(arrays(shape_out, FINITE_UPSTREAM))
@@ -475,6 +477,14 @@ def _rounds_a_constant(name, x, dt):
     and the gradient is O(1); ours accumulates in float64, gets 0 and a zero gradient."""
     # Any repeated value may make a constant row or column, so those inputs are skipped.
     return dt == F32 and name.startswith(("std", "var")) and len(np.unique(x)) < x.size
+
+
+def _sigmoid_saturates(name, x, dt):
+    """Where float32 sigmoid is within an ulp of 1 (or of 0), ours is correctly rounded and
+    torch's, computed in float32, may round to 1 (or to 0); BCE's clamp of log(0) at -100
+    turns that one-ulp difference into a jump."""
+    return (dt == F32 and name == "bce_sigmoid"
+            and bool(np.any(np.abs(np.asarray(x, np.float64)) > 15.9)))
 
 
 def _vs_torch(T, f, inputs, up, name):

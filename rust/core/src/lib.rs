@@ -8,6 +8,7 @@ pub mod creation;
 pub mod dtype;
 pub mod error;
 pub mod layout;
+pub(crate) mod math;
 pub mod node;
 pub mod ops;
 pub mod optim;

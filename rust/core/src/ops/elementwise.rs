@@ -58,26 +58,40 @@ macro_rules! with_bits {
 /// `float` (int and bool inputs compute in the default float dtype, as torch), `num` (ints and
 /// floats keep their dtype), `pred` (any dtype in, bool out) or `bits` (bool and ints only).
 /// Params are f64s; a kernel converts them with `T::param`. A backward gives the input's
-/// gradient, or None where it is zero.
+/// gradient, or None where it is zero. A `float` kernel written `simd(cost) |x| k` is an f64
+/// kernel from `crate::math`, run vectorized (float32 through f64), and split over threads by
+/// its cost per element.
 macro_rules! unary_ops {
     (@f64 $p:ident) => { f64 };
-    (@run float, $name:expr, $t:expr, |$x:ident| $k:expr) => {{
+    (@run float [], $name:expr, $t:expr, |$x:ident| $k:expr) => {{
         let t = $t.cast_cow($t.dtype().to_float())?;
         with_float!($name, t, T => map::<T, T>(&t, |$x: T| -> T { $k }))
     }};
-    (@run num, $name:expr, $t:expr, |$x:ident| $k:expr) => {
+    (@run float [$cost:literal], $name:expr, $t:expr, |$x:ident| $k:expr) => {{
+        struct K;
+        impl crate::math::Kernel for K {
+            const COST: usize = $cost;
+            #[inline(always)]
+            fn f($x: f64) -> f64 {
+                $k
+            }
+        }
+        let t = $t.cast_cow($t.dtype().to_float())?;
+        crate::math::map::<K>(&t)
+    }};
+    (@run num [], $name:expr, $t:expr, |$x:ident| $k:expr) => {
         with_num!($name, $t, T => map::<T, T>($t, |$x: T| -> T { $k }))
     };
-    (@run pred, $name:expr, $t:expr, |$x:ident| $k:expr) => {
+    (@run pred [], $name:expr, $t:expr, |$x:ident| $k:expr) => {
         with_any!($t, T => map::<T, Bool8>($t, |$x: T| Bool8::new($k)))
     };
-    (@run bits, $name:expr, $t:expr, |$x:ident| $k:expr) => {
+    (@run bits [], $name:expr, $t:expr, |$x:ident| $k:expr) => {
         with_bits!($name, $t, T => map::<T, T>($t, |$x: T| -> T { $k }))
     };
     ($(
         $(#[$doc:meta])*
         $V:ident $(($($p:ident),+))? = $name:literal, $kind:ident,
-        |$x:ident| $kernel:expr,
+        $(simd($cost:literal))? |$x:ident| $kernel:expr,
         $rule:literal,
         |$bx:ident, $bout:ident, $bg:ident| $backward:expr;
     )*) => {
@@ -123,7 +137,7 @@ macro_rules! unary_ops {
                 match self {
                     $(
                         #[allow(unused_variables)]
-                        Unary::$V $(($($p),+))? => unary_ops!(@run $kind, $name, t, |$x| $kernel),
+                        Unary::$V $(($($p),+))? => unary_ops!(@run $kind [$($cost)?], $name, t, |$x| $kernel),
                     )*
                 }
             }
@@ -153,9 +167,9 @@ unary_ops! {
     Sign = "sign", num,
         |x| if x > T::ZERO { T::ONE } else if x < T::ZERO { T::ZERO.sub(T::ONE) } else { T::ZERO },
         "no gradient (piecewise constant)", |x, out, g| Ok(None);
-    Exp = "exp", float, |x| x.exp(),
+    Exp = "exp", float, simd(2) |x| crate::math::exp(x),
         "grad_x = g·exp(x) = g·y", |x, out, g| some(g.mul(out));
-    Log = "log", float, |x| x.ln(),
+    Log = "log", float, simd(2) |x| crate::math::log(x),
         "grad_x = g/x", |x, out, g| some(g.div(x));
     /// log(1 + x), exact for tiny x.
     Log1p = "log1p", float, |x| x.ln_1p(),
@@ -166,16 +180,10 @@ unary_ops! {
         "grad_x = g·cos(x)", |x, out, g| some(g.mul(&x.unary(Unary::Cos)?));
     Cos = "cos", float, |x| x.cos(),
         "grad_x = -g·sin(x)", |x, out, g| some(g.mul(&x.unary(Unary::Sin)?.neg()?));
-    Tanh = "tanh", float, |x| x.tanh(),
+    Tanh = "tanh", float, simd(4) |x| crate::math::tanh(x),
         "grad_x = g·(1 - y²)", |x, out, g| some(g.mul(&out.mul(out)?.neg()?.add_scalar(1.0)?));
     /// Split on the sign so exp never overflows.
-    Sigmoid = "sigmoid", float,
-        |x| if x >= T::ZERO {
-            T::ONE / (T::ONE + (-x).exp())
-        } else {
-            let e = x.exp();
-            e / (T::ONE + e)
-        },
+    Sigmoid = "sigmoid", float, simd(3) |x| crate::math::sigmoid(x),
         "grad_x = g·y·(1 - y)", |x, out, g| some(g.mul(&out.mul(&out.neg()?.add_scalar(1.0)?)?));
     Relu = "relu", num, |x| if x > T::ZERO || Num::is_nan(x) { x } else { T::ZERO },
         // Selected, not multiplied by a 0/1 mask: an inf or NaN g must not leak through a zero.
@@ -184,22 +192,16 @@ unary_ops! {
     Recip = "reciprocal", float, |x| T::ONE / x,
         "grad_x = -g/x² = -g·y²", |x, out, g| some(g.mul(&out.mul(out)?.neg()?));
     /// max(x, 0) + log1p(exp(-|x|)): finite for any finite x.
-    Softplus = "softplus", float, |x| x.max_(T::ZERO) + (-x.abs()).exp().ln_1p(),
+    Softplus = "softplus", float, simd(4) |x| crate::math::softplus(x),
         "grad_x = g·sigmoid(x)", |x, out, g| some(g.mul(&x.unary(Unary::Sigmoid)?));
-    /// The exact erf form (PyTorch's default).
     /// The inverse of erf on (-1, 1).
     Erfinv = "erfinv", float, |x| Float::erfinv(x),
         "grad_x = g·(√π/2)·exp(y²)", |x, out, g| some(g.mul(&out.mul(out)?.unary(Unary::Exp)?.mul_scalar(0.886_226_925_452_758)?));
-    Gelu = "gelu", float,
-        |x| T::from_f64(0.5) * x * (T::ONE + Float::erf(x * T::from_f64(std::f64::consts::FRAC_1_SQRT_2))),
+    /// x·Φ(x), the exact erf form (PyTorch's default).
+    Gelu = "gelu", float, simd(8) |x| crate::math::gelu(x),
         "grad_x = g·(Φ(x) + x·φ(x))", |x, out, g| some(g.mul(&x.unary(Unary::GeluGrad)?));
     /// d gelu / dx.
-    GeluGrad = "_gelu_grad", float,
-        |x| {
-            let h = T::from_f64(0.5);
-            let cdf = h * (T::ONE + Float::erf(x * T::from_f64(std::f64::consts::FRAC_1_SQRT_2)));
-            cdf + x * (-h * x * x).exp() * T::from_f64(0.398_942_280_401_432_7)
-        },
+    GeluGrad = "_gelu_grad", float, simd(8) |x| crate::math::gelu_grad(x),
         "grad_x = g·φ(x)·(2 - x²)",
         |x, out, g| {
             let x2 = x.mul(x)?;

@@ -1,0 +1,518 @@
+//! Vectorized exp, log, tanh, sigmoid, softplus and gelu, for float32 and float64.
+//!
+//! Each function is a branchless f64 kernel: a range reduction, a polynomial, and selects for
+//! the special values, so LLVM turns a loop over a slice into SIMD code. A float32 input is
+//! widened to f64 and the result rounded once, so float32 results are as good as correctly
+//! rounded. `map` compiles its loop for AVX-512, for AVX2 + FMA and for the baseline, and
+//! picks one at run time. Every path evaluates the same fused multiply-adds, so every CPU
+//! gives the same bits. Polynomials are Taylor series where those converge fast, and
+//! Chebyshev fits from `scripts/fit_math.py` where not. tests/test_math_accuracy.py measures
+//! the error in ulps.
+
+use rayon::prelude::*;
+
+use crate::error::Result;
+use crate::storage::{try_alloc, Element, Storage};
+use crate::tensor::Tensor;
+
+/// 1.5·2^52: adding it rounds a float to an integer, which lands in the low mantissa bits.
+const SHIFT: f64 = 6_755_399_441_055_744.0;
+/// ln 2 split so that n·LN2_HI is exact for |n| < 2^20 (fdlibm's split).
+const LN2_HI: f64 = 6.931_471_803_691_238e-1;
+const LN2_LO: f64 = 1.908_214_929_270_587_7e-10;
+
+/// 2^n for an integer-valued n in [-1022, 1023].
+#[inline(always)]
+fn pow2(n: f64) -> f64 {
+    // The low 12 bits of SHIFT + n + 1023 are the biased exponent.
+    f64::from_bits((n + (SHIFT + 1023.0)).to_bits() << 52)
+}
+
+/// Horner's rule, highest coefficient last.
+#[inline(always)]
+fn horner<const N: usize>(x: f64, c: &[f64; N]) -> f64 {
+    let mut acc = c[N - 1];
+    for &k in c[..N - 1].iter().rev() {
+        acc = acc.mul_add(x, k);
+    }
+    acc
+}
+
+/// 1/2!, 1/3!, ..., 1/13!: e^r − 1 = r + r²·Q(r) to 1e-17 for |r| <= ln2/2.
+const EXPM1_Q: [f64; 12] = [
+    0.5,
+    1.666_666_666_666_666_6e-1,
+    4.166_666_666_666_666_4e-2,
+    8.333_333_333_333_333e-3,
+    1.388_888_888_888_889e-3,
+    1.984_126_984_126_984e-4,
+    2.480_158_730_158_73e-5,
+    2.755_731_922_398_589e-6,
+    2.755_731_922_398_589e-7,
+    2.505_210_838_544_172e-8,
+    2.087_675_698_786_81e-9,
+    1.605_904_383_682_161_3e-10,
+];
+
+/// x + lo = n·ln2 + r with |r| <= ln2/2 (Cody–Waite), and e^r − 1.
+#[inline(always)]
+fn reduce_exp(x: f64, lo: f64) -> (f64, f64) {
+    let n = x.mul_add(std::f64::consts::LOG2_E, SHIFT) - SHIFT;
+    let r = n.mul_add(-LN2_LO, n.mul_add(-LN2_HI, x) + lo);
+    (n, (r * r).mul_add(horner(r, &EXPM1_Q), r))
+}
+
+#[inline(always)]
+pub(crate) fn exp(x: f64) -> f64 {
+    exp_dd(x, 0.0)
+}
+
+/// e^(x + lo) for a small lo (below x's half-ulp): the exponent as two doubles.
+#[inline(always)]
+fn exp_dd(x: f64, lo: f64) -> f64 {
+    // Past these, the result is inf or 0; NaN passes through.
+    let x = x.clamp(-746.0, 710.0);
+    let (n, em1) = reduce_exp(x, lo);
+    // 2^n in two halves: each is a normal number, and the last product rounds once into
+    // the subnormals, or overflows to inf.
+    let n1 = (n * 0.5 + SHIFT) - SHIFT;
+    (1.0 + em1) * pow2(n1) * pow2(n - n1)
+}
+
+/// 2/3, 2/5, ..., 2/21: log(1 + f) = 2·atanh(s), s = f/(2 + f), whose tail s·R(s²) this is.
+const LOG_R: [f64; 10] = [
+    6.666_666_666_666_666e-1,
+    4e-1,
+    2.857_142_857_142_857e-1,
+    2.222_222_222_222_222_3e-1,
+    1.818_181_818_181_818_2e-1,
+    1.538_461_538_461_538_5e-1,
+    1.333_333_333_333_333_3e-1,
+    1.176_470_588_235_294_1e-1,
+    1.052_631_578_947_368_4e-1,
+    9.523_809_523_809_523e-2,
+];
+
+/// log(1 + f) for f in [−0.3, 0.5], as fdlibm arranges it: f − (f²/2 − s·(f²/2 + R)), so
+/// the exact f carries the result and the rounded parts are small next to it.
+#[inline(always)]
+fn log1p_reduced(f: f64) -> f64 {
+    let s = f / (2.0 + f);
+    let z = s * s;
+    let r = z * horner(z, &LOG_R);
+    let hfsq = 0.5 * f * f;
+    f - s.mul_add(-(hfsq + r), hfsq)
+}
+
+/// Bits of √½: x = 2^k·m with m in [√½, √2).
+const SQRT_HALF_BITS: u64 = 0x3fe6_a09e_667f_3bcd;
+
+#[inline(always)]
+pub(crate) fn log(x: f64) -> f64 {
+    // Subnormals are scaled into the normal range first.
+    let sub = x < f64::MIN_POSITIVE;
+    let xs = if sub { x * 18_014_398_509_481_984.0 } else { x }; // 2^54
+    let ix = xs.to_bits();
+    // k + 1023, found with unsigned shifts only (AVX2 has no 64-bit arithmetic shift).
+    let kb = ix.wrapping_add(0x3ff0_0000_0000_0000 - SQRT_HALF_BITS) >> 52;
+    let m = f64::from_bits(ix.wrapping_sub(kb.wrapping_sub(1023) << 52));
+    // k as a float without an int-to-float conversion (AVX2 has none for 64 bits).
+    let k = f64::from_bits(kb | 0x4330_0000_0000_0000)
+        - (4_503_599_627_370_496.0 + 1023.0)
+        - if sub { 54.0 } else { 0.0 };
+    let l = k.mul_add(LN2_HI, log1p_reduced(m - 1.0) + k * LN2_LO);
+    if x == f64::INFINITY {
+        x
+    } else if x == 0.0 {
+        f64::NEG_INFINITY
+    } else if x >= 0.0 {
+        l
+    } else {
+        f64::NAN // x < 0 or NaN
+    }
+}
+
+/// tanh(x) = x + x·z·P(z), z = x², for |x| <= 0.55 (scripts/fit_math.py).
+const TANH_SMALL: [f64; 11] = [
+    -3.333_333_333_333_333e-1,
+    1.333_333_333_333_271_4e-1,
+    -5.396_825_396_743_401_6e-2,
+    2.186_948_849_366_694_4e-2,
+    -8.863_234_397_814_355e-3,
+    3.592_110_378_689_024e-3,
+    -1.455_661_830_100_716e-3,
+    5.889_360_520_074_057e-4,
+    -2.346_347_410_887_237e-4,
+    8.511_313_685_577_672e-5,
+    -2.060_276_537_636_634e-5,
+];
+
+#[inline(always)]
+pub(crate) fn tanh(x: f64) -> f64 {
+    let a = x.abs();
+    let z = x * x;
+    let small = (x * z).mul_add(horner(z, &TANH_SMALL), x);
+    // 1 − 2/(e^2a + 1); past |x| = 20 that is 1 in float64.
+    let e = exp(2.0 * a.min(20.0));
+    let large = 1.0 - 2.0 / (e + 1.0);
+    // NaN takes the polynomial, which keeps it; the sign also keeps tanh(−0) = −0.
+    if a >= 0.55 { large } else { small }.copysign(x)
+}
+
+#[inline(always)]
+pub(crate) fn sigmoid(x: f64) -> f64 {
+    // e^−|x| never overflows: 1/(1 + e) for x >= 0, e/(1 + e) below.
+    let e = exp(-x.abs());
+    let num = if x >= 0.0 { 1.0 } else { e };
+    num / (1.0 + e)
+}
+
+#[inline(always)]
+pub(crate) fn softplus(x: f64) -> f64 {
+    // max(x, 0) + log1p(e), e = e^−|x| in (0, 1]. Above ½, log1p(e) = ln2 + log1p((e − 1)/2),
+    // whose argument is exact and inside log1p_reduced's range.
+    let e = exp(-x.abs());
+    let high = e > 0.5;
+    let f = if high { (e - 1.0) * 0.5 } else { e };
+    let (hi, lo) = if high { (LN2_HI, LN2_LO) } else { (0.0, 0.0) };
+    let l = hi + (log1p_reduced(f) + lo);
+    if x.is_nan() {
+        x
+    } else {
+        x.max(0.0) + l
+    }
+}
+
+/// erfcx(z) = e^z²·erfc(z) as a polynomial in v − ERFCX_MID[i] on three pieces
+/// (scripts/fit_math.py): erfcx(z)/2 in v = z for z in [0.477, 1.25] and [1.25, 3], and
+/// z·erfcx(z)/√2 in v = 1/z² for z in [3, 27]. ERFCX_LO[i] is the low part of each constant.
+#[allow(clippy::excessive_precision, clippy::unreadable_literal)]
+mod erfcx_fit {
+    pub const ERFCX_MID: [f64; 3] = [0.863500000000000045297, 2.125, 0.0562414266117969852132];
+    pub const ERFCX_LO: [f64; 3] = [
+        1.17206247164637438528e-17,
+        4.42974000393145176729e-18,
+        -1.64465780691235500337e-17,
+    ];
+    pub const ERFCX: [[f64; 19]; 3] = [
+        [
+            2.33984342334897565951e-1,
+            -1.60098624335388156625e-1,
+            9.57391802212899101221e-2,
+            -5.16185614762028691094e-2,
+            2.55832761932943582306e-2,
+            -1.18109609933176595842e-2,
+            5.12817045852173320625e-3,
+            -2.10936737208928387632e-3,
+            8.26682933170684629623e-4,
+            -3.10117035993407146998e-4,
+            1.11779374781950362346e-4,
+            -3.88355436637215144734e-5,
+            1.30408095973364572832e-5,
+            -4.24238200990034826154e-6,
+            1.33968588342716929855e-6,
+            -4.10769303546908029074e-7,
+            1.22880853712468657513e-7,
+            -3.79825646424699079411e-8,
+            1.07954623884700851621e-8,
+        ],
+        [
+            1.21335182306327268864e-1,
+            -4.8515058745865417833e-2,
+            1.8240682471363359185e-2,
+            -6.50240566280878892064e-3,
+            2.21153521894298802156e-3,
+            -7.21157329100312154135e-4,
+            2.26358631607533462805e-4,
+            -6.86129240176928587285e-5,
+            2.01390414024586148238e-5,
+            -5.73721821909814911223e-6,
+            1.58949353175883323109e-6,
+            -4.28992577941324611469e-7,
+            1.1297183888116283825e-7,
+            -2.90969671332418809929e-8,
+            7.3221229762808578067e-9,
+            -1.76767029971520176668e-9,
+            4.27647683153294770056e-10,
+            -1.2545494766916469736e-10,
+            2.90021207337130605664e-11,
+        ],
+        [
+            3.88558171279925312902e-1,
+            -1.71484982183128936706e-1,
+            2.08228865548965524912e-1,
+            -3.90049066505933073046e-1,
+            9.53721323767501849566e-1,
+            -2.81231228884425732417,
+            9.55471979267201021457,
+            -3.63179126958851554718e+1,
+            1.51337707184844589392e+2,
+            -6.81248887063883898918e+2,
+            3.27569025366411779032e+3,
+            -1.66409309845555071661e+4,
+            8.90405079974472901085e+4,
+            -5.17857240375746798236e+5,
+            3.04230952853783778846e+6,
+            -1.25628779278452172875e+7,
+            7.38897631032997071743e+7,
+            -1.43844756973773574829e+9,
+            9.87794601930186271667e+9,
+        ],
+    ];
+}
+use erfcx_fit::{ERFCX, ERFCX_LO, ERFCX_MID};
+
+/// The standard normal's tail, for |x| >= 0.6745: (e, h, far) with e = e^(−x²/2) =
+/// φ(x)·√(2π), and ½·erfc(|x|/√2), which is Φ(x) below zero, equal to e·h, or e·h/|x| where
+/// `far` (|x| >= 3√2). x²/2 goes into exp as two doubles, since e^(−x²/2) magnifies its
+/// rounding by x², and callers multiply by e last, so a subnormal e is rounded once.
+#[inline(always)]
+fn normal_tail(x: f64) -> (f64, f64, bool) {
+    // Past 40 the tail is 0 in float64; NaN stays NaN (f64::min would drop it).
+    let a = if x.abs() > 40.0 { 40.0 } else { x.abs() };
+    let sq = a * a;
+    let e = exp_dd(-0.5 * sq, -0.5 * a.mul_add(a, -sq));
+    let z = a * std::f64::consts::FRAC_1_SQRT_2;
+    let far = z >= 3.0;
+    let v = if far { 2.0 / sq } else { z };
+    // The piece's coefficients are selected per element, so the loop stays one SIMD stream.
+    let pick = |c: [f64; 3]| {
+        if far {
+            c[2]
+        } else if z >= 1.25 {
+            c[1]
+        } else {
+            c[0]
+        }
+    };
+    let s = v - pick(ERFCX_MID);
+    let n = ERFCX[0].len();
+    let mut acc = pick([ERFCX[0][n - 1], ERFCX[1][n - 1], ERFCX[2][n - 1]]);
+    for k in (1..n - 1).rev() {
+        acc = acc.mul_add(s, pick([ERFCX[0][k], ERFCX[1][k], ERFCX[2][k]]));
+    }
+    let h = acc.mul_add(s, pick(ERFCX_LO)) + pick([ERFCX[0][0], ERFCX[1][0], ERFCX[2][0]]);
+    (e, h, far)
+}
+
+/// ½·erfc(|x|/√2) from `normal_tail`'s parts.
+#[inline(always)]
+fn half_erfc(x: f64, e: f64, h: f64, far: bool) -> f64 {
+    e * if far { h / x.abs() } else { h }
+}
+
+/// a·b·c rounded once (nearly): a·b is split exactly into two doubles first.
+#[inline(always)]
+fn mul3(a: f64, b: f64, c: f64) -> f64 {
+    let p = a * b;
+    p.mul_add(c, a.mul_add(b, -p) * c)
+}
+
+/// erf(z) = z·E(z²) for z <= 0.477 (scripts/fit_math.py); the first is the fitted 2/√π.
+#[allow(clippy::approx_constant)]
+const ERF_SMALL: [f64; 9] = [
+    1.128_379_167_095_512_6,
+    -3.761_263_890_318_362e-1,
+    1.128_379_167_093_960_1e-1,
+    -2.686_617_063_811_651_3e-2,
+    5.223_977_466_547_762e-3,
+    -8.548_306_782_763_292e-4,
+    1.205_381_554_670_845_2e-4,
+    -1.485_910_260_710_515_1e-5,
+    1.487_385_495_574_006_4e-6,
+];
+
+/// Where Φ(x) is 1/4 or more and below 3/4, it is ½ + ½·erf(x/√2) from the series; the tail
+/// form would lose digits there to its many roundings.
+const NORMAL_CENTRE: f64 = 0.6745;
+
+/// Φ(x) − ½ near zero.
+#[inline(always)]
+fn normal_centre(x: f64) -> f64 {
+    let w = 0.5 * x * x;
+    (x * (0.5 * std::f64::consts::FRAC_1_SQRT_2)) * horner(w, &ERF_SMALL)
+}
+
+/// (Φ(x), e^(−x²/2)).
+#[inline(always)]
+fn normal(x: f64) -> (f64, f64) {
+    let (e, h, far) = normal_tail(x);
+    let tail = half_erfc(x, e, h, far);
+    let cdf = if x.abs() < NORMAL_CENTRE {
+        0.5 + normal_centre(x)
+    } else if x >= 0.0 {
+        1.0 - tail
+    } else {
+        tail
+    };
+    (cdf, e)
+}
+
+/// x·Φ(x), the exact (erf) form.
+#[inline(always)]
+pub(crate) fn gelu(x: f64) -> f64 {
+    let (e, h, far) = normal_tail(x);
+    if x.abs() < NORMAL_CENTRE {
+        x.mul_add(normal_centre(x), 0.5 * x)
+    } else if x >= 0.0 {
+        x * (1.0 - half_erfc(x, e, h, far))
+    } else if x == f64::NEG_INFINITY {
+        f64::NAN // x·Φ(x) is −inf·0 there, as in torch
+    } else if far {
+        -(h * e) // x·e·h/|x|
+    } else {
+        mul3(x, h, e)
+    }
+}
+
+/// d gelu/dx = Φ(x) + x·φ(x).
+#[inline(always)]
+pub(crate) fn gelu_grad(x: f64) -> f64 {
+    let (cdf, e) = normal(x);
+    (x * e).mul_add(0.398_942_280_401_432_7, cdf) // 1/√(2π)
+}
+
+/// A vectorized kernel: `f` is its f64 function, `COST` what one element costs, in units of
+/// about a nanosecond on one core. Kernels are types, not closures, so that `f` is inlined
+/// into each instruction set's loop and compiled with its features.
+pub(crate) trait Kernel {
+    const COST: usize;
+    fn f(x: f64) -> f64;
+}
+
+/// An element type the kernels run on: f64 directly, f32 through f64.
+trait Lane: Element {
+    fn apply<K: Kernel>(self) -> Self;
+}
+
+impl Lane for f64 {
+    #[inline(always)]
+    fn apply<K: Kernel>(self) -> f64 {
+        K::f(self)
+    }
+}
+
+impl Lane for f32 {
+    #[inline(always)]
+    fn apply<K: Kernel>(self) -> f32 {
+        K::f(self as f64) as f32
+    }
+}
+
+/// Elements of work (at cost 1) below which one thread does it all: a thread's wake-up
+/// costs some 15 µs.
+const SPLIT_WORK: usize = 1 << 17;
+
+/// `K` over a float tensor, into a new one of the same dtype and shape.
+pub(crate) fn map<K: Kernel>(t: &Tensor) -> Result<Tensor> {
+    let t = t.contiguous()?;
+    match t.storage() {
+        Storage::F32(_) => run::<K, f32>(&t),
+        _ => run::<K, f64>(&t),
+    }
+}
+
+fn run<K: Kernel, T: Lane>(t: &Tensor) -> Result<Tensor> {
+    let src = t.as_slice::<T>().expect("contiguous float tensor");
+    let mut out = try_alloc::<T>("math", src.len(), T::ZERO)?;
+    let threads = match crate::num_threads() {
+        0 => rayon::current_num_threads(),
+        n => n,
+    };
+    if threads > 1 && src.len() * K::COST >= SPLIT_WORK {
+        let piece = src.len().div_ceil(threads).next_multiple_of(64);
+        out.par_chunks_mut(piece)
+            .zip(src.par_chunks(piece))
+            .for_each(|(o, s)| each::<K, T>(s, o));
+    } else {
+        each::<K, T>(src, &mut out);
+    }
+    Tensor::from_vec(out, t.shape())
+}
+
+/// The loop, compiled for the best instruction set this CPU has.
+fn each<K: Kernel, T: Lane>(src: &[T], dst: &mut [T]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has the features this function was compiled for.
+            return unsafe { each_avx512::<K, T>(src, dst) };
+        }
+        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            // SAFETY: as above.
+            return unsafe { each_avx2::<K, T>(src, dst) };
+        }
+    }
+    each_plain::<K, T>(src, dst)
+}
+
+#[inline(always)]
+fn each_plain<K: Kernel, T: Lane>(src: &[T], dst: &mut [T]) {
+    for (d, &s) in dst.iter_mut().zip(src) {
+        *d = s.apply::<K>();
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512dq,avx512vl,avx2,fma")]
+unsafe fn each_avx512<K: Kernel, T: Lane>(src: &[T], dst: &mut [T]) {
+    each_plain::<K, T>(src, dst)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn each_avx2<K: Kernel, T: Lane>(src: &[T], dst: &mut [T]) {
+    each_plain::<K, T>(src, dst)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Distance in ulps between two finite doubles of the same sign.
+    fn ulps(a: f64, b: f64) -> u64 {
+        (a.to_bits() as i64 - b.to_bits() as i64).unsigned_abs()
+    }
+
+    #[test]
+    fn kernels_match_libm_closely() {
+        let mut x = -30.0;
+        while x < 30.0 {
+            assert!(ulps(exp(x), x.exp()) <= 2, "exp({x})");
+            assert!(ulps(tanh(x), x.tanh()) <= 2, "tanh({x})");
+            if x > 0.0 {
+                assert!(ulps(log(x), x.ln()) <= 2, "log({x})");
+            }
+            x += 0.0137;
+        }
+    }
+
+    #[test]
+    fn special_values() {
+        let (inf, nan) = (f64::INFINITY, f64::NAN);
+        assert_eq!(exp(inf), inf);
+        assert_eq!(exp(-inf), 0.0);
+        assert_eq!(exp(0.0), 1.0);
+        assert_eq!(exp(710.0), inf);
+        assert_eq!(exp(-746.0), 0.0);
+        assert_eq!(exp(-745.0), 5e-324);
+        assert!(exp(nan).is_nan());
+        assert_eq!(log(0.0), -inf);
+        assert_eq!(log(inf), inf);
+        assert_eq!(log(1.0), 0.0);
+        assert!(log(-1.0).is_nan() && log(nan).is_nan());
+        assert_eq!(log(5e-324), -744.440_071_921_381_2);
+        assert_eq!(tanh(inf), 1.0);
+        assert_eq!(tanh(-inf), -1.0);
+        assert!(tanh(-0.0).is_sign_negative() && tanh(nan).is_nan());
+        assert_eq!(sigmoid(-inf), 0.0);
+        assert_eq!(sigmoid(inf), 1.0);
+        assert!(sigmoid(nan).is_nan() && softplus(nan).is_nan() && gelu(nan).is_nan());
+        assert_eq!(softplus(inf), inf);
+        assert_eq!(softplus(-inf), 0.0);
+        assert_eq!(gelu(inf), inf);
+        assert!(gelu(-inf).is_nan() && gelu_grad(-inf).is_nan());
+        assert_eq!(gelu(-40.0), -0.0);
+        assert_eq!(gelu(0.0), 0.0);
+    }
+}
