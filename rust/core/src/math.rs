@@ -28,14 +28,68 @@ fn pow2(n: f64) -> f64 {
     f64::from_bits((n + (SHIFT + 1023.0)).to_bits() << 52)
 }
 
-/// Horner's rule, highest coefficient last.
+/// Horner's rule, highest coefficient last (`c` is a constant, so the loop unrolls).
 #[inline(always)]
-fn horner<const N: usize>(x: f64, c: &[f64; N]) -> f64 {
-    let mut acc = c[N - 1];
-    for &k in c[..N - 1].iter().rev() {
+fn horner(x: f64, c: &[f64]) -> f64 {
+    let n = c.len();
+    let mut acc = c[n - 1];
+    for &k in c[..n - 1].iter().rev() {
         acc = acc.mul_add(x, k);
     }
     acc
+}
+
+/// What one result precision needs: `Double` for float64 results, `Single` for float32 ones,
+/// which are computed in f64 too, with series and fits just long enough for float32.
+pub(crate) trait Precision {
+    /// Whether results reach f64's own subnormals and overflow, which exp then scales in two
+    /// steps; float32's range lies well inside.
+    const WIDE: bool;
+    const EXPM1_Q: &'static [f64];
+    const LOG_R: &'static [f64];
+    const TANH_SMALL: &'static [f64];
+    const ERF_SMALL: &'static [f64];
+    const ERFCX_MID: [f64; 3];
+    const ERFCX_LO: [f64; 3];
+    /// ERFCX[k][i]: the k-th coefficient of piece i.
+    const ERFCX: &'static [[f64; 3]];
+}
+
+pub(crate) struct Double;
+pub(crate) struct Single;
+
+impl Precision for Double {
+    const WIDE: bool = true;
+    const EXPM1_Q: &'static [f64] = &EXPM1_Q;
+    const LOG_R: &'static [f64] = &LOG_R;
+    const TANH_SMALL: &'static [f64] = &TANH_SMALL;
+    const ERF_SMALL: &'static [f64] = &ERF_SMALL;
+    const ERFCX_MID: [f64; 3] = fit::ERFCX_MID;
+    const ERFCX_LO: [f64; 3] = fit::ERFCX_LO;
+    const ERFCX: &'static [[f64; 3]] = &transpose(fit::ERFCX);
+}
+
+impl Precision for Single {
+    const WIDE: bool = false;
+    // Terms to 1/9!: 7e-12 at |r| = ln2/2.
+    const EXPM1_Q: &'static [f64] = EXPM1_Q.split_at(8).0;
+    // Terms to z⁶: 1e-11 at f = 0.5.
+    const LOG_R: &'static [f64] = LOG_R.split_at(6).0;
+    const TANH_SMALL: &'static [f64] = &fit::TANH_SMALL_F32;
+    const ERF_SMALL: &'static [f64] = &fit::ERF_SMALL_F32;
+    const ERFCX_MID: [f64; 3] = fit::ERFCX_MID_F32;
+    const ERFCX_LO: [f64; 3] = fit::ERFCX_LO_F32;
+    const ERFCX: &'static [[f64; 3]] = &transpose(fit::ERFCX_F32);
+}
+
+const fn transpose<const N: usize>(a: [[f64; N]; 3]) -> [[f64; 3]; N] {
+    let mut out = [[0.0; 3]; N];
+    let mut k = 0;
+    while k < N {
+        out[k] = [a[0][k], a[1][k], a[2][k]];
+        k += 1;
+    }
+    out
 }
 
 /// 1/2!, 1/3!, ..., 1/13!: e^r − 1 = r + r²·Q(r) to 1e-17 for |r| <= ln2/2.
@@ -56,27 +110,33 @@ const EXPM1_Q: [f64; 12] = [
 
 /// x + lo = n·ln2 + r with |r| <= ln2/2 (Cody–Waite), and e^r − 1.
 #[inline(always)]
-fn reduce_exp(x: f64, lo: f64) -> (f64, f64) {
+fn reduce_exp<P: Precision>(x: f64, lo: f64) -> (f64, f64) {
     let n = x.mul_add(std::f64::consts::LOG2_E, SHIFT) - SHIFT;
     let r = n.mul_add(-LN2_LO, n.mul_add(-LN2_HI, x) + lo);
-    (n, (r * r).mul_add(horner(r, &EXPM1_Q), r))
+    (n, (r * r).mul_add(horner(r, P::EXPM1_Q), r))
 }
 
 #[inline(always)]
-pub(crate) fn exp(x: f64) -> f64 {
-    exp_dd(x, 0.0)
+pub(crate) fn exp<P: Precision>(x: f64) -> f64 {
+    exp_dd::<P>(x, 0.0)
 }
 
 /// e^(x + lo) for a small lo (below x's half-ulp): the exponent as two doubles.
 #[inline(always)]
-fn exp_dd(x: f64, lo: f64) -> f64 {
-    // Past these, the result is inf or 0; NaN passes through.
-    let x = x.clamp(-746.0, 710.0);
-    let (n, em1) = reduce_exp(x, lo);
-    // 2^n in two halves: each is a normal number, and the last product rounds once into
-    // the subnormals, or overflows to inf.
-    let n1 = (n * 0.5 + SHIFT) - SHIFT;
-    (1.0 + em1) * pow2(n1) * pow2(n - n1)
+fn exp_dd<P: Precision>(x: f64, lo: f64) -> f64 {
+    if P::WIDE {
+        // Past these, the result is inf or 0; NaN passes through.
+        let x = x.clamp(-746.0, 710.0);
+        let (n, em1) = reduce_exp::<P>(x, lo);
+        // 2^n in two halves: each is a normal number, and the last product rounds once into
+        // the subnormals, or overflows to inf.
+        let n1 = (n * 0.5 + SHIFT) - SHIFT;
+        (1.0 + em1) * pow2(n1) * pow2(n - n1)
+    } else {
+        // Past ±200, a float32 result is inf or 0 all the same.
+        let (n, em1) = reduce_exp::<P>(x.clamp(-200.0, 200.0), lo);
+        (1.0 + em1) * pow2(n)
+    }
 }
 
 /// 2/3, 2/5, ..., 2/21: log(1 + f) = 2·atanh(s), s = f/(2 + f), whose tail s·R(s²) this is.
@@ -96,10 +156,10 @@ const LOG_R: [f64; 10] = [
 /// log(1 + f) for f in [−0.3, 0.5], as fdlibm arranges it: f − (f²/2 − s·(f²/2 + R)), so
 /// the exact f carries the result and the rounded parts are small next to it.
 #[inline(always)]
-fn log1p_reduced(f: f64) -> f64 {
+fn log1p_reduced<P: Precision>(f: f64) -> f64 {
     let s = f / (2.0 + f);
     let z = s * s;
-    let r = z * horner(z, &LOG_R);
+    let r = z * horner(z, P::LOG_R);
     let hfsq = 0.5 * f * f;
     f - s.mul_add(-(hfsq + r), hfsq)
 }
@@ -108,7 +168,7 @@ fn log1p_reduced(f: f64) -> f64 {
 const SQRT_HALF_BITS: u64 = 0x3fe6_a09e_667f_3bcd;
 
 #[inline(always)]
-pub(crate) fn log(x: f64) -> f64 {
+pub(crate) fn log<P: Precision>(x: f64) -> f64 {
     // Subnormals are scaled into the normal range first.
     let sub = x < f64::MIN_POSITIVE;
     let xs = if sub { x * 18_014_398_509_481_984.0 } else { x }; // 2^54
@@ -120,7 +180,7 @@ pub(crate) fn log(x: f64) -> f64 {
     let k = f64::from_bits(kb | 0x4330_0000_0000_0000)
         - (4_503_599_627_370_496.0 + 1023.0)
         - if sub { 54.0 } else { 0.0 };
-    let l = k.mul_add(LN2_HI, log1p_reduced(m - 1.0) + k * LN2_LO);
+    let l = k.mul_add(LN2_HI, log1p_reduced::<P>(m - 1.0) + k * LN2_LO);
     if x == f64::INFINITY {
         x
     } else if x == 0.0 {
@@ -148,34 +208,34 @@ const TANH_SMALL: [f64; 11] = [
 ];
 
 #[inline(always)]
-pub(crate) fn tanh(x: f64) -> f64 {
+pub(crate) fn tanh<P: Precision>(x: f64) -> f64 {
     let a = x.abs();
     let z = x * x;
-    let small = (x * z).mul_add(horner(z, &TANH_SMALL), x);
+    let small = (x * z).mul_add(horner(z, P::TANH_SMALL), x);
     // 1 − 2/(e^2a + 1); past |x| = 20 that is 1 in float64.
-    let e = exp(2.0 * a.min(20.0));
+    let e = exp::<P>(2.0 * a.min(20.0));
     let large = 1.0 - 2.0 / (e + 1.0);
     // NaN takes the polynomial, which keeps it; the sign also keeps tanh(−0) = −0.
     if a >= 0.55 { large } else { small }.copysign(x)
 }
 
 #[inline(always)]
-pub(crate) fn sigmoid(x: f64) -> f64 {
+pub(crate) fn sigmoid<P: Precision>(x: f64) -> f64 {
     // e^−|x| never overflows: 1/(1 + e) for x >= 0, e/(1 + e) below.
-    let e = exp(-x.abs());
+    let e = exp::<P>(-x.abs());
     let num = if x >= 0.0 { 1.0 } else { e };
     num / (1.0 + e)
 }
 
 #[inline(always)]
-pub(crate) fn softplus(x: f64) -> f64 {
+pub(crate) fn softplus<P: Precision>(x: f64) -> f64 {
     // max(x, 0) + log1p(e), e = e^−|x| in (0, 1]. Above ½, log1p(e) = ln2 + log1p((e − 1)/2),
     // whose argument is exact and inside log1p_reduced's range.
-    let e = exp(-x.abs());
+    let e = exp::<P>(-x.abs());
     let high = e > 0.5;
     let f = if high { (e - 1.0) * 0.5 } else { e };
     let (hi, lo) = if high { (LN2_HI, LN2_LO) } else { (0.0, 0.0) };
-    let l = hi + (log1p_reduced(f) + lo);
+    let l = hi + (log1p_reduced::<P>(f) + lo);
     if x.is_nan() {
         x
     } else {
@@ -183,11 +243,16 @@ pub(crate) fn softplus(x: f64) -> f64 {
     }
 }
 
-/// erfcx(z) = e^z²·erfc(z) as a polynomial in v − ERFCX_MID[i] on three pieces
-/// (scripts/fit_math.py): erfcx(z)/2 in v = z for z in [0.477, 1.25] and [1.25, 3], and
-/// z·erfcx(z)/√2 in v = 1/z² for z in [3, 27]. ERFCX_LO[i] is the low part of each constant.
-#[allow(clippy::excessive_precision, clippy::unreadable_literal)]
-mod erfcx_fit {
+/// The Chebyshev fits of scripts/fit_math.py that have no home above: erfcx(z) = e^z²·erfc(z)
+/// as a polynomial in v − ERFCX_MID[i] on three pieces, erfcx(z)/2 in v = z for z in
+/// [0.477, 1.25] and [1.25, 3], and z·erfcx(z)/√2 in v = 1/z² for z in [3, 27], ERFCX_LO[i]
+/// being the low part of each constant term; and the shorter float32 fits (`_F32`).
+#[allow(
+    clippy::excessive_precision,
+    clippy::unreadable_literal,
+    clippy::approx_constant
+)]
+mod fit {
     pub const ERFCX_MID: [f64; 3] = [0.863500000000000045297, 2.125, 0.0562414266117969852132];
     pub const ERFCX_LO: [f64; 3] = [
         1.17206247164637438528e-17,
@@ -259,19 +324,91 @@ mod erfcx_fit {
             9.87794601930186271667e+9,
         ],
     ];
+    pub const TANH_SMALL_F32: [f64; 7] = [
+        -3.33333333322261171627e-1,
+        1.33333329741823686243e-1,
+        -5.39680627858733774627e-2,
+        2.18656478767247954009e-2,
+        -8.82613539306835968856e-3,
+        3.4047594268392586403e-3,
+        -9.65573707084117663184e-4,
+    ];
+    pub const ERF_SMALL_F32: [f64; 6] = [
+        1.1283791670880098934,
+        -3.76126386656431277444e-1,
+        1.12837794645124361859e-1,
+        -2.68638716965482644838e-2,
+        5.20433110934973453682e-3,
+        -7.76740438492839525321e-4,
+    ];
+    pub const ERFCX_MID_F32: [f64; 3] = [0.863500000000000045297, 2.125, 0.0562414266117969852132];
+    pub const ERFCX_LO_F32: [f64; 3] = [
+        -8.74924898320713309164e-18,
+        4.59964632997600655699e-18,
+        -9.67382040988357479836e-18,
+    ];
+    pub const ERFCX_F32: [[f64; 14]; 3] = [
+        [
+            2.33984342334897871263e-1,
+            -1.60098624335388239892e-1,
+            9.57391802211030595871e-2,
+            -5.16185614761456371125e-2,
+            2.55832762132920769893e-2,
+            -1.18109609994439136021e-2,
+            5.1281696564474859093e-3,
+            -2.10936712636348175712e-3,
+            8.26698235579724949491e-4,
+            -3.10121724463713799216e-4,
+            1.11629811971876018476e-4,
+            -3.87897134506042903421e-5,
+            1.37620911412763731598e-5,
+            -4.46345165884131324569e-6,
+        ],
+        [
+            1.21335182306489056114e-1,
+            -4.85150587459050042227e-2,
+            1.82406824506640800887e-2,
+            -6.50240565774220981993e-3,
+            2.21153565049736532469e-3,
+            -7.21157434734298846517e-4,
+            2.26355265469565218464e-4,
+            -6.86121001302591863348e-5,
+            2.01514998224240641708e-5,
+            -5.74026686165719071323e-6,
+            1.56598113943036960539e-6,
+            -4.23242363977051411728e-7,
+            1.34619560427620893317e-7,
+            -3.43807203266691934551e-8,
+        ],
+        [
+            3.88558171279926534147e-1,
+            -1.71484982183136458467e-1,
+            2.08228865509040961257e-1,
+            -3.90049066259580246019e-1,
+            9.53721534618648059123e-1,
+            -2.81231358822374311046,
+            9.55430477184225601661,
+            -3.63153653340710533826e+1,
+            1.51723149493379111163e+2,
+            -6.8359532788880062526e+2,
+            3.0949723328834907079e+3,
+            -1.55605305953926908842e+4,
+            1.29440899555677664466e+5,
+            -7.47210101540777017362e+5,
+        ],
+    ];
 }
-use erfcx_fit::{ERFCX, ERFCX_LO, ERFCX_MID};
 
 /// The standard normal's tail, for |x| >= 0.6745: (e, h, far) with e = e^(−x²/2) =
 /// φ(x)·√(2π), and ½·erfc(|x|/√2), which is Φ(x) below zero, equal to e·h, or e·h/|x| where
 /// `far` (|x| >= 3√2). x²/2 goes into exp as two doubles, since e^(−x²/2) magnifies its
 /// rounding by x², and callers multiply by e last, so a subnormal e is rounded once.
 #[inline(always)]
-fn normal_tail(x: f64) -> (f64, f64, bool) {
+fn normal_tail<P: Precision>(x: f64) -> (f64, f64, bool) {
     // Past 40 the tail is 0 in float64; NaN stays NaN (f64::min would drop it).
     let a = if x.abs() > 40.0 { 40.0 } else { x.abs() };
     let sq = a * a;
-    let e = exp_dd(-0.5 * sq, -0.5 * a.mul_add(a, -sq));
+    let e = exp_dd::<P>(-0.5 * sq, -0.5 * a.mul_add(a, -sq));
     let z = a * std::f64::consts::FRAC_1_SQRT_2;
     let far = z >= 3.0;
     let v = if far { 2.0 / sq } else { z };
@@ -285,13 +422,14 @@ fn normal_tail(x: f64) -> (f64, f64, bool) {
             c[0]
         }
     };
-    let s = v - pick(ERFCX_MID);
-    let n = ERFCX[0].len();
-    let mut acc = pick([ERFCX[0][n - 1], ERFCX[1][n - 1], ERFCX[2][n - 1]]);
-    for k in (1..n - 1).rev() {
-        acc = acc.mul_add(s, pick([ERFCX[0][k], ERFCX[1][k], ERFCX[2][k]]));
+    let s = v - pick(P::ERFCX_MID);
+    let c = P::ERFCX;
+    let n = c.len();
+    let mut acc = pick(c[n - 1]);
+    for &k in c[1..n - 1].iter().rev() {
+        acc = acc.mul_add(s, pick(k));
     }
-    let h = acc.mul_add(s, pick(ERFCX_LO)) + pick([ERFCX[0][0], ERFCX[1][0], ERFCX[2][0]]);
+    let h = acc.mul_add(s, pick(P::ERFCX_LO)) + pick(c[0]);
     (e, h, far)
 }
 
@@ -328,18 +466,18 @@ const NORMAL_CENTRE: f64 = 0.6745;
 
 /// Φ(x) − ½ near zero.
 #[inline(always)]
-fn normal_centre(x: f64) -> f64 {
+fn normal_centre<P: Precision>(x: f64) -> f64 {
     let w = 0.5 * x * x;
-    (x * (0.5 * std::f64::consts::FRAC_1_SQRT_2)) * horner(w, &ERF_SMALL)
+    (x * (0.5 * std::f64::consts::FRAC_1_SQRT_2)) * horner(w, P::ERF_SMALL)
 }
 
 /// (Φ(x), e^(−x²/2)).
 #[inline(always)]
-fn normal(x: f64) -> (f64, f64) {
-    let (e, h, far) = normal_tail(x);
+fn normal<P: Precision>(x: f64) -> (f64, f64) {
+    let (e, h, far) = normal_tail::<P>(x);
     let tail = half_erfc(x, e, h, far);
     let cdf = if x.abs() < NORMAL_CENTRE {
-        0.5 + normal_centre(x)
+        0.5 + normal_centre::<P>(x)
     } else if x >= 0.0 {
         1.0 - tail
     } else {
@@ -350,10 +488,10 @@ fn normal(x: f64) -> (f64, f64) {
 
 /// x·Φ(x), the exact (erf) form.
 #[inline(always)]
-pub(crate) fn gelu(x: f64) -> f64 {
-    let (e, h, far) = normal_tail(x);
+pub(crate) fn gelu<P: Precision>(x: f64) -> f64 {
+    let (e, h, far) = normal_tail::<P>(x);
     if x.abs() < NORMAL_CENTRE {
-        x.mul_add(normal_centre(x), 0.5 * x)
+        x.mul_add(normal_centre::<P>(x), 0.5 * x)
     } else if x >= 0.0 {
         x * (1.0 - half_erfc(x, e, h, far))
     } else if x == f64::NEG_INFINITY {
@@ -367,8 +505,8 @@ pub(crate) fn gelu(x: f64) -> f64 {
 
 /// d gelu/dx = Φ(x) + x·φ(x).
 #[inline(always)]
-pub(crate) fn gelu_grad(x: f64) -> f64 {
-    let (cdf, e) = normal(x);
+pub(crate) fn gelu_grad<P: Precision>(x: f64) -> f64 {
+    let (cdf, e) = normal::<P>(x);
     (x * e).mul_add(0.398_942_280_401_432_7, cdf) // 1/√(2π)
 }
 
@@ -377,7 +515,7 @@ pub(crate) fn gelu_grad(x: f64) -> f64 {
 /// into each instruction set's loop and compiled with its features.
 pub(crate) trait Kernel {
     const COST: usize;
-    fn f(x: f64) -> f64;
+    fn f<P: Precision>(x: f64) -> f64;
 }
 
 /// An element type the kernels run on: f64 directly, f32 through f64.
@@ -388,14 +526,14 @@ trait Lane: Element {
 impl Lane for f64 {
     #[inline(always)]
     fn apply<K: Kernel>(self) -> f64 {
-        K::f(self)
+        K::f::<Double>(self)
     }
 }
 
 impl Lane for f32 {
     #[inline(always)]
     fn apply<K: Kernel>(self) -> f32 {
-        K::f(self as f64) as f32
+        K::f::<Single>(self as f64) as f32
     }
 }
 
@@ -478,10 +616,13 @@ mod tests {
     fn kernels_match_libm_closely() {
         let mut x = -30.0;
         while x < 30.0 {
-            assert!(ulps(exp(x), x.exp()) <= 2, "exp({x})");
-            assert!(ulps(tanh(x), x.tanh()) <= 2, "tanh({x})");
+            assert!(ulps(exp::<Double>(x), x.exp()) <= 2, "exp::<Double>({x})");
+            assert!(
+                ulps(tanh::<Double>(x), x.tanh()) <= 2,
+                "tanh::<Double>({x})"
+            );
             if x > 0.0 {
-                assert!(ulps(log(x), x.ln()) <= 2, "log({x})");
+                assert!(ulps(log::<Double>(x), x.ln()) <= 2, "log::<Double>({x})");
             }
             x += 0.0137;
         }
@@ -490,29 +631,33 @@ mod tests {
     #[test]
     fn special_values() {
         let (inf, nan) = (f64::INFINITY, f64::NAN);
-        assert_eq!(exp(inf), inf);
-        assert_eq!(exp(-inf), 0.0);
-        assert_eq!(exp(0.0), 1.0);
-        assert_eq!(exp(710.0), inf);
-        assert_eq!(exp(-746.0), 0.0);
-        assert_eq!(exp(-745.0), 5e-324);
-        assert!(exp(nan).is_nan());
-        assert_eq!(log(0.0), -inf);
-        assert_eq!(log(inf), inf);
-        assert_eq!(log(1.0), 0.0);
-        assert!(log(-1.0).is_nan() && log(nan).is_nan());
-        assert_eq!(log(5e-324), -744.440_071_921_381_2);
-        assert_eq!(tanh(inf), 1.0);
-        assert_eq!(tanh(-inf), -1.0);
-        assert!(tanh(-0.0).is_sign_negative() && tanh(nan).is_nan());
-        assert_eq!(sigmoid(-inf), 0.0);
-        assert_eq!(sigmoid(inf), 1.0);
-        assert!(sigmoid(nan).is_nan() && softplus(nan).is_nan() && gelu(nan).is_nan());
-        assert_eq!(softplus(inf), inf);
-        assert_eq!(softplus(-inf), 0.0);
-        assert_eq!(gelu(inf), inf);
-        assert!(gelu(-inf).is_nan() && gelu_grad(-inf).is_nan());
-        assert_eq!(gelu(-40.0), -0.0);
-        assert_eq!(gelu(0.0), 0.0);
+        assert_eq!(exp::<Double>(inf), inf);
+        assert_eq!(exp::<Double>(-inf), 0.0);
+        assert_eq!(exp::<Double>(0.0), 1.0);
+        assert_eq!(exp::<Double>(710.0), inf);
+        assert_eq!(exp::<Double>(-746.0), 0.0);
+        assert_eq!(exp::<Double>(-745.0), 5e-324);
+        assert!(exp::<Double>(nan).is_nan());
+        assert_eq!(log::<Double>(0.0), -inf);
+        assert_eq!(log::<Double>(inf), inf);
+        assert_eq!(log::<Double>(1.0), 0.0);
+        assert!(log::<Double>(-1.0).is_nan() && log::<Double>(nan).is_nan());
+        assert_eq!(log::<Double>(5e-324), -744.440_071_921_381_2);
+        assert_eq!(tanh::<Double>(inf), 1.0);
+        assert_eq!(tanh::<Double>(-inf), -1.0);
+        assert!(tanh::<Double>(-0.0).is_sign_negative() && tanh::<Double>(nan).is_nan());
+        assert_eq!(sigmoid::<Double>(-inf), 0.0);
+        assert_eq!(sigmoid::<Double>(inf), 1.0);
+        assert!(
+            sigmoid::<Double>(nan).is_nan()
+                && softplus::<Double>(nan).is_nan()
+                && gelu::<Double>(nan).is_nan()
+        );
+        assert_eq!(softplus::<Double>(inf), inf);
+        assert_eq!(softplus::<Double>(-inf), 0.0);
+        assert_eq!(gelu::<Double>(inf), inf);
+        assert!(gelu::<Double>(-inf).is_nan() && gelu_grad::<Double>(-inf).is_nan());
+        assert_eq!(gelu::<Double>(-40.0), -0.0);
+        assert_eq!(gelu::<Double>(0.0), 0.0);
     }
 }

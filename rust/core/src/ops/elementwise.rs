@@ -72,7 +72,7 @@ macro_rules! unary_ops {
         impl crate::math::Kernel for K {
             const COST: usize = $cost;
             #[inline(always)]
-            fn f($x: f64) -> f64 {
+            fn f<P: crate::math::Precision>($x: f64) -> f64 {
                 $k
             }
         }
@@ -167,9 +167,9 @@ unary_ops! {
     Sign = "sign", num,
         |x| if x > T::ZERO { T::ONE } else if x < T::ZERO { T::ZERO.sub(T::ONE) } else { T::ZERO },
         "no gradient (piecewise constant)", |x, out, g| Ok(None);
-    Exp = "exp", float, simd(2) |x| crate::math::exp(x),
+    Exp = "exp", float, simd(2) |x| crate::math::exp::<P>(x),
         "grad_x = g·exp(x) = g·y", |x, out, g| some(g.mul(out));
-    Log = "log", float, simd(2) |x| crate::math::log(x),
+    Log = "log", float, simd(2) |x| crate::math::log::<P>(x),
         "grad_x = g/x", |x, out, g| some(g.div(x));
     /// log(1 + x), exact for tiny x.
     Log1p = "log1p", float, |x| x.ln_1p(),
@@ -180,10 +180,10 @@ unary_ops! {
         "grad_x = g·cos(x)", |x, out, g| some(g.mul(&x.unary(Unary::Cos)?));
     Cos = "cos", float, |x| x.cos(),
         "grad_x = -g·sin(x)", |x, out, g| some(g.mul(&x.unary(Unary::Sin)?.neg()?));
-    Tanh = "tanh", float, simd(4) |x| crate::math::tanh(x),
+    Tanh = "tanh", float, simd(4) |x| crate::math::tanh::<P>(x),
         "grad_x = g·(1 - y²)", |x, out, g| some(g.mul(&out.mul(out)?.neg()?.add_scalar(1.0)?));
     /// Split on the sign so exp never overflows.
-    Sigmoid = "sigmoid", float, simd(3) |x| crate::math::sigmoid(x),
+    Sigmoid = "sigmoid", float, simd(3) |x| crate::math::sigmoid::<P>(x),
         "grad_x = g·y·(1 - y)", |x, out, g| some(g.mul(&out.mul(&out.neg()?.add_scalar(1.0)?)?));
     Relu = "relu", num, |x| if x > T::ZERO || Num::is_nan(x) { x } else { T::ZERO },
         // Selected, not multiplied by a 0/1 mask: an inf or NaN g must not leak through a zero.
@@ -192,16 +192,16 @@ unary_ops! {
     Recip = "reciprocal", float, |x| T::ONE / x,
         "grad_x = -g/x² = -g·y²", |x, out, g| some(g.mul(&out.mul(out)?.neg()?));
     /// max(x, 0) + log1p(exp(-|x|)): finite for any finite x.
-    Softplus = "softplus", float, simd(4) |x| crate::math::softplus(x),
+    Softplus = "softplus", float, simd(4) |x| crate::math::softplus::<P>(x),
         "grad_x = g·sigmoid(x)", |x, out, g| some(g.mul(&x.unary(Unary::Sigmoid)?));
     /// The inverse of erf on (-1, 1).
     Erfinv = "erfinv", float, |x| Float::erfinv(x),
         "grad_x = g·(√π/2)·exp(y²)", |x, out, g| some(g.mul(&out.mul(out)?.unary(Unary::Exp)?.mul_scalar(0.886_226_925_452_758)?));
     /// x·Φ(x), the exact erf form (PyTorch's default).
-    Gelu = "gelu", float, simd(8) |x| crate::math::gelu(x),
+    Gelu = "gelu", float, simd(8) |x| crate::math::gelu::<P>(x),
         "grad_x = g·(Φ(x) + x·φ(x))", |x, out, g| some(g.mul(&x.unary(Unary::GeluGrad)?));
     /// d gelu / dx.
-    GeluGrad = "_gelu_grad", float, simd(8) |x| crate::math::gelu_grad(x),
+    GeluGrad = "_gelu_grad", float, simd(8) |x| crate::math::gelu_grad::<P>(x),
         "grad_x = g·φ(x)·(2 - x²)",
         |x, out, g| {
             let x2 = x.mul(x)?;
