@@ -304,6 +304,7 @@ def test_unary_matches_torch(torch_adapter, name, data, shape, dt):
     # torch 2.13's vectorized float32 gelu gives NaN at ±inf (float64 gives ±inf, 0): a
     # torch quirk we do not copy.
     assume(not (name == "gelu" and dt == F32 and np.isinf(x).any()))
+    assume(not _sigmoid_saturates(name, x, dt))
     up = data.draw(arrays(shape, UPSTREAM))
     _vs_torch(torch_adapter, UNARY[name], [(x, dt, True)], up, name)
 
@@ -481,10 +482,12 @@ def _rounds_a_constant(name, x, dt):
 
 def _sigmoid_saturates(name, x, dt):
     """Where float32 sigmoid is within an ulp of 1 (or of 0), ours is correctly rounded and
-    torch's, computed in float32, may round to 1 (or to 0); BCE's clamp of log(0) at -100
-    turns that one-ulp difference into a jump."""
-    return (dt == F32 and name == "bce_sigmoid"
-            and bool(np.any(np.abs(np.asarray(x, np.float64)) > 15.9)))
+    torch's, computed in float32, may round to 1 (or to 0). What follows turns that one-ulp
+    difference into a jump: BCE's clamp of log(0) at -100, or y·(1 - y) = 0 times an inf
+    upstream gradient. Finite |x| <= 15.9 and the float64 runs still cover sigmoid."""
+    finite = np.asarray(x, np.float64)
+    finite = finite[np.isfinite(finite)]
+    return (dt == F32 and "sigmoid" in name and bool(np.any(np.abs(finite) > 15.9)))
 
 
 def _vs_torch(T, f, inputs, up, name):

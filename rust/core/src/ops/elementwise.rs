@@ -59,8 +59,8 @@ macro_rules! with_bits {
 /// floats keep their dtype), `pred` (any dtype in, bool out) or `bits` (bool and ints only).
 /// Params are f64s; a kernel converts them with `T::param`. A backward gives the input's
 /// gradient, or None where it is zero. A `float` kernel written `simd(cost) |x| k` is an f64
-/// kernel from `crate::math`, run vectorized (float32 through f64), and split over threads by
-/// its cost per element.
+/// kernel from `crate::math`, generic over the result precision `P` (`math::Precision`), run
+/// vectorized (float32 through f64) and split over threads by its cost per element.
 macro_rules! unary_ops {
     (@f64 $p:ident) => { f64 };
     (@run float [], $name:expr, $t:expr, |$x:ident| $k:expr) => {{
