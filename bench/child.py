@@ -59,6 +59,7 @@ def matmul(sizes: list[int], quick: bool) -> dict:
 
     from bench import fw_numpy
     from bench.timing import measure
+    from bench.workloads import MATMUL_FORMS
 
     try:
         from threadpoolctl import threadpool_info
@@ -71,9 +72,9 @@ def matmul(sizes: list[int], quick: bool) -> dict:
     out = {}
     for dtype in ("float32", "float64"):
         for n in sizes:
-            for transposed in (False, True):
-                st = measure(fw_numpy.matmul(n, dtype, transposed), budget=budget)
-                out[f"{dtype}/{n}/{int(transposed)}"] = asdict(st)
+            for form in MATMUL_FORMS:
+                st = measure(fw_numpy.matmul(n, dtype, form), budget=budget)
+                out[f"{dtype}/{n}/{form}"] = asdict(st)
     return {"numpy": np.__version__, "blas": blas, "results": out}
 
 

@@ -25,6 +25,8 @@ from .workloads import (
     init_cnn,
     lecture_cases,
     math_cases,
+    matmul_expr,
+    matmul_operands,
     softmax_run,
     tiny_cases,
 )
@@ -149,14 +151,13 @@ def softmax(n: int, c: int) -> Callable[[], None]:
     return softmax_run(_t, n, c)
 
 
-def matmul(n: int, dtype: str, transposed: bool) -> Callable[[], Any]:
-    rng = np.random.default_rng(0)
-    a = _t(rng.standard_normal((n, n)), dtype)
-    b = _t(rng.standard_normal((n, n)), dtype)
+def matmul(n: int, dtype: str, form: str) -> Callable[[], Any]:
+    a, b = (_t(m, dtype) for m in matmul_operands(n, dtype, form))
+    expr = matmul_expr(form)
 
     def run() -> Any:
         with mg.no_grad():
-            return (a.T @ b) if transposed else (a @ b)
+            return expr(a, b)
     return run
 
 

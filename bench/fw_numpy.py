@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .workloads import L2, LR
+from .workloads import L2, LR, matmul_expr, matmul_operands
 
 NAME = "numpy"
 F32 = np.float32
@@ -175,8 +175,7 @@ def softmax(n: int, c: int) -> Callable[[], Any]:
     return run
 
 
-def matmul(n: int, dtype: str, transposed: bool) -> Callable[[], Any]:
-    rng = np.random.default_rng(0)
-    a = rng.standard_normal((n, n)).astype(dtype)
-    b = rng.standard_normal((n, n)).astype(dtype)
-    return (lambda: a.T @ b) if transposed else (lambda: a @ b)
+def matmul(n: int, dtype: str, form: str) -> Callable[[], Any]:
+    a, b = matmul_operands(n, dtype, form)
+    expr = matmul_expr(form)
+    return lambda: expr(a, b)

@@ -23,6 +23,8 @@ from .workloads import (
     init_cnn,
     lecture_cases,
     math_cases,
+    matmul_expr,
+    matmul_operands,
     softmax_run,
     tiny_cases,
 )
@@ -125,15 +127,13 @@ def softmax(n: int, c: int) -> Callable[[], None]:
     return softmax_run(_t, n, c)
 
 
-def matmul(n: int, dtype: str, transposed: bool) -> Callable[[], Any]:
-    rng = np.random.default_rng(0)
-    dt = torch.float32 if dtype == "float32" else torch.float64
-    a = _t(rng.standard_normal((n, n)), dt)
-    b = _t(rng.standard_normal((n, n)), dt)
+def matmul(n: int, dtype: str, form: str) -> Callable[[], Any]:
+    a, b = (torch.from_numpy(m) for m in matmul_operands(n, dtype, form))
+    expr = matmul_expr(form)
 
     def run() -> Any:
         with torch.no_grad():
-            return (a.T @ b) if transposed else (a @ b)
+            return expr(a, b)
     return run
 
 

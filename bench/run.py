@@ -53,7 +53,7 @@ def log(msg: str) -> None:
 def load_frameworks(skip: set[str]) -> tuple[dict[str, Any], dict[str, str]]:
     """The framework modules that import, and why the others do not."""
     fws, missing = {}, {}
-    for mod in ("fw_mikagrad", "fw_torch", "fw_numpy", "fw_micrograd"):
+    for mod in ("fw_mikagrad", "fw_torch", "fw_jax", "fw_mlx", "fw_numpy", "fw_micrograd"):
         for attempt in range(6):
             try:
                 fw = importlib.import_module(f"bench.{mod}")
@@ -209,16 +209,15 @@ def sec_math(fws: dict[str, Any], budget: Budget) -> dict[str, Any]:
 
 
 def sec_matmul(fws: dict[str, Any], quick: bool) -> dict[str, Any]:
-    sizes = [256, 1024] if quick else [256, 1024, 2048]
+    sizes = [64, 256, 1024] if quick else [64, 256, 1024, 2048]
     budget = matmul_budget(quick)
     out: dict[str, Any] = {"sizes": sizes, "results": {}}
     in_proc = {k: v for k, v in fws.items() if k in ("MikaGrad", "PyTorch")}
     for dtype in ("float32", "float64"):
         for n in sizes:
-            for tr in (False, True):
-                key = f"{dtype}/{n}/{int(tr)}"
-                out["results"][key] = timed(
-                    in_proc, lambda fw, n=n, d=dtype, t=tr: fw.matmul(n, d, t), budget)
+            for form in W.MATMUL_FORMS:
+                out["results"][f"{dtype}/{n}/{form}"] = timed(
+                    in_proc, lambda fw, n=n, d=dtype, f=form: fw.matmul(n, d, f), budget)
     if "numpy" in fws:
         log("  numpy matmul in a subprocess without " + " / ".join(BLAS_VARS))
         env = {k: v for k, v in os.environ.items() if k not in BLAS_VARS}
@@ -249,6 +248,8 @@ def sec_scaling(fws: dict[str, Any], quick: bool) -> dict[str, Any]:
     cap = 4.0 if quick else 15.0  # seconds one framework may spend on one length
     chain: dict[int, Any] = {n: {} for n in lengths}
     for name, fw in fws.items():
+        if not hasattr(fw, "chain_parts"):
+            continue  # JAX and MLX: compiled steps only
         prev: tuple[int, float] | None = None
         for n in lengths:
             if prev and prev[1] * n / prev[0] > cap:
@@ -296,9 +297,12 @@ def sec_memory(fws: dict[str, Any]) -> dict[str, Any]:
 
 
 def _wall(code: str, flags: tuple[str, ...] = ()) -> tuple[float, str]:
+    # With bytecode caches, as an installed wheel has them (pip compiles on install): a
+    # PYTHONDONTWRITEBYTECODE environment would otherwise compile every module each time.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, *flags, "-c", code], cwd=ROOT, capture_output=True,
-                          text=True)
+                          text=True, env=env)
     return time.perf_counter() - t0, proc.stderr
 
 
@@ -318,6 +322,7 @@ def sec_import(fws: dict[str, Any], quick: bool) -> dict[str, Any]:
     out: dict[str, Any] = {"python -c pass": Stats.of(base)}
     for mod in mods:
         n = reps if mod != "torch" else 3
+        _wall(f"import {mod}")  # writes the bytecode caches
         walls = [_wall(f"import {mod}")[0] for _ in range(n)]
         self_rep = [_importtime(mod, _wall(f"import {mod}", ("-X", "importtime"))[1])
                     for _ in range(3)]
@@ -427,7 +432,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", metavar="SECTIONS",
                     help="comma-separated subset of: " + ",".join(SECTIONS))
     ap.add_argument("--skip", metavar="FRAMEWORKS", default="",
-                    help="comma-separated frameworks to leave out: pytorch,numpy,micrograd")
+                    help="comma-separated frameworks to leave out: pytorch,jax,mlx,numpy,"
+                         "micrograd")
     ap.add_argument("--check", action="store_true", help="only check that the frameworks agree")
     ap.add_argument("--wait-quiet", metavar="SECONDS", type=float, default=0.0,
                     help="before each section, wait up to SECONDS for other processes to "

@@ -55,6 +55,22 @@ def large(batch: int = 256) -> tuple[np.ndarray, np.ndarray]:
     return rng.standard_normal((batch, 784)), rng.integers(0, 10, batch).astype(np.int64)
 
 
+# ---- matmul: the same 2n³ flops in three forms ---------------------------------------------
+# "3-D @ 2-D" is (8, n/8, n) @ (n, n), a batched input times a weight as in a transformer.
+MATMUL_FORMS = ("a @ b", "a.T @ b", "3-D @ 2-D")
+
+
+def matmul_operands(n: int, dtype: str, form: str) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((8, n // 8, n) if form == "3-D @ 2-D" else (n, n)).astype(dtype)
+    return a, rng.standard_normal((n, n)).astype(dtype)
+
+
+def matmul_expr(form: str) -> Callable[[Any, Any], Any]:
+    """``a.T`` is a view in every framework, so the product reads a transposed operand."""
+    return (lambda a, b: a.T @ b) if form == "a.T @ b" else (lambda a, b: a @ b)
+
+
 # ---- cases whose code is the same in every framework with tensor operators -----------------
 # `t(array, grad=...)` makes the framework's tensor; the rest is plain operators.
 

@@ -28,9 +28,10 @@ from .engine import Value, float64
 if TYPE_CHECKING:
     from typing_extensions import TypeIs
 
-__all__ = ["DataLoader", "make_blobs", "make_moons", "make_spirals", "train_test_split"]
+    # Only for annotations: importing numpy.random costs `import mikagrad` 13 ms.
+    Rng = np.random.RandomState | np.random.Generator
 
-Rng = np.random.RandomState | np.random.Generator
+__all__ = ["DataLoader", "make_blobs", "make_moons", "make_spirals", "train_test_split"]
 
 
 def _integral(x: object) -> TypeIs[int]:

@@ -163,6 +163,49 @@ def test_backward_twice_doubles_exactly():
         np.testing.assert_array_equal(v.grad, 2 * first[name], err_msg=name)
 
 
+def test_shared_intermediate_grads_stay_independent():
+    # `a + b` hands one gradient to both operands; the intermediates keep it without a copy,
+    # so zeroing or accumulating one must never show through another or through a leaf.
+    x = Value(np.array([1.0, 2.0]))
+    a, b = x * 2.0, x * 3.0
+    out = (a + b).sum()
+    out.backward(retain_graph=True)
+    a_grad, x_grad = a.grad, x.grad
+    a.zero_grad()  # a's graph: a and x, not b
+    np.testing.assert_array_equal(b.grad, [1.0, 1.0])
+    np.testing.assert_array_equal(a_grad, [1.0, 1.0])  # replaced, not zeroed in place
+    np.testing.assert_array_equal(x_grad, [0.0, 0.0])  # a leaf is zeroed in place
+    out.backward()
+    np.testing.assert_array_equal(a.grad, [1.0, 1.0])
+    np.testing.assert_array_equal(b.grad, [2.0, 2.0])
+    np.testing.assert_array_equal(x_grad, [5.0, 5.0])  # and accumulates in place
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_transposed_operand_gets_a_contiguous_gradient(dtype):
+    # x @ W.T (Linear's product): W.grad is computed in W's own layout, as torch's mm backward.
+    rng = np.random.default_rng(0)
+    xs, ws = rng.standard_normal((5, 4)).astype(dtype), rng.standard_normal((3, 4)).astype(dtype)
+    g = rng.standard_normal((5, 3)).astype(dtype)
+    x, w = mg.tensor(xs, requires_grad=True), mg.tensor(ws, requires_grad=True)
+    (x @ w.T).backward(mg.tensor(g))
+    assert np.asarray(w.grad).flags.c_contiguous
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(w.grad, g.T @ xs, rtol=tol, atol=tol)
+    np.testing.assert_allclose(x.grad, g @ ws, rtol=tol, atol=tol)
+    # then a transposed left operand (W.T @ y), and 3-D @ 2-D with a transposed weight
+    y = mg.tensor(rng.standard_normal((3, 2)).astype(dtype), requires_grad=True)
+    (w.T @ y).sum().backward()
+    ys = np.asarray(y)
+    np.testing.assert_allclose(w.grad, g.T @ xs + ys.sum(1)[:, None] * np.ones((1, 4), dtype),
+                               rtol=tol, atol=tol)
+    x3 = mg.tensor(rng.standard_normal((2, 5, 4)).astype(dtype), requires_grad=True)
+    w.grad = None
+    (x3 @ w.T).backward(mg.tensor(np.ones((2, 5, 3), dtype)))
+    np.testing.assert_allclose(w.grad, np.ones((3, 10), dtype) @ np.asarray(x3).reshape(10, 4),
+                               rtol=tol, atol=tol)
+
+
 def test_intermediate_values_keep_their_grad():
     x, y = Value(np.array([1.0, 2.0])), Value(np.array([3.0, 4.0]))
     z = x * y

@@ -44,3 +44,11 @@ pub fn set_num_threads(n: usize) {
 pub fn num_threads() -> usize {
     NUM_THREADS.load(Ordering::Relaxed)
 }
+
+/// The threads one kernel call may split over: the budget, or rayon's whole pool.
+pub fn thread_budget() -> usize {
+    match num_threads() {
+        0 => rayon::current_num_threads(),
+        n => n,
+    }
+}

@@ -567,10 +567,7 @@ pub(crate) fn map<K: Kernel>(t: &Tensor) -> Result<Tensor> {
 fn run<K: Kernel, T: Lane>(t: &Tensor) -> Result<Tensor> {
     let src = t.as_slice::<T>().expect("contiguous float tensor");
     let mut out = try_alloc::<T>("math", src.len(), T::ZERO)?;
-    let threads = match crate::num_threads() {
-        0 => rayon::current_num_threads(),
-        n => n,
-    };
+    let threads = crate::thread_budget();
     if threads > 1 && src.len() * K::COST >= SPLIT_WORK {
         let piece = src.len().div_ceil(threads).next_multiple_of(64);
         out.par_chunks_mut(piece)

@@ -526,6 +526,17 @@ impl Node {
             .unwrap_or_else(|e| e.into_inner())
             .take()
     }
+    /// A 2-D node whose data is a transposed row-major matrix (strides (1, rows)). Layout
+    /// only, so a backward rule may ask without reading (and version-checking) the values.
+    pub(crate) fn is_column_major(&self) -> bool {
+        let t = self.read_unchecked();
+        let l = t.layout();
+        l.shape.len() == 2
+            && l.shape[0] > 1
+            && l.shape[1] > 1
+            && l.strides[0] == 1
+            && l.strides[1] == l.shape[0] as isize
+    }
     pub fn shape(&self) -> Dims {
         self.0
             .data
@@ -624,8 +635,12 @@ impl Node {
     /// torch, a gradient with a graph is detached first.
     pub fn zero_own_grad(&self) {
         self.take_grad_graph();
-        if let Some(g) = self.grad() {
+        let Some(g) = self.grad() else { return };
+        if self.is_leaf() {
             g.fill_(0.0);
+        } else {
+            // An intermediate's gradient may share memory with another's: replace it.
+            self.set_grad(Tensor::full(g.shape(), 0.0, g.dtype()).ok());
         }
     }
 
@@ -1184,20 +1199,26 @@ impl Node {
             self.set_grad(None);
             return self.accumulate_grad(total);
         }
+        // A leaf's gradient is added to in place, as torch's AccumulateGrad, so it owns its
+        // buffer. An intermediate's is replaced out of place, as torch's retained grads, so
+        // it keeps the gradient it was given (often shared with a parent's) without a copy.
+        let leaf = self.is_leaf();
         let mut slot = self.0.grad.lock().unwrap_or_else(|e| e.into_inner());
         match slot.as_ref() {
-            Some(existing) if existing.shape() == g.shape() => {
+            Some(existing) if existing.shape() == g.shape() && leaf => {
                 existing.add_assign(&g)?;
                 // `.grad` is a Value over this memory: a graph that read it must know.
                 bump_version(existing);
             }
+            Some(existing) if existing.shape() == g.shape() => {
+                *slot = Some(existing.binary(&g, Binary::Add)?);
+            }
             _ => {
-                // The stored gradient is added to in place later, so it must own its buffer.
                 let owned = g.storage().is_unique()
                     && g.is_contiguous()
                     && g.layout().offset == 0
                     && g.storage().len() == g.numel();
-                *slot = Some(if owned { g } else { g.copy()? });
+                *slot = Some(if owned || !leaf { g } else { g.copy()? });
             }
         }
         Ok(())

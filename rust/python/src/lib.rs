@@ -1446,10 +1446,7 @@ fn set_num_threads(n: usize) {
 
 #[pyfunction]
 fn get_num_threads() -> usize {
-    match mikagrad_core::num_threads() {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        n => n,
-    }
+    mikagrad_core::thread_budget()
 }
 
 /// Graph nodes alive in this process (for leak tests).

@@ -945,10 +945,7 @@ struct Plan {
 
 impl Plan {
     fn new(g: &Geom, lw: usize) -> Plan {
-        let threads = match crate::num_threads() {
-            0 => rayon::current_num_threads(),
-            t => t,
-        };
+        let threads = crate::thread_budget();
         let n = g.n.max(1);
         let cols = (g.c * g.kk() * lw).max(1);
         // Multiply-adds per sample: threads pay off from about a quarter million.

@@ -182,7 +182,7 @@ unary_ops! {
         "grad_x = -g·sin(x)", |x, out, g| some(g.mul(&x.unary(Unary::Sin)?.neg()?));
     Tanh = "tanh", float, simd(4) |x| crate::math::tanh::<P>(x),
         "grad_x = g·(1 - y²)", |x, out, g| some(g.mul(&out.mul(out)?.neg()?.add_scalar(1.0)?));
-    /// Split on the sign so exp never overflows.
+    /// 1/(1 + e^−x), from e^−|x| so it never overflows (math.rs).
     Sigmoid = "sigmoid", float, simd(3) |x| crate::math::sigmoid::<P>(x),
         "grad_x = g·y·(1 - y)", |x, out, g| some(g.mul(&out.mul(&out.neg()?.add_scalar(1.0)?)?));
     Relu = "relu", num, |x| if x > T::ZERO || Num::is_nan(x) { x } else { T::ZERO },

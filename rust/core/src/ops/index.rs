@@ -206,10 +206,7 @@ fn check_all<I: Pos>(op: &'static str, s: &[I], size: usize, dim: usize) -> Resu
 /// The piece length that splits `n` elements of a memory-bound loop over the threads
 /// `set_num_threads` allows, or None to stay on this thread (small inputs, one thread).
 fn split_len(n: usize) -> Option<usize> {
-    let threads = match crate::num_threads() {
-        0 => rayon::current_num_threads(),
-        t => t,
-    };
+    let threads = crate::thread_budget();
     (n >= 1 << 16 && threads > 1).then(|| n.div_ceil(threads))
 }
 

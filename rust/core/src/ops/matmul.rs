@@ -16,21 +16,37 @@ impl Op for MatMul {
         "grad_a = g @ b^T, grad_b = a^T @ g"
     }
     // d(a@b)/da = g @ b^T, d(a@b)/db = a^T @ g; batch dims are summed back by the engine.
+    // A column-major operand (W^T in x @ W^T) gets its gradient column-major, as the
+    // transpose of the swapped product, so the transpose's backward hands W a contiguous
+    // gradient that it keeps without a copy (torch's mm backward does the same).
     fn backward(&self, c: &Ctx, g: &Node) -> Result<Vec<Option<Node>>> {
         let (a, b) = (c.parent(0), c.parent(1));
         Ok(vec![
-            c.grad_for(0, || g.matmul(&b.transpose(-1, -2)?))?,
+            c.grad_for(0, || {
+                if a.shape().len() == 2 && b.shape().len() == 2 && a.is_column_major() {
+                    return b.matmul(&g.transpose(0, 1)?)?.transpose(0, 1);
+                }
+                g.matmul(&b.transpose(-1, -2)?)
+            })?,
             c.grad_for(1, || {
                 let (sa, sb) = (a.shape(), b.shape());
-                if sb.len() == 2 && sa.len() > 2 {
+                let (a2, g2) = if sb.len() == 2 && sa.len() > 2 {
                     // A matrix shared by a batch (x @ W with x (B, T, C)): one product over
                     // all B·T rows, not B products summed afterwards.
                     let rows = sa[..sa.len() - 1].iter().product();
-                    let a2 = a.reshape(&[rows, sa[sa.len() - 1]])?;
-                    let g2 = g.reshape(&[rows, sb[1]])?;
-                    return a2.transpose(0, 1)?.matmul(&g2);
+                    (
+                        a.reshape(&[rows, sa[sa.len() - 1]])?,
+                        g.reshape(&[rows, sb[1]])?,
+                    )
+                } else if sb.len() == 2 && sa.len() == 2 {
+                    (a.clone(), g.clone())
+                } else {
+                    return a.transpose(-1, -2)?.matmul(g);
+                };
+                if b.is_column_major() {
+                    return g2.transpose(0, 1)?.matmul(&a2)?.transpose(0, 1);
                 }
-                a.transpose(-1, -2)?.matmul(g)
+                a2.transpose(0, 1)?.matmul(&g2)
             })?,
         ])
     }
