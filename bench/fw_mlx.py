@@ -12,6 +12,7 @@ import mlx.core as mx
 import mlx.nn as nn
 import mlx.optimizers as optim
 import numpy as np
+from mlx.utils import tree_flatten
 
 from .workloads import L2, LR
 
@@ -43,7 +44,7 @@ def mlp_step(weights: list, x: np.ndarray, y: np.ndarray, loss: str,
         ys = mx.array(np.asarray(y, np.float32))
 
         def loss_fn(model: nn.Module, x: mx.array, y: mx.array) -> mx.array:
-            reg = sum((p * p).sum() for _, p in _leaves(model.parameters()))
+            reg = sum((p * p).sum() for _, p in tree_flatten(model.parameters()))
             return nn.relu(1 - y * model(x)).mean() + L2 * reg
     else:
         ys = mx.array(np.asarray(y, np.int32))
@@ -69,10 +70,3 @@ def mlp_step(weights: list, x: np.ndarray, y: np.ndarray, loss: str,
         return [a for m in lins for a in (np.array(m.weight).T, np.array(m.bias))]
     return step, params
 
-
-def _leaves(tree: object, prefix: str = "") -> list[tuple[str, mx.array]]:
-    """The arrays of a nested dict/list parameter tree."""
-    if isinstance(tree, mx.array):
-        return [(prefix, tree)]
-    items = tree.items() if isinstance(tree, dict) else enumerate(tree)  # type: ignore[attr-defined]
-    return [leaf for k, v in items for leaf in _leaves(v, f"{prefix}.{k}")]
