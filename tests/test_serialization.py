@@ -336,3 +336,152 @@ def test_metadata_of_the_wrong_dtype(tmp_path):
     np.savez(path, __mikagrad__=np.ones(3))
     with pytest.raises(SerializationError, match="corrupt mikagrad metadata.*float64"):
         load(path)
+
+
+# ---- safetensors ------------------------------------------------------------------------
+
+
+ST_DTYPES = [np.float32, np.float64, np.int64, np.int32, np.bool_, np.uint8, np.int8,
+             np.float16, np.int16]
+
+
+def st_state():
+    rng = np.random.default_rng(1)
+    out = {f"t.{np.dtype(d).name}": (rng.standard_normal((3, 2)) * 50).astype(d)
+           for d in ST_DTYPES}
+    out["scalar"] = np.array(2.5, dtype=np.float32)
+    out["empty"] = np.zeros((0, 4), dtype=np.float64)
+    out["col"] = np.asfortranarray(rng.standard_normal((3, 4)))
+    return out
+
+
+def test_safetensors_round_trip_is_bitwise_exact(tmp_path):
+    state = st_state()
+    path = tmp_path / "model.safetensors"
+    save(state, path)
+    back = load(path)
+    assert sorted(back) == sorted(state)
+    for k, v in state.items():
+        assert back[k].dtype == v.dtype and back[k].shape == v.shape
+        assert back[k].tobytes() == np.ascontiguousarray(v).tobytes(), k
+        assert back[k].flags.writeable and back[k].flags.c_contiguous
+
+
+def test_safetensors_layout_is_the_reference_one(tmp_path):
+    """8-byte length, a JSON header padded to 8 bytes, tensors tiling the data."""
+    save({"b": np.arange(3, dtype=np.int32), "a": np.ones(2)}, tmp_path / "x.safetensors")
+    raw = (tmp_path / "x.safetensors").read_bytes()
+    n = int.from_bytes(raw[:8], "little")
+    assert n % 8 == 0 and raw[8:9] == b"{"
+    header = json.loads(raw[8:8 + n])
+    assert header["a"] == {"dtype": "F64", "shape": [2], "data_offsets": [0, 16]}
+    assert header["b"] == {"dtype": "I32", "shape": [3], "data_offsets": [16, 28]}
+    assert len(raw) == 8 + n + 28
+
+
+def test_safetensors_by_format_and_file_objects():
+    buf = io.BytesIO()
+    save({"w": mg.Value([1.0, 2.0])}, buf, format="safetensors")
+    buf.seek(0)
+    assert buf.read(9)[8:9] == b"{"
+    buf.seek(0)
+    assert load(buf)["w"].tolist() == [1.0, 2.0]  # told apart by its first bytes
+    with pytest.raises(ValueError, match="format must be"):
+        save({}, io.BytesIO(), format="pt")
+
+
+def test_a_module_state_dict_round_trips_through_safetensors(tmp_path):
+    model = mg.nn.Sequential(mg.nn.Linear(3, 4), mg.nn.ReLU(), mg.nn.BatchNorm1d(4))
+    save(model.state_dict(), tmp_path / "m.safetensors")
+    other = mg.nn.Sequential(mg.nn.Linear(3, 4), mg.nn.ReLU(), mg.nn.BatchNorm1d(4))
+    other.load_state_dict(load(tmp_path / "m.safetensors"))
+    x = mg.tensor(np.random.default_rng(0).standard_normal((5, 3)))
+    assert np.array_equal(model.eval()(x).numpy(), other.eval()(x).numpy())
+
+
+@pytest.mark.parametrize("obj, match", [
+    ({"a": {"b": np.ones(1)}}, "holds arrays only"),
+    ({"a": 3}, "holds arrays only"),
+    ({1: np.ones(1)}, "keys must be str"),
+    ([np.ones(1)], "dict of named arrays"),
+    ({"a": np.array(["x"])}, "cannot hold"),
+    ({"a": np.ones(2, dtype=np.complex64)}, "cannot hold"),
+])
+def test_safetensors_refuses_what_it_cannot_hold(obj, match, tmp_path):
+    with pytest.raises(TypeError, match=match):
+        save(obj, tmp_path / "x.safetensors")
+    assert not (tmp_path / "x.safetensors").exists()
+
+
+def st_file(header, data=b"", raw_header=None):
+    text = raw_header if raw_header is not None else json.dumps(header).encode()
+    return len(text).to_bytes(8, "little") + text + data
+
+
+@pytest.mark.parametrize("blob, fragment", [
+    (st_file(None, raw_header=b"{not json"), "header is not JSON"),
+    (st_file(None, raw_header=b'{"a": 1, "a": 2}'), "duplicate key 'a'"),
+    (st_file({"a": {"dtype": "F32", "shape": [2]}}), "exactly 'dtype', 'shape'"),
+    (st_file({"a": {"dtype": "Q9", "shape": [1], "data_offsets": [0, 4]}}, b"0000"),
+     "unknown dtype 'Q9'"),
+    (st_file({"a": {"dtype": "BF16", "shape": [1], "data_offsets": [0, 2]}}, b"00"),
+     "numpy cannot hold"),
+    (st_file({"a": {"dtype": "F32", "shape": [-1], "data_offsets": [0, 4]}}, b"0000"),
+     "non-negative ints"),
+    (st_file({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 4]}}, b"0000"),
+     "needs 8 bytes"),
+    (st_file({"a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]},
+              "b": {"dtype": "F32", "shape": [1], "data_offsets": [2, 6]}}, b"000000"),
+     "gaps or overlaps"),
+    (st_file({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}, b"0000"),
+     "truncated"),
+    (st_file({"a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}, b"00000000"),
+     "cover 4 bytes of data but the file holds 8"),
+    (st_file({"__metadata__": {"k": 1}}), "'__metadata__' must map strings"),
+    (st_file(None, raw_header=b"[1]     "), "JSON list, not an object"),
+    ((10**6).to_bytes(8, "little") + b"{}", "runs past the end"),
+])
+def test_malformed_safetensors_files_are_a_serialization_error(blob, fragment, tmp_path):
+    path = write(tmp_path, blob, "bad.safetensors")
+    with pytest.raises(SerializationError, match=r"bad\.safetensors") as e:
+        load(path)
+    assert fragment in str(e.value)
+
+
+def test_safetensors_metadata_is_accepted_and_dropped(tmp_path):
+    blob = st_file({"__metadata__": {"format": "pt"},
+                    "w": {"dtype": "I64", "shape": [], "data_offsets": [0, 8]}},
+                   (7).to_bytes(8, "little"))
+    assert load(write(tmp_path, blob, "m.safetensors")) == {"w": np.array(7)}
+
+
+def test_safetensors_files_interoperate_with_the_reference_library(tmp_path):
+    st_np = pytest.importorskip("safetensors.numpy")
+    state = {k: np.ascontiguousarray(v) for k, v in st_state().items()}
+    save(state, tmp_path / "ours.safetensors")
+    theirs = st_np.load_file(str(tmp_path / "ours.safetensors"))
+    st_np.save_file(state, str(tmp_path / "theirs.safetensors"))
+    assert (tmp_path / "theirs.safetensors").read_bytes() == \
+        (tmp_path / "ours.safetensors").read_bytes()
+    back = load(tmp_path / "theirs.safetensors")
+    for k, v in state.items():
+        assert theirs[k].dtype == v.dtype and theirs[k].tobytes() == v.tobytes()
+        assert back[k].dtype == v.dtype and back[k].tobytes() == v.tobytes()
+
+
+def test_safetensors_files_interoperate_with_torch(tmp_path):
+    torch = pytest.importorskip("torch")
+    st_torch = pytest.importorskip("safetensors.torch")
+    model = mg.nn.Sequential(mg.nn.Linear(3, 4), mg.nn.BatchNorm1d(4))
+    save(model.state_dict(), tmp_path / "ours.safetensors")
+    tmodel = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4)).double()
+    tmodel.load_state_dict(st_torch.load_file(str(tmp_path / "ours.safetensors")))
+    for k, v in tmodel.state_dict().items():
+        assert np.array_equal(v.numpy(), model.state_dict()[k]), k
+    with torch.no_grad():
+        tmodel[0].weight.mul_(2)
+    st_torch.save_file(tmodel.state_dict(), str(tmp_path / "theirs.safetensors"))
+    back = load(tmp_path / "theirs.safetensors")
+    assert back["1.num_batches_tracked"].dtype == np.int64
+    model.load_state_dict(back)
+    assert np.array_equal(model[0].weight.numpy(), tmodel[0].weight.detach().numpy())
