@@ -139,3 +139,15 @@ __all__ = [
     "SerializationError",
     "save", "load", "functional", "nn", "optim", "data", "explain",
 ]
+
+# Imported on first use, so `import mikagrad` stays fast: `mikagrad.onnx.export`,
+# `mikagrad.interop.to_torch`.
+_LAZY = ("interop", "onnx")
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

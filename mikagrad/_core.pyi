@@ -99,6 +99,10 @@ class Node:
     @property
     def id(self) -> int:
         """An identity-based id, the same for every handle to this node."""
+    @property
+    def attrs(self) -> dict[str, Any]:
+        """The settings of the op that made this node, for exporters (``mikagrad.onnx``):
+        ints, floats, lists of them, and numpy views of the tensors it saved."""
 
     # ---- data and grad as numpy views
     def data(self) -> _Array:

@@ -20,8 +20,8 @@ pub use dtype::DType;
 pub use dtype::{default_float, set_default_float};
 pub use error::{Error, Result};
 pub use node::{
-    is_grad_enabled, live_nodes, set_grad_enabled, BackwardOptions, MadeBy, NoGradGuard, Node,
-    Step, ACCUMULATION,
+    is_grad_enabled, live_nodes, set_grad_enabled, Attr, BackwardOptions, MadeBy, NoGradGuard,
+    Node, Step, ACCUMULATION,
 };
 pub use ops::conv::ConvSpec;
 pub use ops::elementwise::{Binary, Number, Unary};

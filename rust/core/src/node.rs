@@ -48,6 +48,29 @@ pub trait Op: Send + Sync {
     fn is_view(&self) -> bool {
         false
     }
+    /// What the forward used besides its inputs and output shape, for exporters (ONNX):
+    /// dims, strides, saved index tensors. Ops with no settings keep the default.
+    fn attrs(&self) -> Vec<(&'static str, Attr)> {
+        Vec::new()
+    }
+}
+
+/// One setting of a recorded op, as `Op::attrs` reports it.
+#[derive(Clone)]
+pub enum Attr {
+    Int(i64),
+    Ints(Vec<i64>),
+    Float(f64),
+    Floats(Vec<f64>),
+    Str(&'static str),
+    Tensor(Tensor),
+    Tensors(Vec<Tensor>),
+}
+
+impl Attr {
+    pub fn dims(dims: &[usize]) -> Attr {
+        Attr::Ints(dims.iter().map(|&d| d as i64).collect())
+    }
 }
 
 /// One step of a backward pass, as explain mode reports it.
@@ -183,6 +206,10 @@ impl SavedTensor {
             version: tensor.version(),
             tensor,
         }
+    }
+    /// The tensor as it is now, whatever its version (for exporters, not for backward).
+    pub fn peek(&self) -> &Tensor {
+        &self.tensor
     }
     /// The tensor, if unchanged since it was saved; `what` names it for the message.
     pub fn get(&self, op: &'static str, what: &str) -> Result<&Tensor> {
@@ -596,6 +623,10 @@ impl Node {
     }
     pub fn op_name(&self) -> &'static str {
         self.0.op.as_ref().map_or("", |o| o.name())
+    }
+    /// The settings of the op that made this node (empty for a leaf).
+    pub fn op_attrs(&self) -> Vec<(&'static str, Attr)> {
+        self.0.op.as_ref().map_or_else(Vec::new, |o| o.attrs())
     }
     pub fn op_rule(&self) -> &'static str {
         self.0.op.as_ref().map_or("", |o| o.rule())

@@ -525,6 +525,30 @@ impl Node {
     fn id(&self) -> usize {
         self.node.id()
     }
+    /// The settings of the op that made this node, for exporters: ints, floats, lists of
+    /// them, and numpy views of the tensors it saved (an index, a mask).
+    #[getter]
+    fn attrs<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        for (name, attr) in self.node.op_attrs() {
+            match attr {
+                core::Attr::Int(v) => d.set_item(name, v)?,
+                core::Attr::Ints(v) => d.set_item(name, v)?,
+                core::Attr::Float(v) => d.set_item(name, v)?,
+                core::Attr::Floats(v) => d.set_item(name, v)?,
+                core::Attr::Str(v) => d.set_item(name, v)?,
+                core::Attr::Tensor(t) => d.set_item(name, numpy_view(py, &t)?)?,
+                core::Attr::Tensors(ts) => {
+                    let views = ts
+                        .iter()
+                        .map(|t| numpy_view(py, t))
+                        .collect::<PyResult<Vec<_>>>()?;
+                    d.set_item(name, views)?
+                }
+            }
+        }
+        Ok(d)
+    }
 
     // ---- data and grad as numpy views ---------------------------------------------
 

@@ -8,7 +8,7 @@ use rayon::prelude::*;
 use crate::dtype::{DType, Float, Scalar};
 use crate::error::{fmt_shape, Error, Result};
 use crate::layout::checked_numel;
-use crate::node::{Ctx, Node, Op};
+use crate::node::{Attr, Ctx, Node, Op};
 use crate::storage::{try_alloc, Element, Storage};
 use crate::tensor::{with_dtype, Tensor};
 
@@ -26,6 +26,17 @@ pub struct ConvSpec {
 }
 
 impl ConvSpec {
+    /// The settings an exporter needs, for the spatial dims the user's tensors have.
+    fn attrs(&self) -> Vec<(&'static str, Attr)> {
+        let d = self.dims;
+        vec![
+            ("stride", Attr::dims(&self.stride[2 - d..])),
+            ("pad_lo", Attr::dims(&self.pad_lo[2 - d..])),
+            ("pad_hi", Attr::dims(&self.pad_hi[2 - d..])),
+            ("dilation", Attr::dims(&self.dilation[2 - d..])),
+            ("groups", Attr::Int(self.groups as i64)),
+        ]
+    }
     /// Settings from per-dim lists of length `dims` (1 or 2).
     pub fn new(
         op: &'static str,
@@ -301,6 +312,9 @@ struct Conv {
 }
 
 impl Op for Conv {
+    fn attrs(&self) -> Vec<(&'static str, Attr)> {
+        self.spec.attrs()
+    }
     fn name(&self) -> &'static str {
         self.spec.conv_name()
     }
@@ -334,6 +348,9 @@ struct ConvInput {
 }
 
 impl Op for ConvInput {
+    fn attrs(&self) -> Vec<(&'static str, Attr)> {
+        self.spec.attrs()
+    }
     fn name(&self) -> &'static str {
         self.spec.transpose_name()
     }

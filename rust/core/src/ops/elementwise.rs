@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use crate::dtype::{default_float, result_type, Bits, Bool8, DType, Float, Num, Rank, Scalar};
 use crate::error::{Error, Result};
 use crate::layout::{broadcast_shapes, checked_numel, Layout};
-use crate::node::{Ctx, Node, Op, SavedTensor};
+use crate::node::{Attr, Ctx, Node, Op, SavedTensor};
 use crate::storage::{each_storage, try_alloc, Element, Storage};
 use crate::tensor::Tensor;
 
@@ -104,6 +104,12 @@ macro_rules! unary_ops {
             pub fn name(self) -> &'static str {
                 match self {
                     $(Unary::$V { .. } => $name,)*
+                }
+            }
+            /// The op's scalar parameters (a slope, an exponent, bounds), as declared.
+            pub fn params(self) -> Vec<f64> {
+                match self {
+                    $(Unary::$V $(($($p),+))? => vec![$($($p),+)?],)*
                 }
             }
             /// The op called `name` with `params`, if there is one of that arity.
@@ -266,6 +272,9 @@ unary_ops! {
 struct UnaryOp(Unary);
 
 impl Op for UnaryOp {
+    fn attrs(&self) -> Vec<(&'static str, Attr)> {
+        vec![("params", Attr::Floats(self.0.params()))]
+    }
     fn name(&self) -> &'static str {
         self.0.name()
     }
@@ -814,6 +823,9 @@ struct Where {
 }
 
 impl Op for Where {
+    fn attrs(&self) -> Vec<(&'static str, Attr)> {
+        vec![("cond", Attr::Tensor(self.cond.peek().clone()))]
+    }
     fn name(&self) -> &'static str {
         "where"
     }

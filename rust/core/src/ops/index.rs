@@ -6,7 +6,9 @@ use std::sync::Arc;
 use crate::dtype::{Bool8, DType, Num, Scalar};
 use crate::error::{fmt_shape, Error, Result};
 use crate::layout::{broadcast_shapes, checked_numel, wrap_dim, Dims, Layout};
-use crate::node::{check_no_overlap, is_grad_enabled, Ctx, NoGradGuard, Node, Op, SavedTensor};
+use crate::node::{
+    check_no_overlap, is_grad_enabled, Attr, Ctx, NoGradGuard, Node, Op, SavedTensor,
+};
 use crate::ops::shape::ViewStep;
 use crate::storage::{each_storage, try_alloc, try_with_capacity, Storage};
 use crate::tensor::Tensor;
@@ -214,9 +216,26 @@ struct IndexSelect {
     dim: usize,
     idx: Arc<Vec<usize>>,
     merged: Vec<usize>,
+    /// The user's index tensor, when `idx` is one int array read as it is (for exporters,
+    /// which turn it back into an input).
+    source: Option<Tensor>,
 }
 
 impl Op for IndexSelect {
+    fn attrs(&self) -> Vec<(&'static str, Attr)> {
+        let idx = self.idx.iter().map(|&i| i as i64).collect();
+        let mut out = vec![
+            ("dim", Attr::Int(self.dim as i64)),
+            ("merged", Attr::dims(&self.merged)),
+        ];
+        out.extend(
+            Tensor::from_vec::<i64>(idx, &[self.idx.len()])
+                .ok()
+                .map(|t| ("index", Attr::Tensor(t))),
+        );
+        out.extend(self.source.clone().map(|t| ("source", Attr::Tensor(t))));
+        out
+    }
     fn name(&self) -> &'static str {
         "index"
     }
@@ -257,6 +276,12 @@ struct Gather {
 }
 
 impl Op for Gather {
+    fn attrs(&self) -> Vec<(&'static str, Attr)> {
+        vec![
+            ("dim", Attr::Int(self.dim as i64)),
+            ("index", Attr::Tensor(self.index.peek().clone())),
+        ]
+    }
     fn name(&self) -> &'static str {
         "gather"
     }
@@ -449,7 +474,7 @@ impl Node {
         let shape = self.shape().to_vec();
         let mut out = shape.clone();
         out[dim] = idx.len();
-        self.select_merged(&shape, dim, idx, &out)
+        self.select_merged(&shape, dim, idx, &out, None)
     }
 
     /// `select_at` on the input reshaped to `merged`, the result reshaped to `out`.
@@ -459,6 +484,7 @@ impl Node {
         dim: usize,
         idx: Arc<Vec<usize>>,
         out: &[usize],
+        source: Option<Tensor>,
     ) -> Result<Node> {
         let t = self
             .tensor()
@@ -469,6 +495,7 @@ impl Node {
             dim,
             idx,
             merged: merged.to_vec(),
+            source,
         };
         Ok(Node::from_op(t, op, vec![self.clone()]))
     }
@@ -731,7 +758,14 @@ fn advanced(viewed: Node, adv: Vec<Advanced>) -> Result<Node> {
         .copied()
         .collect();
     let oshape: Vec<usize> = outer.iter().chain(&bshape).chain(inner).copied().collect();
-    src.select_merged(&mshape, first, Arc::new(flat), &oshape)
+    let source = match adv.as_slice() {
+        [Advanced {
+            idx: Entries::Ints { t, .. },
+            ..
+        }] => Some(t.clone()),
+        _ => None,
+    };
+    src.select_merged(&mshape, first, Arc::new(flat), &oshape, source)
 }
 
 /// Adds `term` of each entry of `src` (through the broadcast offsets `offs`, if any) into

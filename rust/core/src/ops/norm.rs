@@ -5,7 +5,7 @@ use rayon::prelude::*;
 
 use crate::dtype::{Float, Scalar};
 use crate::error::{fmt_shape, Error, Result};
-use crate::node::{Ctx, Node, Op};
+use crate::node::{Attr, Ctx, Node, Op};
 use crate::storage::{try_alloc, Storage};
 use crate::tensor::{with_dtype, Tensor};
 use crate::Unary;
@@ -20,6 +20,14 @@ struct BatchNorm {
 }
 
 impl Op for BatchNorm {
+    fn attrs(&self) -> Vec<(&'static str, Attr)> {
+        let mut out = vec![("eps", Attr::Float(self.eps))];
+        if let Some((mean, var)) = &self.fixed {
+            out.push(("mean", Attr::Tensor(mean.clone())));
+            out.push(("var", Attr::Tensor(var.clone())));
+        }
+        out
+    }
     fn name(&self) -> &'static str {
         "batch_norm"
     }

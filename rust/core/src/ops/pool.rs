@@ -11,7 +11,7 @@ use rayon::prelude::*;
 
 use crate::dtype::{Float, Scalar};
 use crate::error::{fmt_shape, Error, Result};
-use crate::node::{Ctx, Node, Op, SavedTensor};
+use crate::node::{Attr, Ctx, Node, Op, SavedTensor};
 use crate::storage::{try_alloc, Storage};
 use crate::tensor::{with_dtype, Tensor};
 
@@ -174,9 +174,28 @@ struct MaxPool {
     name: &'static str,
     index: SavedTensor,
     in_shape: Vec<usize>,
+    /// The windows of `max_pool` (empty for the adaptive one), for exporters.
+    windows: Vec<Window>,
 }
 
 impl Op for MaxPool {
+    fn attrs(&self) -> Vec<(&'static str, Attr)> {
+        if self.windows.is_empty() {
+            return Vec::new();
+        }
+        let each =
+            |f: fn(&Window) -> usize| Attr::dims(&self.windows.iter().map(f).collect::<Vec<_>>());
+        vec![
+            ("kernel", each(|w| w.kernel)),
+            ("stride", each(|w| w.stride)),
+            ("padding", each(|w| w.padding)),
+            ("dilation", each(|w| w.dilation)),
+            (
+                "ceil_mode",
+                Attr::Int(self.windows.iter().any(|w| w.ceil_mode) as i64),
+            ),
+        ]
+    }
     fn name(&self) -> &'static str {
         self.name
     }
@@ -222,7 +241,7 @@ impl Node {
                 Ok(Taps::from_rows(len, rows))
             })
             .collect::<Result<Vec<_>>>()?;
-        self.max_pool_taps(op, &maps)
+        self.max_pool_taps(op, &maps, windows.to_vec())
     }
 
     /// `adaptive_max_pool1d`/`2d` to the spatial size `out`.
@@ -234,10 +253,15 @@ impl Node {
         )?;
         let sp = spatial(op, &self.shape(), out.len())?;
         let maps = adaptive_taps(op, &sp, out)?;
-        self.max_pool_taps(op, &maps)
+        self.max_pool_taps(op, &maps, Vec::new())
     }
 
-    fn max_pool_taps(&self, op: &'static str, maps: &[Taps]) -> Result<(Node, Tensor)> {
+    fn max_pool_taps(
+        &self,
+        op: &'static str,
+        maps: &[Taps],
+        windows: Vec<Window>,
+    ) -> Result<(Node, Tensor)> {
         let shape = self.shape();
         let dims = maps.len();
         let lead: Vec<usize> = shape[..shape.len() - dims].to_vec();
@@ -317,6 +341,7 @@ impl Node {
                 name: op,
                 index: SavedTensor::new(idx),
                 in_shape: shape.to_vec(),
+                windows,
             },
             vec![self.clone()],
         );
@@ -333,9 +358,28 @@ struct Resample {
     names: (&'static str, &'static str),
     maps: Arc<Vec<Taps>>,
     transpose: bool,
+    /// What goes where a position has no taps (constant padding's value).
+    fill: f64,
 }
 
 impl Op for Resample {
+    fn attrs(&self) -> Vec<(&'static str, Attr)> {
+        // Each dim's taps as a dense (out, len) matrix: out = M @ x along that dim.
+        let maps = self.maps.iter().filter_map(|m| {
+            let mut dense = vec![0.0f64; m.out * m.len];
+            for r in 0..m.out {
+                for (i, w) in m.row(r) {
+                    dense[r * m.len + i] += w;
+                }
+            }
+            Tensor::from_vec(dense, &[m.out, m.len]).ok()
+        });
+        vec![
+            ("maps", Attr::Tensors(maps.collect())),
+            ("transpose", Attr::Int(self.transpose as i64)),
+            ("fill", Attr::Float(self.fill)),
+        ]
+    }
     fn name(&self) -> &'static str {
         if self.transpose {
             self.names.1
@@ -434,6 +478,7 @@ impl Node {
                 names,
                 maps,
                 transpose,
+                fill,
             },
             vec![self.clone()],
         ))

@@ -5,7 +5,7 @@ use std::cmp::Ordering;
 use crate::dtype::{DType, Float, Num, Scalar};
 use crate::error::{fmt_shape, Error, Result};
 use crate::layout::{wrap_dim, wrap_dims};
-use crate::node::{Ctx, Node, Op};
+use crate::node::{Attr, Ctx, Node, Op};
 use crate::ops::elementwise::{Binary, Unary};
 use crate::storage::{each_storage, try_alloc};
 
@@ -297,6 +297,9 @@ struct Sum {
 }
 
 impl Op for Sum {
+    fn attrs(&self) -> Vec<(&'static str, Attr)> {
+        vec![("dims", Attr::dims(&self.dims))]
+    }
     fn name(&self) -> &'static str {
         "sum"
     }
@@ -321,6 +324,9 @@ struct Extreme {
 }
 
 impl Op for Extreme {
+    fn attrs(&self) -> Vec<(&'static str, Attr)> {
+        vec![("dims", Attr::dims(&self.dims))]
+    }
     fn name(&self) -> &'static str {
         self.name
     }
@@ -492,6 +498,12 @@ struct Moment {
 }
 
 impl Op for Moment {
+    fn attrs(&self) -> Vec<(&'static str, Attr)> {
+        vec![
+            ("dims", Attr::dims(&self.dims)),
+            ("correction", Attr::Float(self.correction)),
+        ]
+    }
     fn name(&self) -> &'static str {
         self.name
     }
@@ -570,6 +582,9 @@ struct LogSumExp {
 }
 
 impl Op for LogSumExp {
+    fn attrs(&self) -> Vec<(&'static str, Attr)> {
+        vec![("dims", Attr::dims(&self.dims))]
+    }
     fn name(&self) -> &'static str {
         "logsumexp"
     }
@@ -599,6 +614,9 @@ struct Softmax {
 }
 
 impl Op for Softmax {
+    fn attrs(&self) -> Vec<(&'static str, Attr)> {
+        vec![("dim", Attr::Int(self.dim as i64))]
+    }
     fn name(&self) -> &'static str {
         "softmax"
     }
@@ -618,6 +636,9 @@ struct LogSoftmax {
 }
 
 impl Op for LogSoftmax {
+    fn attrs(&self) -> Vec<(&'static str, Attr)> {
+        vec![("dim", Attr::Int(self.dim as i64))]
+    }
     fn name(&self) -> &'static str {
         "log_softmax"
     }
@@ -796,6 +817,9 @@ struct CumSum {
 }
 
 impl Op for CumSum {
+    fn attrs(&self) -> Vec<(&'static str, Attr)> {
+        vec![("dim", Attr::Int(self.dim as i64))]
+    }
     fn name(&self) -> &'static str {
         "cumsum"
     }

@@ -2,7 +2,7 @@
 use crate::dtype::DType;
 use crate::error::{fmt_shape, Error, Result};
 use crate::layout::{wrap_dim, Dims, Layout};
-use crate::node::{Ctx, Node, Op};
+use crate::node::{Attr, Ctx, Node, Op};
 use crate::tensor::Tensor;
 
 struct Reshape {
@@ -29,6 +29,9 @@ struct Permute {
 }
 
 impl Op for Permute {
+    fn attrs(&self) -> Vec<(&'static str, Attr)> {
+        vec![("perm", Attr::dims(&self.perm))]
+    }
     fn is_view(&self) -> bool {
         true
     }
@@ -299,6 +302,23 @@ struct View {
 }
 
 impl Op for View {
+    fn attrs(&self) -> Vec<(&'static str, Attr)> {
+        // Five ints per step: kind (0 slice, 1 select, 2 unsqueeze), then its numbers.
+        let mut flat = Vec::with_capacity(5 * self.steps.len());
+        for s in &self.steps {
+            flat.extend(match *s {
+                ViewStep::Slice {
+                    dim,
+                    start,
+                    len,
+                    step,
+                } => [0, dim as i64, start as i64, len as i64, step as i64],
+                ViewStep::Select { dim, index } => [1, dim as i64, index as i64, 0, 0],
+                ViewStep::Unsqueeze { dim } => [2, dim as i64, 0, 0, 0],
+            });
+        }
+        vec![("steps", Attr::Ints(flat))]
+    }
     fn is_view(&self) -> bool {
         true
     }
@@ -407,6 +427,9 @@ struct Cat {
 }
 
 impl Op for Cat {
+    fn attrs(&self) -> Vec<(&'static str, Attr)> {
+        vec![("dim", Attr::Int(self.dim as i64))]
+    }
     fn name(&self) -> &'static str {
         "cat"
     }

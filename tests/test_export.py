@@ -1,0 +1,451 @@
+"""Taking a model further: to_torch/from_torch (bit-exact round trips, outputs, optimizer
+state) and ONNX export run in onnxruntime. Each part skips without its optional package."""
+
+import io
+
+import numpy as np
+import pytest
+
+import mikagrad as mg
+from mikagrad import nn
+
+BATCHES = [1, 7]
+
+
+class Block(nn.Module):
+    """Embedding, LayerNorm and self-attention with a residual, then a vocabulary head."""
+
+    def __init__(self, vocab=11, embed=8, heads=2):
+        super().__init__()
+        self.emb = nn.Embedding(vocab, embed)
+        self.ln = nn.LayerNorm(embed)
+        self.attn = nn.MultiheadAttention(embed, heads, batch_first=True)
+        self.head = nn.Linear(embed, vocab)
+
+    def forward(self, idx):
+        x = self.emb(idx)
+        h = self.ln(x)
+        a, _ = self.attn(h, h, h, need_weights=False)
+        return self.head(x + a).log_softmax(-1)
+
+
+def torch_block(torch, vocab=11, embed=8, heads=2):
+    class TorchBlock(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb = torch.nn.Embedding(vocab, embed)
+            self.ln = torch.nn.LayerNorm(embed)
+            self.attn = torch.nn.MultiheadAttention(embed, heads, batch_first=True)
+            self.head = torch.nn.Linear(embed, vocab)
+
+        def forward(self, idx):
+            x = self.emb(idx)
+            h = self.ln(x)
+            a, _ = self.attn(h, h, h, need_weights=False)
+            return self.head(x + a).log_softmax(-1)
+
+    return TorchBlock()
+
+
+ACTIVATIONS = [nn.ReLU(), nn.Tanh(), nn.Sigmoid(), nn.GELU(), nn.SiLU(), nn.LeakyReLU(0.2),
+               nn.Softmax(-1), nn.LogSoftmax(-1)]
+
+
+def models():
+    """(name, builder, input maker) for each model of the issue."""
+    rng = np.random.default_rng(0)
+
+    def floats(*shape):
+        return lambda b: mg.tensor(rng.standard_normal((b, *shape)).astype(np.float32))
+
+    def mlp():
+        return nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Dropout(0.1), nn.Linear(16, 4))
+
+    def micrograd_mlp():
+        return nn.MLP(6, [16, 16, 4])
+
+    def cnn():
+        return nn.Sequential(
+            nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(4, 6, 3, stride=1, padding=1, groups=2), nn.AvgPool2d(2),
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(6, 3))
+
+    def activations():
+        return nn.Sequential(*[m for a in ACTIVATIONS for m in (nn.Linear(5, 5), a)])
+
+    def block():
+        return Block()
+
+    def tokens(b):
+        return mg.tensor(rng.integers(0, 11, size=(b, 5)))
+
+    return [("mlp", mlp, floats(6)), ("micrograd_mlp", micrograd_mlp, floats(6)),
+            ("cnn", cnn, floats(1, 8, 8)), ("activations", activations, floats(5)),
+            ("block", block, tokens)]
+
+
+MODELS = models()
+IDS = [m[0] for m in MODELS]
+
+
+def build(builder):
+    """The model in float32 (torch's default), seeded, in eval mode."""
+    mg.manual_seed(0)
+    old = mg.get_default_dtype()
+    mg.set_default_dtype(mg.float32)
+    try:
+        model = builder()
+    finally:
+        mg.set_default_dtype(old)
+    return model.eval()
+
+
+def warm(model, make_input):
+    """Moves BatchNorm's running statistics off their defaults, so the test sees them."""
+    model.train()
+    model(make_input(7))
+    return model.eval()
+
+
+# ---- PyTorch -----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def torch():
+    return pytest.importorskip("torch")
+
+
+def to_torch_model(model, torch):
+    from mikagrad.interop import to_torch
+
+    return to_torch(model, into=torch_block(torch)) if isinstance(model, Block) else \
+        to_torch(model)
+
+
+def from_torch_model(tmodel, like):
+    from mikagrad.interop import from_torch
+
+    if isinstance(like, (Block, nn.MLP)):
+        return from_torch(tmodel, into=build(type(like) if isinstance(like, Block)
+                                             else lambda: nn.MLP(6, [16, 16, 4])))
+    return from_torch(tmodel)
+
+
+def torch_input(torch, x):
+    return torch.from_numpy(x.numpy().copy())
+
+
+@pytest.mark.parametrize("name, builder, make_input", MODELS, ids=IDS)
+def test_round_trip_through_torch_is_bit_exact(name, builder, make_input, torch):
+    model = warm(build(builder), make_input)
+    tmodel = to_torch_model(model, torch)
+    back = from_torch_model(tmodel, model)
+    a, b = model.state_dict(), back.state_dict()
+    assert list(a) == list(b)
+    for k in a:
+        assert a[k].dtype == b[k].dtype and a[k].tobytes() == b[k].tobytes(), k
+    for batch in BATCHES:
+        x = make_input(batch)
+        assert model(x).numpy().tobytes() == back(x).numpy().tobytes()
+
+
+@pytest.mark.parametrize("name, builder, make_input", MODELS, ids=IDS)
+def test_torch_outputs_agree(name, builder, make_input, torch):
+    model = warm(build(builder), make_input)
+    tmodel = to_torch_model(model, torch)
+    assert not tmodel.training
+    tkeys = set(tmodel.state_dict())
+    if name != "micrograd_mlp":
+        assert set(model.state_dict()) == tkeys  # torch's keys
+    for batch in BATCHES:
+        x = make_input(batch)
+        with torch.no_grad():
+            want = tmodel(torch_input(torch, x)).numpy()
+        got = model(x).numpy()
+        assert got.dtype == want.dtype == np.float32
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_state_dict_keys_and_dtypes_are_torchs(torch):
+    model = nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3))
+    from mikagrad.interop import to_torch
+
+    tmodel = to_torch(model)
+    assert isinstance(tmodel, torch.nn.Sequential)
+    assert isinstance(tmodel[0], torch.nn.Linear) and isinstance(tmodel[1], torch.nn.BatchNorm1d)
+    sd = tmodel.state_dict()
+    assert list(sd) == list(model.state_dict())
+    assert sd["0.weight"].dtype == torch.float64  # MikaGrad's default dtype is kept
+    assert sd["1.num_batches_tracked"].dtype == torch.int64
+    assert isinstance(tmodel[0].weight, torch.nn.Parameter) and tmodel[0].weight.requires_grad
+
+
+def test_micrograd_layers_become_linear_and_relu(torch):
+    from mikagrad.interop import to_torch
+
+    tmodel = to_torch(nn.MLP(2, [4, 1]))
+    assert [type(m).__name__ for m in tmodel] == ["Linear", "ReLU", "Linear"]
+    assert list(tmodel.state_dict()) == ["0.weight", "0.bias", "2.weight", "2.bias"]
+
+
+def test_torch_modules_come_back_as_ours(torch):
+    from mikagrad.interop import from_torch
+
+    tmodel = torch.nn.Sequential(torch.nn.Conv1d(2, 3, 3, padding=1), torch.nn.GroupNorm(1, 3),
+                                 torch.nn.SiLU(), torch.nn.Flatten(), torch.nn.Linear(15, 2))
+    model = from_torch(tmodel)
+    assert [type(m).__name__ for m in model] == ["Conv1d", "GroupNorm", "SiLU", "Flatten",
+                                                 "Linear"]
+    x = np.random.default_rng(1).standard_normal((4, 2, 5)).astype(np.float32)
+    with torch.no_grad():
+        want = tmodel(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(model(mg.tensor(x)).numpy(), want, rtol=1e-5, atol=1e-6)
+
+
+def test_unsupported_modules_are_named(torch):
+    from mikagrad.interop import from_torch, to_torch
+
+    with pytest.raises(TypeError, match=r"torch\.nn\.modules\.rnn\.LSTM has no counterpart"):
+        from_torch(torch.nn.Sequential(torch.nn.LSTM(2, 2)))
+    with pytest.raises(TypeError, match=r"test_export\.Block has no counterpart.*into="):
+        to_torch(Block())
+    with pytest.raises(ValueError, match="approximate='tanh'"):
+        from_torch(torch.nn.GELU(approximate="tanh"))
+    with pytest.raises(KeyError, match="lacks"):
+        to_torch(nn.Linear(2, 2), into=torch.nn.Sequential(torch.nn.Linear(2, 2)))
+
+
+@pytest.mark.parametrize("make_opt", [
+    lambda ps: mg.optim.SGD(ps, lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.01),
+    lambda ps: mg.optim.Adam(ps, lr=0.01, betas=(0.8, 0.99), amsgrad=True),
+    lambda ps: mg.optim.AdamW(ps, lr=0.01, weight_decay=0.1),
+], ids=["sgd", "adam", "adamw"])
+def test_training_resumes_in_torch_and_back(make_opt, torch):
+    """Two steps here, then the next step in torch matches the next step here, and the
+    optimizer state comes back to MikaGrad intact."""
+    from mikagrad.interop import from_torch, to_torch
+
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((8, 6))
+    y = rng.integers(0, 4, size=8)
+    mg.manual_seed(0)
+    model = nn.MLP(6, [5, 4])  # float64, and Layer's w is torch's weight transposed
+    opt = make_opt(model.parameters())
+
+    def step_ours(m, o):
+        o.zero_grad()
+        mg.functional.cross_entropy(m(mg.tensor(x)), mg.tensor(y)).backward()
+        o.step()
+
+    for _ in range(2):
+        step_ours(model, opt)
+    tmodel = to_torch(model)
+    topt = to_torch(opt, model, tmodel)
+    back = from_torch(tmodel, into=nn.MLP(6, [5, 4]))
+    opt_back = from_torch(topt, tmodel, back)
+    for ka, kb in zip(opt.state_dict()["state"].values(), opt_back.state_dict()["state"].values()):
+        assert set(ka) == set(kb)
+        for k in ka:
+            assert np.array_equal(ka[k], kb[k]), k
+
+    topt.zero_grad()
+    torch.nn.functional.cross_entropy(tmodel(torch.from_numpy(x)), torch.from_numpy(y)).backward()
+    topt.step()
+    step_ours(model, opt)
+    step_ours(back, opt_back)
+    for k, v in model.state_dict().items():
+        tk = {"layers.0.w": "0.weight", "layers.0.b": "0.bias",
+              "layers.1.w": "2.weight", "layers.1.b": "2.bias"}[k]
+        t = tmodel.state_dict()[tk].numpy()
+        np.testing.assert_allclose(v, t.T if k.endswith(".w") else t, rtol=1e-12, atol=1e-12)
+        np.testing.assert_array_equal(v, back.state_dict()[k])
+
+
+def test_safetensors_of_a_model_load_in_torch(torch, tmp_path):
+    pytest.importorskip("safetensors")
+    from safetensors.torch import load_file, save_file
+
+    from mikagrad.interop import to_torch
+
+    name, builder, make_input = MODELS[2]  # the CNN
+    model = warm(build(builder), make_input)
+    mg.save(model.state_dict(), tmp_path / "cnn.safetensors")
+    tmodel = to_torch(build(builder))
+    tmodel.load_state_dict(load_file(str(tmp_path / "cnn.safetensors")))
+    x = make_input(7)
+    with torch.no_grad():
+        np.testing.assert_allclose(tmodel.eval()(torch_input(torch, x)).numpy(),
+                                   model(x).numpy(), rtol=1e-5, atol=1e-6)
+    save_file(tmodel.state_dict(), str(tmp_path / "back.safetensors"))
+    other = build(builder)
+    other.load_state_dict(mg.load(tmp_path / "back.safetensors"))
+    assert other(x).numpy().tobytes() == model(x).numpy().tobytes()
+
+
+# ---- ONNX --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def ort():
+    pytest.importorskip("onnx")
+    return pytest.importorskip("onnxruntime")
+
+
+def run_onnx(ort, proto, feeds):
+    sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    return sess.run(None, feeds)
+
+
+@pytest.mark.parametrize("name, builder, make_input", MODELS, ids=IDS)
+def test_onnx_export_runs_in_onnxruntime(name, builder, make_input, ort, tmp_path):
+    from mikagrad.onnx import export
+
+    model = warm(build(builder), make_input)
+    path = tmp_path / f"{name}.onnx"
+    proto = export(model, make_input(3), path, input_names=["x"], output_names=["y"],
+                   dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}})
+    assert path.read_bytes() == proto.SerializeToString()
+    assert proto.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
+    for batch in BATCHES:
+        x = make_input(batch)
+        (got,) = run_onnx(ort, proto, {"x": x.numpy()})
+        np.testing.assert_allclose(got, model(x).numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_onnx_initializers_are_named_by_state_dict_keys(ort):
+    from mikagrad.onnx import export
+
+    model = nn.Sequential(nn.Linear(3, 2))
+    proto = export(model, mg.randn(2, 3), io.BytesIO())
+    assert {i.name for i in proto.graph.initializer} >= {"0.weight", "0.bias"}
+    assert [i.name for i in proto.graph.input] == ["input"]
+    assert [o.name for o in proto.graph.output] == ["output"]
+
+
+def test_onnx_common_tensor_ops(ort):
+    from mikagrad.onnx import export
+
+    class Ops(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = mg.Value(np.linspace(-1, 1, 12).reshape(3, 4))
+
+        def forward(self, x, idx):
+            h = x @ self.w                                   # (B, 4)
+            parts = [h[:, :2].exp(), h[:, 2:].abs().sqrt(), h.sum(1, keepdim=True),
+                     h.mean(-1, keepdim=True), h.amax(1, keepdim=True), h.var(1, keepdim=True),
+                     h.std(1, keepdim=True), h.clamp(-0.5, 0.5), (h * 2 - 1) / 3,
+                     h.pow(2), h.softmax(-1), h.logsumexp(1, keepdim=True),
+                     h.cumsum(1), mg.maximum(h, h.T.T * 0.5)]
+            out = mg.cat(parts, dim=1)
+            out = out.reshape(x.shape[0], -1, 2).transpose(1, 2).flatten(1)
+            picked = self.w[idx]                             # (B, 4) from an int input
+            return out, picked.unsqueeze(1).expand(-1, 3, -1)
+
+    model = Ops()
+    rng = np.random.default_rng(3)
+    mk = lambda b: (mg.tensor(rng.standard_normal((b, 3))),  # noqa: E731
+                    mg.tensor(rng.integers(-3, 3, size=b)))
+    proto = export(model, mk(4), io.BytesIO(), input_names=["x", "idx"],
+                   output_names=["out", "picked"],
+                   dynamic_axes={"x": [0], "idx": [0], "out": [0], "picked": [0]})
+    for b in BATCHES:
+        x, idx = mk(b)
+        got = run_onnx(ort, proto, {"x": x.numpy(), "idx": idx.numpy()})
+        want = model(x, idx)
+        for g, w in zip(got, want):
+            np.testing.assert_allclose(g, w.numpy(), rtol=1e-5, atol=1e-8)
+
+
+def test_onnx_padding_resizing_and_transposed_convs(ort):
+    from mikagrad.onnx import export
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.up = nn.ConvTranspose2d(2, 3, 3, stride=2, padding=1, output_padding=1)
+            self.conv = nn.Conv2d(3, 2, 3, padding=1, padding_mode="reflect")
+
+        def forward(self, x):
+            x = mg.functional.pad(x, (1, 2, 0, 1), value=0.5)
+            x = self.conv(self.up(x))
+            x = mg.functional.interpolate(x, scale_factor=2, mode="bilinear")
+            return mg.functional.max_pool2d(x, 3, stride=2, padding=1)
+
+    model = build(Net)  # float32: onnxruntime's ConvTranspose has no float64 kernel
+    rng = np.random.default_rng(4)
+    x32 = lambda b: mg.tensor(rng.standard_normal((b, 2, 5, 4)).astype(np.float32))  # noqa: E731
+    proto = export(model, x32(2), io.BytesIO(), dynamic_axes={"input": [0], "output": [0]})
+    for b in BATCHES:
+        x = x32(b)
+        (got,) = run_onnx(ort, proto, {"input": x.numpy()})
+        np.testing.assert_allclose(got, model(x).numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_onnx_op_without_a_mapping_is_named(ort):
+    from mikagrad.onnx import ExportError, export
+
+    class Odd(nn.Module):
+        def forward(self, x):
+            return x.tanh().erfinv()
+
+    with pytest.raises(ExportError, match="op 'erfinv' has no ONNX mapping"):
+        export(Odd(), mg.randn(2, 3), io.BytesIO())
+
+
+def test_onnx_refuses_to_freeze_a_value_dependent_tensor(ort):
+    from mikagrad.onnx import ExportError, export
+
+    class Masked(nn.Module):
+        def forward(self, x):
+            return mg.where(x.detach() > 0, x, x * 0.1)
+
+    with pytest.raises(ExportError, match="computed from the input's values"):
+        export(Masked(), mg.randn(4, 3), io.BytesIO())
+
+
+def test_onnx_refuses_a_constant_that_follows_a_dynamic_size(ort):
+    from mikagrad.onnx import ExportError, export
+
+    class Pool(nn.Module):
+        def forward(self, x):
+            return x.mean(1)  # sum times 1/n: n is baked into the op
+
+    export(Pool(), mg.randn(4, 3), io.BytesIO(), dynamic_axes={"input": [0], "output": [0]})
+    with pytest.raises(ExportError, match="setting 'params'.*depends on the input's size"):
+        export(Pool(), mg.randn(4, 3), io.BytesIO(), dynamic_axes={"input": [1]})
+
+
+def test_onnx_without_a_dynamic_axis_fixes_the_size(ort):
+    from mikagrad.onnx import ExportError, export
+
+    class Flat(nn.Module):
+        def forward(self, x):
+            return x.reshape(-1)
+
+    proto = export(Flat(), mg.randn(4, 3), io.BytesIO())
+    assert [d.dim_value for d in proto.graph.input[0].type.tensor_type.shape.dim] == [4, 3]
+    with pytest.raises(ExportError, match="name it in dynamic_axes"):
+        export(Flat(), mg.randn(4, 3), io.BytesIO(), dynamic_axes={"input": [0]})
+
+
+def test_onnx_argument_errors(ort):
+    from mikagrad.onnx import export
+
+    model = nn.Linear(2, 2)
+    with pytest.raises(ValueError, match="opset must be between 13 and 20"):
+        export(model, mg.randn(1, 2), io.BytesIO(), opset=9)
+    with pytest.raises(TypeError, match="example input 0 is a ndarray"):
+        export(model, np.ones((1, 2)), io.BytesIO())
+    with pytest.raises(ValueError, match="2 input_names for 1 inputs"):
+        export(model, mg.randn(1, 2), io.BytesIO(), input_names=["a", "b"])
+    with pytest.raises(ValueError, match="neither inputs nor outputs"):
+        export(model, mg.randn(1, 2), io.BytesIO(), dynamic_axes={"x": [0]})
+
+
+def test_export_leaves_the_model_in_its_mode(ort):
+    from mikagrad.onnx import export
+
+    model = nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.5)).train()
+    export(model, mg.randn(3, 2), io.BytesIO())
+    assert model.training and model[1].training
