@@ -529,17 +529,32 @@ def _resample(c: _Ctx) -> str:
 
 @_handles("batch_norm")
 def _batch_norm(c: _Ctx) -> str:
+    """Running statistics: ONNX's BatchNormalization. Batch statistics (instance norm, or
+    ``track_running_stats=False``): the biased mean and variance over all dims but 1."""
     g = c.g
-    if "mean" not in c.attrs:
-        raise c.fail("batch statistics (training mode); export runs the model in eval()")
     x = c.ins[0]
     ch = c.in_shapes[0][1]
     rest = c.ins[1:]
-    w = rest[0] if len(rest) > 0 else g.const(np.ones(ch, dtype=c.dtype))
-    b = rest[1] if len(rest) > 1 else g.const(np.zeros(ch, dtype=c.dtype))
-    mean = g.const(np.asarray(c.attrs["mean"], dtype=c.dtype))
-    var = g.const(np.asarray(c.attrs["var"], dtype=c.dtype))
-    return g.add("BatchNormalization", [x, w, b, mean, var], epsilon=float(c.attrs["eps"]))
+    w = rest[0] if len(rest) > 0 else None
+    b = rest[1] if len(rest) > 1 else None
+    eps = float(c.attrs["eps"])
+    if "mean" in c.attrs:
+        mean = g.const(np.asarray(c.attrs["mean"], dtype=c.dtype))
+        var = g.const(np.asarray(c.attrs["var"], dtype=c.dtype))
+        ones, zeros = np.ones(ch, dtype=c.dtype), np.zeros(ch, dtype=c.dtype)
+        return g.add("BatchNormalization", [x, w or g.const(ones), b or g.const(zeros), mean,
+                                            var], epsilon=eps)
+    axes = [0, *range(2, len(c.shape))]
+    centred = g.add("Sub", [x, g.reduce("ReduceMean", x, axes, True)])
+    var = g.reduce("ReduceMean", g.add("Mul", [centred, centred]), axes, True)
+    std = g.add("Sqrt", [g.add("Add", [var, g.const(np.array(eps, dtype=c.dtype))])])
+    out = g.add("Div", [centred, std])
+    shape = [ch] + [1] * (len(c.shape) - 2)
+    if w is not None:
+        out = g.add("Mul", [out, g.reshape(w, shape)])
+    if b is not None:
+        out = g.add("Add", [out, g.reshape(b, shape)])
+    return out
 
 
 # ---- export ------------------------------------------------------------------------------
@@ -669,7 +684,8 @@ def export(model: Any, example_inputs: Any, path: Any, input_names: Sequence[str
                         "freeze it")
                 names[node.id] = g.const(np.array(arr))
             continue
-        handler = _HANDLERS.get(node.op)
+        # An in-place op's result written into its Value's memory is that result.
+        handler = _identity if "written" in node.attrs else _HANDLERS.get(node.op)
         if handler is None:
             raise ExportError(f"export: op '{node.op}' has no ONNX mapping (output shape "
                               f"{tuple(node.shape)})")

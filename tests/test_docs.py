@@ -23,7 +23,7 @@ import mikagrad
 PKG = Path(mikagrad.__file__).resolve().parent
 ROOT = PKG.parent
 # Modules whose examples would train or plot for long; they are run by their own tests.
-SKIP_MODULES = {"mikagrad.demo", "mikagrad.demo_cnn"}
+SKIP_MODULES = {"mikagrad.demo", "mikagrad.demo_cnn", "mikagrad.demo_export"}
 PUBLIC_MODULES = sorted(
     f"mikagrad.{m.name}" for m in pkgutil.iter_modules([str(PKG)])
     if not m.name.startswith("_") and f"mikagrad.{m.name}" not in SKIP_MODULES

@@ -357,6 +357,30 @@ def test_onnx_common_tensor_ops(ort):
             np.testing.assert_allclose(g, w.numpy(), rtol=1e-5, atol=1e-8)
 
 
+def test_onnx_functional_activations_and_attention(ort):
+    from mikagrad.onnx import export
+
+    F = mg.functional
+
+    class Acts(nn.Module):
+        def forward(self, x):
+            q = x.reshape(x.shape[0], 2, 3, 2)
+            att = F.scaled_dot_product_attention(q, q, q)
+            parts = [F.softplus(x), F.mish(x), F.logsigmoid(x), F.silu(x), F.gelu(x),
+                     F.leaky_relu(x, 0.3), x.relu(), x.sigmoid(), x.tanh(), x.neg().exp(),
+                     (x.abs() + 1).log(), x.sign(), x.sin(), x.cos(), (x * x + 1).reciprocal(),
+                     F.layer_norm(x, (12,)), att.flatten(1)]
+            return mg.cat(parts, 1)
+
+    rng = np.random.default_rng(7)  # float32: onnxruntime has no float64 Softplus
+    x32 = lambda b: mg.tensor((rng.standard_normal((b, 12)) * 3).astype(np.float32))  # noqa: E731
+    proto = export(Acts(), x32(3), io.BytesIO(), dynamic_axes={"input": [0], "output": [0]})
+    for b in BATCHES:
+        x = x32(b)
+        (got,) = run_onnx(ort, proto, {"input": x.numpy()})
+        np.testing.assert_allclose(got, Acts()(x).numpy(), rtol=1e-5, atol=1e-5)
+
+
 def test_onnx_padding_resizing_and_transposed_convs(ort):
     from mikagrad.onnx import export
 
@@ -380,6 +404,27 @@ def test_onnx_padding_resizing_and_transposed_convs(ort):
         x = x32(b)
         (got,) = run_onnx(ort, proto, {"input": x.numpy()})
         np.testing.assert_allclose(got, model(x).numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_onnx_in_place_ops_in_forward(ort):
+    from mikagrad.onnx import export
+
+    class InPlace(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(3, 3)
+
+        def forward(self, x):
+            h = self.lin(x)
+            h.relu_()
+            h.mul_(2)
+            return h
+
+    model = InPlace()
+    proto = export(model, mg.randn(2, 3), io.BytesIO())
+    x = mg.randn(2, 3)
+    (got,) = run_onnx(ort, proto, {"input": x.numpy()})
+    np.testing.assert_allclose(got, model(x).numpy(), rtol=1e-12)
 
 
 def test_onnx_op_without_a_mapping_is_named(ort):
@@ -449,3 +494,120 @@ def test_export_leaves_the_model_in_its_mode(ort):
     model = nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.5)).train()
     export(model, mg.randn(3, 2), io.BytesIO())
     assert model.training and model[1].training
+
+
+# ---- every layer on its own --------------------------------------------------------------
+
+
+def _f(*shape):
+    return lambda rng, b: mg.tensor(rng.standard_normal((b, *shape)).astype(np.float32))
+
+
+LAYERS = [
+    (lambda: nn.Linear(4, 3, bias=False), _f(4)),
+    (lambda: nn.Conv1d(2, 3, 3, padding=1), _f(2, 6)),
+    (lambda: nn.Conv2d(2, 3, 3, stride=2, padding=1, dilation=2), _f(2, 9, 9)),
+    (lambda: nn.Conv2d(2, 4, 3, padding="same", padding_mode="circular", groups=2), _f(2, 5, 5)),
+    (lambda: nn.ConvTranspose1d(2, 3, 3, stride=2), _f(2, 5)),
+    (lambda: nn.ConvTranspose2d(2, 3, 2, stride=2, bias=False), _f(2, 3, 3)),
+    (lambda: nn.MaxPool1d(2), _f(2, 6)),
+    (lambda: nn.MaxPool2d(3, stride=2, padding=1, ceil_mode=True), _f(2, 8, 8)),
+    (lambda: nn.AvgPool1d(3, stride=2, padding=1), _f(2, 7)),
+    (lambda: nn.AvgPool2d(3, stride=2, padding=1, count_include_pad=False), _f(2, 7, 7)),
+    (lambda: nn.AdaptiveAvgPool1d(3), _f(2, 7)),
+    (lambda: nn.AdaptiveAvgPool2d((2, 3)), _f(2, 7, 7)),
+    (lambda: nn.AdaptiveMaxPool2d(2), _f(2, 6, 6)),
+    (lambda: nn.Upsample(scale_factor=2), _f(2, 3, 3)),
+    (lambda: nn.Upsample(size=(5, 6), mode="bilinear", align_corners=True), _f(2, 3, 3)),
+    (lambda: nn.BatchNorm1d(3), _f(3)),
+    (lambda: nn.BatchNorm1d(3, affine=False), _f(3, 5)),
+    (lambda: nn.BatchNorm2d(3, momentum=None), _f(3, 4, 4)),
+    (lambda: nn.BatchNorm1d(3, track_running_stats=False), _f(3, 5)),
+    (lambda: nn.InstanceNorm1d(3, affine=True), _f(3, 5)),
+    (lambda: nn.InstanceNorm2d(3), _f(3, 4, 4)),
+    (lambda: nn.GroupNorm(2, 4), _f(4, 3, 3)),
+    (lambda: nn.LayerNorm((3, 4), eps=1e-3), _f(2, 3, 4)),
+    (lambda: nn.LayerNorm(4, elementwise_affine=False), _f(4)),
+    (lambda: nn.Dropout(0.3), _f(4)),
+    (lambda: nn.Dropout1d(0.3), _f(2, 4)),
+    (lambda: nn.Dropout2d(0.3), _f(2, 3, 3)),
+    (lambda: nn.Flatten(), _f(2, 3, 2)),
+    (lambda: nn.Unflatten(1, (2, 3)), _f(6)),
+    (lambda: nn.Softmax(1), _f(4, 2)),
+    (lambda: nn.LogSoftmax(1), _f(4, 2)),
+    (lambda: nn.Embedding(10, 3, padding_idx=0),
+     lambda rng, b: mg.tensor(rng.integers(0, 10, size=(b, 4)))),
+    (lambda: nn.Sequential({"a": nn.Linear(3, 3), "act": nn.Tanh()}), _f(3)),
+    *[(lambda a=a: nn.Sequential(nn.Linear(3, 3), a), _f(3)) for a in ACTIVATIONS],
+]
+LAYER_IDS = [type(build(make)).__name__ + f"-{i}" for i, (make, _) in enumerate(LAYERS)]
+
+
+@pytest.mark.parametrize("make, make_input", LAYERS, ids=LAYER_IDS)
+def test_each_layer_in_torch(make, make_input, torch):
+    from mikagrad.interop import from_torch, to_torch
+
+    rng = np.random.default_rng(5)
+    model = build(make)
+    if any(isinstance(m, nn._NormBase) for m in model.modules()):
+        model.train()(make_input(rng, 7))  # running statistics off their defaults
+        model.eval()
+    tmodel = to_torch(model)
+    back = from_torch(tmodel)
+    assert type(back) is type(model)
+    for k, v in model.state_dict().items():
+        assert back.state_dict()[k].tobytes() == v.tobytes(), k
+    for b in BATCHES:
+        x = make_input(rng, b)
+        with torch.no_grad():
+            want = tmodel(torch_input(torch, x)).numpy()
+        np.testing.assert_allclose(model(x).numpy(), want, rtol=1e-5, atol=1e-6)
+        assert back(x).numpy().tobytes() == model(x).numpy().tobytes()
+
+
+@pytest.mark.parametrize("make, make_input", LAYERS, ids=LAYER_IDS)
+def test_each_layer_in_onnxruntime(make, make_input, ort):
+    from mikagrad.onnx import export
+
+    rng = np.random.default_rng(6)
+    model = build(make)
+    proto = export(model, make_input(rng, 3), io.BytesIO(),
+                   dynamic_axes={"input": [0], "output": [0]})
+    for b in BATCHES:
+        x = make_input(rng, b)
+        (got,) = run_onnx(ort, proto, {"input": x.numpy()})
+        np.testing.assert_allclose(got, model(x).numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_containers_keep_their_structure(torch):
+    from mikagrad.interop import from_torch, to_torch
+
+    model = nn.Sequential(nn.ModuleList([nn.Linear(2, 2), nn.ReLU()]),
+                          nn.ModuleDict({"head": nn.Linear(2, 1)}))
+    tmodel = to_torch(model)
+    assert isinstance(tmodel[0], torch.nn.ModuleList)
+    assert isinstance(tmodel[1], torch.nn.ModuleDict)
+    assert list(tmodel.state_dict()) == list(model.state_dict())
+    back = from_torch(tmodel)
+    assert isinstance(back[0], nn.ModuleList) and isinstance(back[1], nn.ModuleDict)
+    assert back[1]["head"].weight.numpy().tobytes() == model[1]["head"].weight.numpy().tobytes()
+
+
+def test_the_export_demo_hands_the_model_over(capsys):
+    pytest.importorskip("sklearn")
+    from mikagrad import demo_export
+
+    demo_export.main(["--epochs", "3"])
+    out = capsys.readouterr().out
+    lines = {line.split(":")[0]: line for line in out.splitlines()}
+    assert "test accuracy" in lines["MikaGrad"]
+    for part, package in (("ONNX", "onnxruntime"), ("PyTorch", "torch")):
+        try:
+            __import__(package)
+        except ImportError:
+            assert f"{part}: skipped" in out
+            continue
+        # Each hand-over reports how far the other engine's numbers are from ours.
+        diffs = [float(w.rstrip(",;")) for line in out.splitlines() if line.startswith(part)
+                 for w in line.split() if w[:1].isdigit() and "e" in w]
+        assert diffs and max(diffs) < 1e-5, out

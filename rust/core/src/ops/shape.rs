@@ -89,6 +89,9 @@ struct Written {
 }
 
 impl Op for Written {
+    fn attrs(&self) -> Vec<(&'static str, Attr)> {
+        vec![("written", Attr::Int(1))]
+    }
     fn name(&self) -> &'static str {
         self.name
     }
