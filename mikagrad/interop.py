@@ -132,9 +132,10 @@ def _pairs(module: nn.Module, tmodule: Any) -> list[tuple[Value, Any, bool, str]
     """(Value, torch tensor, transposed, torch key) for every leaf Value of ``module``."""
     own = dict(module._named_leaves())
     transient = module._transient()
-    theirs = dict(tmodule.named_parameters())
-    theirs.update(tmodule.named_buffers())
-    out, missing = [], []
+    # Every name of a tied tensor, so that each owner is paired.
+    theirs = dict(tmodule.named_parameters(remove_duplicate=False))
+    theirs.update(tmodule.named_buffers(remove_duplicate=False))
+    out, missing, seen = [], [], set()
     for key, tkey, transposed in _key_map(module):
         if key in transient and tkey not in theirs:
             continue
@@ -142,9 +143,15 @@ def _pairs(module: nn.Module, tmodule: Any) -> list[tuple[Value, Any, bool, str]
             missing.append(tkey)
         else:
             out.append((own[key], theirs[tkey], transposed, tkey))
+            seen.add(tkey)
     if missing:
         raise KeyError(f"the torch module {type(tmodule).__name__} lacks "
                        + ", ".join(map(repr, missing)))
+    extra = [k for k in tmodule.state_dict() if k not in seen]
+    if extra:
+        raise KeyError(f"the torch module {type(tmodule).__name__} has "
+                       + ", ".join(map(repr, extra))
+                       + f", which the MikaGrad module {type(module).__name__} lacks")
     return out
 
 
@@ -183,20 +190,26 @@ def _module_to_torch(m: nn.Module, into: Any, torch: Any) -> Any:
         for v, t, transposed, tkey in pairs:
             arr = v.numpy().T if transposed else v.numpy()
             _copy_in(t, arr, tkey)
-            new = torch.from_numpy(np.array(arr, order="C"))
-            _set(tm, tkey, new, v.requires_grad, torch)
-    tm.train(m.training)
+            # In place: the Parameter objects (tied ones, an optimizer's) and their device
+            # stay; the dtype becomes ours.
+            t.data = torch.from_numpy(np.array(arr, order="C")).to(t.device)
+            if isinstance(t, torch.nn.Parameter):
+                t.requires_grad_(v.requires_grad)
+    _copy_modes(m, tm)
     return tm
 
 
-def _set(tm: Any, key: str, value: Any, requires_grad: bool, torch: Any) -> None:
-    """Replaces the tensor at ``key`` (a parameter stays a parameter, in our dtype)."""
-    owner_name, _, attr = key.rpartition(".")
-    owner = tm.get_submodule(owner_name)
-    if attr in owner._parameters:
-        owner._parameters[attr] = torch.nn.Parameter(value, requires_grad=requires_grad)
-    else:
-        owner._buffers[attr] = value
+def _copy_modes(src: Any, dst: Any) -> None:
+    """train/eval of every module, where both have one of that name (an MLP's layers are
+    not: they behave the same in both modes)."""
+    dst.train(src.training)
+    for name, m in src.named_modules():
+        if not name:
+            continue
+        try:
+            dst.get_submodule(name).training = m.training
+        except AttributeError:
+            continue
 
 
 def _build_ours(tm: Any, torch: Any) -> nn.Module:
@@ -217,6 +230,12 @@ def _build_ours(tm: Any, torch: Any) -> nn.Module:
                                          or tm.add_zero_attn):
         raise ValueError("from_torch: MultiheadAttention with kdim/vdim, add_bias_kv or "
                          "add_zero_attn has no MikaGrad counterpart")
+    if name == "Embedding" and (tm.max_norm is not None or tm.scale_grad_by_freq):
+        raise ValueError("from_torch: Embedding with max_norm or scale_grad_by_freq has no "
+                         "MikaGrad counterpart")
+    if name == "Upsample" and tm.recompute_scale_factor:
+        raise ValueError("from_torch: Upsample(recompute_scale_factor=True) has no MikaGrad "
+                         "counterpart")
     if name in ("Softmax", "LogSoftmax") and tm.dim is None:
         raise ValueError(f"from_torch: {name}(dim=None) picks a dim implicitly; give dim")
     return getattr(nn, name)(**_args(tm, name))
@@ -234,7 +253,9 @@ def _module_from_torch(tm: Any, into: nn.Module | None, torch: Any) -> nn.Module
                 v.data = Value(np.array(arr), requires_grad=False)
             else:
                 v.data[...] = arr
-    m.train(tm.training)
+            if isinstance(t, torch.nn.Parameter) and v._is_float:
+                v.requires_grad_(t.requires_grad)
+    _copy_modes(tm, m)
     return m
 
 
@@ -250,6 +271,9 @@ _STATE = ("momentum_buffer", "exp_avg", "exp_avg_sq", "max_exp_avg_sq")
 
 def _optimizer_class(obj: Any, where: str) -> str:
     name = type(obj).__name__
+    # torch's Adam(decoupled_weight_decay=True) is AdamW.
+    if name == "Adam" and any(g.get("decoupled_weight_decay") for g in obj.param_groups):
+        name = "AdamW"
     if name not in _OPTIMIZERS:
         raise TypeError(f"{where}: {type(obj).__module__}.{name} has no counterpart; "
                         f"SGD, Adam and AdamW convert")

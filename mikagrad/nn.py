@@ -120,6 +120,20 @@ class Module:
     def modules(self) -> Iterator[Module]:
         return (m for _, m in self.named_modules())
 
+    def get_submodule(self, target: str) -> Module:
+        """The module at dotted path ``target`` ('' is this one), as torch's; AttributeError
+        names the path when there is none.
+
+        >>> Sequential(Linear(2, 3), ReLU()).get_submodule("0").out_features
+        3
+        """
+        if target == "":
+            return self
+        found = dict(self.named_modules()).get(target)
+        if found is None:
+            raise AttributeError(f"{type(self).__name__} has no submodule {target!r}")
+        return found
+
     def _named_leaves(self) -> Iterator[tuple[str, Value]]:
         """Every leaf Value held here or below, depth first in attribute order, each once."""
         seen_modules: set[int] = set()

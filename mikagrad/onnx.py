@@ -40,7 +40,7 @@ _INT64_MAX = 2**63 - 1
 
 
 # Settings whose change between the two traces a handler reads as a dynamic size.
-_SHAPED = {"merged", "steps", "maps"}
+_SHAPED = {"merged", "steps", "index", "cond", "source"}
 
 
 def _onnx() -> Any:
@@ -92,8 +92,21 @@ def _topological(roots: list[Any]) -> list[Any]:
     return order
 
 
-def _ptr(a: np.ndarray) -> tuple[int, tuple[int, ...], str]:
-    return (a.__array_interface__["data"][0], a.shape, a.dtype.str)
+def _same(a: Any, b: Any) -> bool:
+    """Settings equal in value (NaN equal to NaN), arrays in shape too."""
+    if isinstance(a, list) and a and isinstance(a[0], np.ndarray):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    a, b = np.asarray(a), np.asarray(b)
+    if a.shape != b.shape:
+        return False
+    if a.dtype.kind in "fc" or b.dtype.kind in "fc":
+        return bool(np.array_equal(a, b, equal_nan=True))
+    return bool(np.array_equal(a, b))
+
+
+def _ptr(a: np.ndarray) -> tuple[Any, ...]:
+    """What makes an array the same memory seen the same way (a transpose is not)."""
+    return (a.__array_interface__["data"][0], a.shape, a.strides, a.dtype.str)
 
 
 # ---- the graph builder -------------------------------------------------------------------
@@ -118,7 +131,8 @@ class _Graph:
         return outs[0] if n_out == 1 else outs
 
     def init(self, name: str, array: np.ndarray) -> str:
-        self.inits.append(self.onnx.numpy_helper.from_array(np.ascontiguousarray(array), name))
+        # np.array, not ascontiguousarray: that one turns a 0-d constant into shape (1,).
+        self.inits.append(self.onnx.numpy_helper.from_array(np.array(array, order="C"), name))
         return name
 
     def const(self, array: Any, dtype: Any = None) -> str:
@@ -135,7 +149,9 @@ class _Graph:
         """A Reshape to ``target``, where None copies the input's size at that place (ONNX's
         0) and -1 is inferred; a literal 0 (an empty dim) needs ``allowzero``."""
         empty = 0 in target
-        if empty and (None in target or -1 in target or self.opset < 14):
+        if empty and self.opset < 14:
+            raise ExportError("export: a reshape to an empty dim needs opset 14 or later")
+        if empty and (None in target or -1 in target):
             raise ExportError("export: a reshape to an empty dim beside dims whose sizes "
                               "follow the input's")
         dims = [0 if t is None else t for t in target]
@@ -145,12 +161,14 @@ class _Graph:
         return self.add("Cast", [name], to=_ELEM[np.dtype(dtype).name])
 
     def reduce(self, op: str, x: str, axes: Sequence[int], keepdims: bool) -> str:
+        """``op`` over ``axes``; no axes is no reduction, as in the core (ONNX's default
+        would reduce them all)."""
+        if not axes:
+            return self.add("Identity", [x])
         # ReduceSum takes its axes as an input from opset 13, the others from opset 18.
         if op == "ReduceSum" or self.opset >= 18:
-            ins = [x, self.ints(axes)] if axes else [x]
-            return self.add(op, ins, keepdims=int(keepdims))
-        kw: dict[str, Any] = {"axes": list(axes)} if axes else {}
-        return self.add(op, [x], keepdims=int(keepdims), **kw)
+            return self.add(op, [x, self.ints(axes)], keepdims=int(keepdims))
+        return self.add(op, [x], keepdims=int(keepdims), axes=list(axes))
 
 
 class _Ctx:
@@ -201,8 +219,9 @@ class _Ctx:
         other = self.other_attrs[key]
         if arr.shape != other.shape or not np.array_equal(arr, other):
             raise self.fail(f"its {key} is computed from the input's values outside the "
-                            "recorded graph (an integer or comparison result), so ONNX "
-                            "would freeze it; pass it to the model as an input instead")
+                            "recorded graph (by a comparison, argmax, sort, topk or integer "
+                            "arithmetic), so ONNX would freeze it; compute it before the "
+                            "model and pass it in as an input, used as it is")
         return self.g.const(arr)
 
 
@@ -274,7 +293,11 @@ def _unary(c: _Ctx) -> str:
     if op in _UNARY:
         return g.add(_UNARY[op], [x])
     if op == "log1p":
-        return g.add("Log", [g.add("Add", [x, k(1.0)])])
+        # log(u)·x/(u − 1) with u = 1 + x keeps log1p's accuracy for tiny x (x where u = 1).
+        u = g.add("Add", [x, k(1.0)])
+        d = g.add("Sub", [u, k(1.0)])
+        ratio = g.add("Mul", [g.add("Log", [u]), g.add("Div", [x, d])])
+        return g.add("Where", [g.add("Equal", [d, k(0.0)]), x, ratio])
     if op == "gelu":
         if g.opset >= 20:
             return g.add("Gelu", [x])
@@ -317,19 +340,14 @@ def _keep(c: _Ctx) -> bool:
 def _reduce(c: _Ctx) -> str:
     op = {"sum": "ReduceSum", "max": "ReduceMax", "min": "ReduceMin",
           "logsumexp": "ReduceLogSumExp"}[c.node.op]
-    dims = c.attrs["dims"]
     x = _same_dtype(c)[0] if c.node.op == "sum" else c.ins[0]
-    if not dims and c.in_shapes[0]:
-        dims = list(range(len(c.in_shapes[0])))
-    if not c.in_shapes[0]:
-        return c.g.add("Identity", [x])
-    return c.g.reduce(op, x, dims, _keep(c))
+    return c.g.reduce(op, x, c.attrs["dims"], _keep(c))
 
 
 @_handles("mean", "var", "std")
 def _moment(c: _Ctx) -> str:
     g, x = c.g, c.ins[0]
-    dims = c.attrs["dims"] or list(range(len(c.in_shapes[0])))
+    dims = c.attrs["dims"]  # the core lists every dim of a whole-tensor reduction
     keep = _keep(c)
     if c.node.op == "mean":
         return g.reduce("ReduceMean", x, dims, keep)
@@ -394,39 +412,53 @@ def _cat(c: _Ctx) -> str:
     return c.g.add("Concat", _same_dtype(c), axis=int(c.attrs["dim"]))
 
 
+def _steps(attrs: dict[str, Any]) -> list[tuple[int, list[int]]]:
+    flat = list(attrs["steps"])
+    return [(flat[i], flat[i + 1:i + 5]) for i in range(0, len(flat), 5)]
+
+
 @_handles("getitem")
 def _getitem(c: _Ctx) -> str:
+    """Basic indexing, step by step as the core applied it, read in both traces: a slice or
+    an index may follow a dynamic size only as a whole dim or counted from the end."""
     g, x = c.g, c.ins[0]
-    shape = list(c.in_shapes[0])
-    other = list(c.other.parents[0].shape)
-    flat = list(c.attrs["steps"])
-    steps = [(flat[i], flat[i + 1:i + 5]) for i in range(0, len(flat), 5)]
-    for kind, args in steps:
+    shape, other = list(c.in_shapes[0]), list(c.other.parents[0].shape)
+    mine, theirs = _steps(c.attrs), _steps(c.other_attrs)
+    if [k for k, _ in mine] != [k for k, _ in theirs]:
+        raise c.fail("indexing that differs for other input sizes")
+    for (kind, args), (_, args2) in zip(mine, theirs):
         if kind == 0:  # slice
             dim, start, length, step = args
-            full = (start, length, step) == (0, shape[dim], 1)
-            if shape[dim] != other[dim] and not full:
-                raise c.fail("a slice of a dim that follows the input's size")
-            if not full:
+            _, start2, length2, step2 = args2
+            whole = (start, length, step) == (0, shape[dim], 1) and \
+                (start2, length2, step2) == (0, other[dim], 1)
+            if not whole:
+                if (start, length, step) != (start2, length2, step2):
+                    raise c.fail(f"a slice of dim {dim} whose bounds follow the input's size "
+                                 "(only a whole dim, or fixed bounds, export)")
                 last = start + (length - 1) * step
                 end = start if length == 0 else last + (1 if step > 0 else -1)
                 if end < 0:  # a negative step down to index 0 inclusive
                     end = -_INT64_MAX
                 x = g.add("Slice", [x, g.ints([start]), g.ints([end]), g.ints([dim]),
                                     g.ints([step])])
-            shape[dim] = length
-            other[dim] = length if not full else other[dim]
+            shape[dim], other[dim] = length, length2
         elif kind == 1:  # select
             dim, index = args[:2]
+            index2 = args2[1]
+            if index != index2:
+                # x[:, -1] on a dynamic dim: the same distance from the end in both traces.
+                if shape[dim] - index != other[dim] - index2:
+                    raise c.fail(f"an index into dim {dim} that follows the input's size")
+                index -= shape[dim]
             x = g.add("Gather", [x, g.const(np.array(index, dtype=np.int64))], axis=dim)
-            del shape[dim]
-            del other[dim]
+            del shape[dim], other[dim]
         else:  # unsqueeze
             dim = args[0]
             x = g.add("Unsqueeze", [x, g.ints([dim])])
             shape.insert(dim, 1)
             other.insert(dim, 1)
-    return x if steps else g.add("Identity", [x])
+    return x if mine else g.add("Identity", [x])
 
 
 @_handles("index")
@@ -470,25 +502,56 @@ def _conv_transpose(c: _Ctx) -> str:
     a = c.attrs
     k = c.in_shapes[1][2:]
     inp = c.in_shapes[0][2:]
-    extra = [o - ((i - 1) * s - lo - hi + d * (kk - 1) + 1) for o, i, s, lo, hi, d, kk in
-             zip(c.shape[2:], inp, a["stride"], a["pad_lo"], a["pad_hi"], a["dilation"], k)]
+    def extra(out: Sequence[int], inp: Sequence[int]) -> list[int]:
+        return [o - ((i - 1) * s - lo - hi + d * (kk - 1) + 1) for o, i, s, lo, hi, d, kk in
+                zip(out, inp, a["stride"], a["pad_lo"], a["pad_hi"], a["dilation"], k)]
+
+    pad_out = extra(c.shape[2:], inp)
+    if pad_out != extra(c.other.shape[2:], c.other.parents[0].shape[2:]):
+        raise c.fail("a transposed convolution whose output_padding (output_size) follows "
+                     "the input's size")
     return c.g.add("ConvTranspose", _same_dtype(c), strides=list(a["stride"]),
                    pads=_conv_pads(c), dilations=list(a["dilation"]), group=int(a["groups"]),
-                   output_padding=extra)
+                   output_padding=pad_out)
+
+
+def _pool_end_pads(c: _Ctx, shape: Sequence[int], out: Sequence[int]) -> list[int]:
+    """End padding that gives the core's output sizes with ONNX's floor rule, so torch's
+    ceil_mode (a last window may start in the padding only if it starts inside the input)
+    needs no ceil_mode from the runtime."""
+    a = c.attrs
+    n = len(a["kernel"])
+    pads = []
+    for i in range(n):
+        length, o = shape[2 + i], out[2 + i]
+        k, s, p, d = a["kernel"][i], a["stride"][i], a["padding"][i], a["dilation"][i]
+        span = d * (k - 1) + 1
+        end = max(0, (o - 1) * s + span - length - p)
+        if (length + p + end - span) // s + 1 != o:
+            raise c.fail("a pooling window the ONNX rule cannot place")
+        pads.append(end)
+    return pads
 
 
 @_handles("max_pool1d", "max_pool2d")
 def _max_pool(c: _Ctx) -> str:
     a = c.attrs
+    pad = list(a["padding"])
+    end = pad
+    if a["ceil_mode"]:
+        end = _pool_end_pads(c, c.in_shapes[0], c.shape)
+        if end != _pool_end_pads(c, c.other.parents[0].shape, c.other.shape):
+            raise c.fail("ceil_mode pooling of a dim whose size follows the input's")
     return c.g.add("MaxPool", [c.ins[0]], kernel_shape=list(a["kernel"]),
-                   strides=list(a["stride"]), pads=list(a["padding"]) * 2,
-                   dilations=list(a["dilation"]), ceil_mode=int(a["ceil_mode"]))
+                   strides=list(a["stride"]), pads=pad + end, dilations=list(a["dilation"]))
 
 
 @_handles("adaptive_max_pool1d", "adaptive_max_pool2d")
 def _adaptive_max_pool(c: _Ctx) -> str:
     n = len(c.shape) - 2
     ins, outs = c.in_shapes[0][-n:], c.shape[-n:]
+    if any(c.dynamic(c.in_shapes[0], c.other.parents[0].shape)[-n:]):
+        raise c.fail("adaptive pooling of a dim whose size follows the input's")
     if any(i % o for i, o in zip(ins, outs)):
         raise c.fail("adaptive max pooling maps to ONNX only when each input size is a "
                      "multiple of the output size")
@@ -499,31 +562,36 @@ def _adaptive_max_pool(c: _Ctx) -> str:
 @_handles("avg_pool1d", "avg_pool2d", "adaptive_avg_pool1d", "adaptive_avg_pool2d", "pad",
           "interpolate")
 def _resample(c: _Ctx) -> str:
-    """A linear map along each trailing dim (pooling, padding, resizing): one MatMul per dim
-    with the dense (out, len) matrix of its taps, plus constant padding's fill."""
+    """A linear map along each trailing dim (pooling, padding, resizing). A dim whose taps
+    each pick one element (padding, nearest) is a Gather, exact even for inf; a weighted
+    one is a MatMul with the dense (out, len) matrix of its taps. Constant padding's fill
+    goes in with a Where."""
     g, x = c.g, c.ins[0]
     if c.attrs["transpose"]:
         raise c.fail("a backward op")
     maps = c.attrs["maps"]
     nd = len(c.shape)
     first = nd - len(maps)
-    if any(c.dynamic(c.shape, c.other.shape)[first:]):
-        raise c.fail("pooling or padding a dim whose size follows the input's")
     x = _same_dtype(c)[0]
     for i, m in enumerate(maps):
         axis = first + i
+        picks = (np.count_nonzero(m, axis=1) <= 1) & np.all((m == 0) | (m == 1), axis=1)
+        if picks.all():
+            x = g.add("Gather", [x, g.const(np.argmax(m != 0, axis=1).astype(np.int64))],
+                      axis=axis)
+            continue
         perm = list(range(nd))
         perm[axis], perm[-1] = perm[-1], perm[axis]
         y = x if axis == nd - 1 else g.add("Transpose", [x], perm=perm)
         y = g.add("MatMul", [y, g.const(np.ascontiguousarray(m.T), dtype=c.dtype)])
         x = y if axis == nd - 1 else g.add("Transpose", [y], perm=perm)
-    fill = float(c.attrs["fill"])
-    if fill != 0.0:
-        holes = np.zeros(c.shape[first:], dtype=bool)
-        for i, m in enumerate(maps):
-            empty = ~np.any(m != 0, axis=1)
-            holes |= empty.reshape([-1 if j == i else 1 for j in range(len(maps))])
-        x = g.add("Add", [x, g.const(holes * fill, dtype=c.dtype)])
+    holes = np.zeros(c.shape[first:], dtype=bool)
+    for i, m in enumerate(maps):
+        empty = ~np.any(m != 0, axis=1)
+        holes |= empty.reshape([-1 if j == i else 1 for j in range(len(maps))])
+    if holes.any():
+        fill = g.const(np.array(c.attrs["fill"], dtype=c.dtype))
+        x = g.add("Where", [g.const(holes), fill, x])
     return x
 
 
@@ -534,9 +602,9 @@ def _batch_norm(c: _Ctx) -> str:
     g = c.g
     x = c.ins[0]
     ch = c.in_shapes[0][1]
-    rest = c.ins[1:]
-    w = rest[0] if len(rest) > 0 else None
-    b = rest[1] if len(rest) > 1 else None
+    rest = iter(c.ins[1:])  # the core's parents: x, then weight and bias where given
+    w = next(rest) if c.attrs["has_weight"] else None
+    b = next(rest) if c.attrs["has_bias"] else None
     eps = float(c.attrs["eps"])
     if "mean" in c.attrs:
         mean = g.const(np.asarray(c.attrs["mean"], dtype=c.dtype))
@@ -578,13 +646,18 @@ def _other_inputs(xs: tuple[Value, ...], dynamic: dict[int, set[int]]) -> tuple[
         a = x.numpy()
         shape = tuple(s + 1 if d in dynamic.get(i, ()) else s for d, s in enumerate(a.shape))
         if a.dtype.kind == "f":
-            b = (rng.standard_normal(shape) * (np.std(a) + 1) + rng.standard_normal()).astype(
-                a.dtype)
+            finite = a[np.isfinite(a)]
+            scale = float(np.std(finite)) + 1 if finite.size else 1.0
+            b = (rng.standard_normal(shape) * scale + rng.standard_normal()).astype(a.dtype)
         elif a.dtype == np.bool_:
             b = rng.random(shape) < 0.5
         else:
+            # Indices stay in their range but take at least two values, so that a mask or
+            # an index computed from them differs from the first trace's.
             lo, hi = (int(a.min()), int(a.max())) if a.size else (0, 0)
+            lo, hi = min(lo, 0), max(hi, lo + 1)
             b = rng.integers(lo, hi + 1, size=shape).astype(a.dtype)
+            b.flat[:2] = [lo, hi][:b.size]  # both ends, so `ids != 0` masks something
         out.append(Value(b, requires_grad=False))
     return tuple(out)
 
@@ -615,21 +688,42 @@ def export(model: Any, example_inputs: Any, path: Any, input_names: Sequence[str
         ["input"] if len(xs) == 1 else [f"input_{i}" for i in range(len(xs))])
     if len(in_names) != len(xs):
         raise ValueError(f"export: {len(in_names)} input_names for {len(xs)} inputs")
-    axes: dict[str, dict[int, str]] = {}
+    given: dict[str, dict[int, str]] = {}
     for key, dims in (dynamic_axes or {}).items():
-        axes[key] = (dict(dims) if isinstance(dims, dict)
-                     else {int(d): f"{key}_dim{d}" for d in dims})
-    dyn_in = {i: set(axes.get(n, {})) for i, n in enumerate(in_names)}
+        given[key] = (dict(dims) if isinstance(dims, dict)
+                      else {int(d): f"{key}_dim{d}" for d in dims})
+    axes: dict[str, dict[int, str]] = {}
 
-    was_training = getattr(model, "training", False)
+    def named_axes(name: str, ndim: int) -> None:
+        """``name``'s dynamic dims, negative ones counted from the end."""
+        axes[name] = {}
+        for d, label in given.get(name, {}).items():
+            if not -ndim <= d < ndim:
+                raise ValueError(f"export: dynamic_axes gives dim {d} of {name!r}, which "
+                                 f"has {ndim} dims")
+            axes[name][d % ndim] = label
+
+    for name, x in zip(in_names, xs):
+        named_axes(name, x.ndim)
+    dyn_in = {i: set(axes[n]) for i, n in enumerate(in_names)}
+
+    modes = [(m, m.training) for m in model.modules()] if hasattr(model, "modules") else []
     if hasattr(model, "eval"):
         model.eval()
     try:
         first = _Trace(model, xs)
-        second = _Trace(model, _other_inputs(xs, dyn_in))
+        other_inputs = _other_inputs(xs, dyn_in)
+        try:
+            second = _Trace(model, other_inputs)
+        except Exception as e:
+            shapes = [tuple(x.shape) for x in other_inputs]
+            raise ExportError(
+                f"export: the forward pass fails on other inputs of shapes {shapes} (each "
+                f"dynamic dim one larger, other values), which the export traces to tell "
+                f"sizes and constants apart: {type(e).__name__}: {e}") from e
     finally:
-        if hasattr(model, "train"):
-            model.train(was_training)
+        for m, mode in modes:  # each module back in its own mode
+            m.training = mode
     if [n.op for n in first.order] != [n.op for n in second.order] or \
             len(first.outputs) != len(second.outputs):
         raise ExportError("export: the forward pass records different ops for other input "
@@ -640,7 +734,9 @@ def export(model: Any, example_inputs: Any, path: Any, input_names: Sequence[str
     if len(out_names) != len(first.outputs):
         raise ValueError(f"export: {len(out_names)} output_names for "
                          f"{len(first.outputs)} outputs")
-    unknown = set(axes) - set(in_names) - set(out_names)
+    for name, v in zip(out_names, first.outputs):
+        named_axes(name, v.ndim)
+    unknown = set(given) - set(in_names) - set(out_names)
     if unknown:
         raise ValueError(f"export: dynamic_axes names {sorted(unknown)}, which are neither "
                          "inputs nor outputs")
@@ -689,22 +785,24 @@ def export(model: Any, example_inputs: Any, path: Any, input_names: Sequence[str
         if handler is None:
             raise ExportError(f"export: op '{node.op}' has no ONNX mapping (output shape "
                               f"{tuple(node.shape)})")
-        ctx = _Ctx(g, node, other, [names[p.id] for p in node.parents], tracked)
+        ins = [names[p.id] for p in node.parents]
+        used_int_inputs.update(n for n in ins if n in in_names)
+        ctx = _Ctx(g, node, other, ins, tracked)
         for key, v in ctx.attrs.items():
-            if key in _SHAPED or isinstance(v, np.ndarray):
-                continue
-            if not np.array_equal(np.asarray(v, dtype=float),
-                                  np.asarray(ctx.other_attrs[key], dtype=float), equal_nan=True):
-                raise ctx.fail(f"its setting {key!r} is {v} here and "
-                                   f"{ctx.other_attrs[key]} for other inputs: it depends on "
-                                   "the input's size (a mean over a dim named in "
-                                   "dynamic_axes, say), which ONNX would freeze")
+            if key not in _SHAPED and not _same(v, ctx.other_attrs[key]):
+                shown = v if not isinstance(v, (np.ndarray, list)) or len(v) < 8 else "..."
+                raise ctx.fail(f"its setting {key!r} ({shown}) differs for other input values "
+                               "or sizes: it depends on the input (a mean over a dim named in "
+                               "dynamic_axes, or statistics computed outside the graph), "
+                               "which ONNX would freeze")
         names[node.id] = handler(ctx)
 
     unused = [n for n, x in zip(in_names, xs) if not x._is_float and n not in used_int_inputs]
     if unused:
         raise ExportError(f"export: integer input {unused[0]!r} reaches no recorded op "
-                          "directly; use it as an index (x[idx], Embedding, gather) as it is")
+                          "directly (what is computed from it inside forward is not "
+                          "recorded); use it as it is, as an index (x[idx], Embedding, "
+                          "gather) or an operand")
 
     def value_info(name: str, v: Value, v2: Value) -> Any:
         dims: list[Any] = list(v.shape)

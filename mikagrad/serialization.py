@@ -22,6 +22,7 @@ range, then the raw little-endian bytes. It holds one flat dict of named arrays,
 from __future__ import annotations
 
 import io
+import math
 import os
 import re
 import struct
@@ -200,7 +201,7 @@ def _safetensors_bytes(obj: Any) -> bytes:
         header[key] = {"dtype": name, "shape": list(arr.shape), "data_offsets": [at, at + len(raw)]}
         chunks.append(raw)
         at += len(raw)
-    text = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     text += b" " * (-len(text) % 8)
     return struct.pack("<Q", len(text)) + text + b"".join(chunks)
 
@@ -216,7 +217,9 @@ def _load_safetensors(data: bytes, name: str) -> dict[str, np.ndarray]:
     if len(data) < 8:
         raise bad(f"it has {len(data)} bytes, fewer than the 8-byte header length")
     (n,) = struct.unpack("<Q", data[:8])
-    if n > _ST_MAX_HEADER or 8 + n > len(data):
+    if n > _ST_MAX_HEADER:
+        raise bad(f"the header length {n} is over the format's limit of {_ST_MAX_HEADER}")
+    if 8 + n > len(data):
         raise bad(f"the header length {n} runs past the end of the file ({len(data)} bytes)")
 
     def unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -231,7 +234,8 @@ def _load_safetensors(data: bytes, name: str) -> dict[str, np.ndarray]:
         raise bad(f"the header is not JSON ({e})") from None
     if not isinstance(header, dict):
         raise bad(f"the header is a JSON {type(header).__name__}, not an object")
-    meta = header.pop("__metadata__", {})
+    meta = header.pop("__metadata__", None)
+    meta = {} if meta is None else meta
     if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
         raise bad("'__metadata__' must map strings to strings")
     body = memoryview(data)[8 + n:]
@@ -249,7 +253,7 @@ def _load_safetensors(data: bytes, name: str) -> dict[str, np.ndarray]:
         if not ints:
             raise bad(f"tensor {key!r} has shape {shape!r} and data_offsets {offsets!r}; "
                       "both must be lists of non-negative ints, the offsets two")
-        size = int(np.prod(shape, dtype=np.int64)) * np.dtype(_ST_DTYPES[dtype]).itemsize
+        size = math.prod(shape) * np.dtype(_ST_DTYPES[dtype]).itemsize  # no int64 overflow
         if offsets[1] - offsets[0] != size:
             raise bad(f"tensor {key!r} of dtype {dtype} and shape {tuple(shape)} needs {size} "
                       f"bytes, its data_offsets {offsets} give {offsets[1] - offsets[0]}")
@@ -348,9 +352,11 @@ def _read_entry(npz: Any, entry: str, name: str) -> np.ndarray:
 def _load_file(f: Any, name: str) -> Any:
     if isinstance(f, io.TextIOBase):
         raise TypeError(f"load: {name} must be opened in binary mode ('rb')")
+    suffix = str(getattr(f, "name", "")).endswith(".safetensors")
+    if not getattr(f, "seekable", lambda: True)():
+        f = io.BytesIO(f.read())  # a pipe or a response: read through once
     head = f.read(9)
     f.seek(-len(head), os.SEEK_CUR)
-    suffix = str(getattr(f, "name", "")).endswith(".safetensors")
     if head[:4] not in _ZIP_MAGIC and (suffix or _is_safetensors(head)):
         return _load_safetensors(f.read(), name)
     return _load_npz(f, name)

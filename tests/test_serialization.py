@@ -485,3 +485,51 @@ def test_safetensors_files_interoperate_with_torch(tmp_path):
     assert back["1.num_batches_tracked"].dtype == np.int64
     model.load_state_dict(back)
     assert np.array_equal(model[0].weight.numpy(), tmodel[0].weight.detach().numpy())
+
+
+def test_safetensors_edge_headers(tmp_path):
+    blob = st_file({"__metadata__": None, "w": {"dtype": "U8", "shape": [2],
+                                                 "data_offsets": [0, 2]}}, b"\x01\x02")
+    assert load(write(tmp_path, blob, "a.safetensors"))["w"].tolist() == [1, 2]
+    huge = st_file({"w": {"dtype": "F64", "shape": [2**40, 2**40], "data_offsets": [0, 8]}},
+                   b"0" * 8)
+    with pytest.raises(SerializationError, match="needs"):
+        load(write(tmp_path, huge, "b.safetensors"))
+    big_header = (200_000_000).to_bytes(8, "little") + b"{}"
+    with pytest.raises(SerializationError, match="over the format's limit"):
+        load(write(tmp_path, big_header, "c.safetensors"))
+
+
+def test_safetensors_non_ascii_keys_match_the_reference(tmp_path):
+    st_np = pytest.importorskip("safetensors.numpy")
+    state = {"poids.é": np.ones(2, np.float32), "权重": np.zeros(1, np.int64)}
+    save(state, tmp_path / "ours.safetensors")
+    st_np.save_file(state, str(tmp_path / "theirs.safetensors"))
+    assert (tmp_path / "ours.safetensors").read_bytes() == \
+        (tmp_path / "theirs.safetensors").read_bytes()
+    assert sorted(load(tmp_path / "theirs.safetensors")) == sorted(state)
+
+
+class Pipe(io.RawIOBase):
+    """A stream that cannot seek, as a pipe or an HTTP response."""
+
+    def __init__(self, data):
+        self.data = io.BytesIO(data)
+
+    def readable(self):
+        return True
+
+    def seekable(self):
+        return False
+
+    def readinto(self, b):
+        chunk = self.data.read(len(b))
+        b[:len(chunk)] = chunk
+        return len(chunk)
+
+
+def test_load_reads_through_a_stream_that_cannot_seek():
+    for fmt in ("safetensors", "npz"):
+        buf = io.BytesIO()
+        save({"w": np.arange(3.0)}, buf, format=fmt)
+        assert load(io.BufferedReader(Pipe(buf.getvalue())))["w"].tolist() == [0.0, 1.0, 2.0]

@@ -466,7 +466,11 @@ impl Node {
         }
         let d = wrap_dim("index_select", dim, shape.len())?;
         let idx = indices("index_select", index, shape[d], d)?;
-        self.select_at(d, Arc::new(idx))
+        let shape = shape.to_vec();
+        let mut out = shape.clone();
+        out[d] = idx.len();
+        let source = (index.ndim() == 1).then(|| index.clone());
+        self.select_merged(&shape, d, Arc::new(idx), &out, source)
     }
 
     /// Slices `idx` (in range) along `dim`; repeated indices are allowed.

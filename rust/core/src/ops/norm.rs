@@ -21,7 +21,11 @@ struct BatchNorm {
 
 impl Op for BatchNorm {
     fn attrs(&self) -> Vec<(&'static str, Attr)> {
-        let mut out = vec![("eps", Attr::Float(self.eps))];
+        let mut out = vec![
+            ("eps", Attr::Float(self.eps)),
+            ("has_weight", Attr::Int(self.has_weight as i64)),
+            ("has_bias", Attr::Int(self.has_bias as i64)),
+        ];
         if let Some((mean, var)) = &self.fixed {
             out.push(("mean", Attr::Tensor(mean.clone())));
             out.push(("var", Attr::Tensor(var.clone())));
