@@ -562,11 +562,12 @@ def _adaptive_max_pool(c: _Ctx) -> str:
 @_handles("avg_pool1d", "avg_pool2d", "adaptive_avg_pool1d", "adaptive_avg_pool2d", "pad",
           "interpolate")
 def _resample(c: _Ctx) -> str:
-    """A linear map along each trailing dim (pooling, padding, resizing). A dim whose taps
-    each pick one element (padding, nearest) is a Gather, exact even for inf; a weighted
-    one is a MatMul with the dense (out, len) matrix of its taps. Constant padding's fill
-    goes in with a Where."""
-    g, x = c.g, c.ins[0]
+    """A linear map along each trailing dim (pooling, padding, resizing), as the core runs
+    it: per output position, a weighted sum of a few taps of the input, each tap a Gather.
+    Only the taps are read (no dense matrix product), so an inf in the input stays where
+    the core puts it, and the sums run in the core's order. Constant padding's fill goes
+    in with a Where."""
+    g = c.g
     if c.attrs["transpose"]:
         raise c.fail("a backward op")
     maps = c.attrs["maps"]
@@ -575,16 +576,25 @@ def _resample(c: _Ctx) -> str:
     x = _same_dtype(c)[0]
     for i, m in enumerate(maps):
         axis = first + i
-        picks = (np.count_nonzero(m, axis=1) <= 1) & np.all((m == 0) | (m == 1), axis=1)
-        if picks.all():
-            x = g.add("Gather", [x, g.const(np.argmax(m != 0, axis=1).astype(np.int64))],
-                      axis=axis)
-            continue
-        perm = list(range(nd))
-        perm[axis], perm[-1] = perm[-1], perm[axis]
-        y = x if axis == nd - 1 else g.add("Transpose", [x], perm=perm)
-        y = g.add("MatMul", [y, g.const(np.ascontiguousarray(m.T), dtype=c.dtype)])
-        x = y if axis == nd - 1 else g.add("Transpose", [y], perm=perm)
+        along = [-1 if d == axis else 1 for d in range(nd)]
+        counts = np.count_nonzero(m, axis=1)
+        k = int(counts.max()) if m.size else 0
+        total = None
+        for j in range(k):
+            # Row r's j-th tap: its column and weight (rows with fewer taps are masked).
+            cols = np.array([np.flatnonzero(row)[j] if n > j else 0
+                             for row, n in zip(m, counts)], dtype=np.int64)
+            w = m[np.arange(len(m)), cols]
+            term = g.add("Gather", [x, g.const(cols)], axis=axis)
+            if not np.all(w == 1.0):
+                term = g.add("Mul", [term, g.const(w.reshape(along), dtype=c.dtype)])
+            if np.any(counts <= j):
+                term = g.add("Where", [g.const((counts > j).reshape(along)), term,
+                                       g.const(np.zeros((), dtype=c.dtype))])
+            total = term if total is None else g.add("Add", [total, term])
+        x = total if total is not None else g.add(
+            "Mul", [g.add("Gather", [x, g.const(np.zeros(len(m), np.int64))], axis=axis),
+                    g.const(np.zeros((), dtype=c.dtype))])
     holes = np.zeros(c.shape[first:], dtype=bool)
     for i, m in enumerate(maps):
         empty = ~np.any(m != 0, axis=1)

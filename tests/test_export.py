@@ -653,14 +653,34 @@ def test_onnx_edge_mappings(fn, x, ort):
     np.testing.assert_allclose(got, want, rtol=1e-6, atol=0)
 
 
-def test_onnx_inf_passes_through_a_padding_exactly(ort):
+@pytest.mark.parametrize("fn, want", [
+    (lambda x: mg.functional.pad(x, (1, 2), mode="replicate"), [np.inf, np.inf, 0, 0, 0, 0, 0]),
+    (lambda x: mg.functional.avg_pool1d(x, 2), [np.inf, 0, 0]),
+    (lambda x: mg.functional.interpolate(x, size=3, mode="linear"), [np.inf, 0, 0]),
+])
+def test_onnx_inf_stays_where_the_core_puts_it(fn, want, ort):
     from mikagrad.onnx import export
 
-    model = one_op(lambda x: mg.functional.pad(x, (1, 2), mode="replicate"))
-    x = np.zeros((1, 1, 4), np.float32)
+    model = one_op(fn)
+    x = np.zeros((1, 1, 6), np.float32)
     x[0, 0, 0] = np.inf
     (got,) = run_onnx(ort, export(model, mg.tensor(x), io.BytesIO()), {"input": x})
-    assert got.tolist() == [[[np.inf, np.inf, 0, 0, 0, 0, 0]]]
+    np.testing.assert_array_equal(got, model(mg.tensor(x)).numpy())
+    assert got.ravel().tolist()[:len(want)] == want
+
+
+@pytest.mark.parametrize("fn", [
+    lambda x: mg.functional.avg_pool2d(x, 3, 2, 1, count_include_pad=False),
+    lambda x: mg.functional.interpolate(x, scale_factor=2, mode="bilinear"),
+    lambda x: mg.functional.adaptive_avg_pool2d(x, (2, 3)),
+], ids=["avg_pool2d", "bilinear", "adaptive_avg"])
+def test_onnx_linear_maps_are_bit_exact(fn, ort):
+    from mikagrad.onnx import export
+
+    model = one_op(fn)
+    x = f32(2, 3, 7, 7)
+    (got,) = run_onnx(ort, export(model, x, io.BytesIO()), {"input": x.numpy()})
+    assert got.tobytes() == model(x).numpy().tobytes()
 
 
 def test_onnx_indices_counted_from_the_end_follow_a_dynamic_dim(ort):
