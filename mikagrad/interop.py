@@ -321,7 +321,10 @@ def _optimizer_from_torch(topt: Any, tmodule: Any, module: nn.Module) -> optim.O
                 raise KeyError(f"from_torch: the optimizer holds a parameter of shape "
                                f"{tuple(t.shape)} that the torch module does not")
             ps.append(index[id(t)][0])
+        # A tensor lr (torch allows one) becomes a float, so the state dict saves.
         opts = {k: g[k] for k in _OPTIMIZERS[name]}
+        if hasattr(opts["lr"], "item"):  # a tensor lr (torch allows one): a float, to save
+            opts["lr"] = float(opts["lr"])
         if name != "SGD":
             opts["betas"] = tuple(opts["betas"])
         groups.append({"params": ps, **opts})

@@ -171,11 +171,25 @@ class _Graph:
         return self.add(op, [x], keepdims=int(keepdims), axes=list(axes))
 
 
+def _reshape_target(out: Sequence[int], out2: Sequence[int], src: Sequence[int],
+                    src2: Sequence[int]) -> list[int | None] | None:
+    """A Reshape target from ``src`` to ``out`` (``src2`` to ``out2`` in the checking trace):
+    a size that differs between the traces is copied from the input (None) where the input
+    has it at the same place in both, else inferred (-1), which only one dim can be (None
+    then: not expressible)."""
+    target: list[int | None] = []
+    for i, (a, b) in enumerate(zip(out, out2)):
+        copy = a != b and i < len(src) and i < len(src2) and src[i] == a and src2[i] == b
+        target.append(None if copy else -1 if a != b else a)
+    return None if target.count(-1) > 1 else target
+
+
 class _Ctx:
     """What a handler sees of one recorded node, in both traces."""
 
     def __init__(self, g: _Graph, node: Any, other: Any, ins: list[str],
-                 names: Callable[[Any], str | None]) -> None:
+                 names: Callable[[Any], str | None],
+                 views: Callable[[Any], tuple[str, Any, Any] | None]) -> None:
         self.g, self.node, self.other, self.ins = g, node, other, ins
         self.attrs = node.attrs
         self.other_attrs = other.attrs
@@ -184,6 +198,7 @@ class _Ctx:
         self.in_shapes = [tuple(p.shape) for p in node.parents]
         self.in_dtypes = [np.dtype(p.dtype) for p in node.parents]
         self.names = names
+        self.views = views
 
     def fail(self, why: str) -> ExportError:
         return ExportError(f"export: op '{self.node.op}' (output shape {self.shape}): {why}")
@@ -197,17 +212,13 @@ class _Ctx:
         """``x`` reshaped to this node's shape. A size that follows the input's is copied
         from the input where the input has it at the same place in both traces, else
         inferred (-1), which only one dim can be."""
-        dyn = self.dynamic(self.shape, self.other.shape)
-        src, src2 = self.in_shapes[0], tuple(self.other.parents[0].shape)
-        out: list[int | None] = []
-        for i, (s, d) in enumerate(zip(self.shape, dyn)):
-            copy = d and i < len(src) and i < len(src2) and src[i] == s and \
-                src2[i] == self.other.shape[i]
-            out.append(None if copy else -1 if d else s)
-        if out.count(-1) > 1:
+        self.dynamic(self.shape, self.other.shape)  # the same rank
+        target = _reshape_target(self.shape, tuple(self.other.shape), self.in_shapes[0],
+                                 tuple(self.other.parents[0].shape))
+        if target is None:
             raise self.fail("a reshape that merges or splits dims whose sizes follow the "
                             "input's")
-        return self.g.reshape(x, out)
+        return self.g.reshape(x, target)
 
     def saved(self, key: str) -> str:
         """A tensor the op saved (an index, a mask): the graph input it is, or a constant,
@@ -217,11 +228,21 @@ class _Ctx:
         if name is not None:
             return name
         other = self.other_attrs[key]
+        view = self.views(arr)
+        if view is not None:  # an input reshaped (a view of its memory, in its order)
+            target = _reshape_target(arr.shape, other.shape, view[1], view[2])
+            if target is None:
+                raise self.fail(f"its {key} reshapes an input with more than one dim that "
+                                "follows the input's size")
+            return self.g.reshape(view[0], target)
         if arr.shape != other.shape or not np.array_equal(arr, other):
+            hint = (" (x.max(dim), x.min(dim), sort and topk pick their values with an "
+                    "index they compute: use amax/amin for values alone)"
+                    if self.node.op == "gather" else "")
             raise self.fail(f"its {key} is computed from the input's values outside the "
                             "recorded graph (by a comparison, argmax, sort, topk or integer "
-                            "arithmetic), so ONNX would freeze it; compute it before the "
-                            "model and pass it in as an input, used as it is")
+                            f"arithmetic), so ONNX would freeze it{hint}; compute it before "
+                            "the model and pass it in as an input, used as it is or reshaped")
         return self.g.const(arr)
 
 
@@ -648,13 +669,20 @@ def _as_inputs(example_inputs: Any) -> tuple[Value, ...]:
     return tuple(out)
 
 
-def _other_inputs(xs: tuple[Value, ...], dynamic: dict[int, set[int]]) -> tuple[Value, ...]:
-    """Inputs for the second trace: other values, and sizes one larger on dynamic dims."""
-    rng = np.random.default_rng(12345)
+# How the checking traces change each dynamic size n: by one, and to 2n + 3, so that a size
+# rounded down by strides (n // 2 is the same for n = 8 and 9) still differs in one of them.
+_GROWTH = (lambda n: n + 1, lambda n: 2 * n + 3)
+
+
+def _other_inputs(xs: tuple[Value, ...], dynamic: dict[int, set[int]],
+                  trace: int) -> tuple[Value, ...]:
+    """Inputs for checking trace ``trace``: other values, and other sizes on dynamic dims."""
+    rng = np.random.default_rng(12345 + trace)
+    grow = _GROWTH[trace]
     out = []
     for i, x in enumerate(xs):
         a = x.numpy()
-        shape = tuple(s + 1 if d in dynamic.get(i, ()) else s for d, s in enumerate(a.shape))
+        shape = tuple(grow(s) if d in dynamic.get(i, ()) else s for d, s in enumerate(a.shape))
         if a.dtype.kind == "f":
             finite = a[np.isfinite(a)]
             scale = float(np.std(finite)) + 1 if finite.size else 1.0
@@ -722,22 +750,27 @@ def export(model: Any, example_inputs: Any, path: Any, input_names: Sequence[str
         model.eval()
     try:
         first = _Trace(model, xs)
-        other_inputs = _other_inputs(xs, dyn_in)
-        try:
-            second = _Trace(model, other_inputs)
-        except Exception as e:
-            shapes = [tuple(x.shape) for x in other_inputs]
-            raise ExportError(
-                f"export: the forward pass fails on other inputs of shapes {shapes} (each "
-                f"dynamic dim one larger, other values), which the export traces to tell "
-                f"sizes and constants apart: {type(e).__name__}: {e}") from e
+        checks = []
+        for trace in range(len(_GROWTH)):
+            other_inputs = _other_inputs(xs, dyn_in, trace)
+            try:
+                checks.append(_Trace(model, other_inputs))
+            except Exception as e:
+                shapes = [tuple(x.shape) for x in other_inputs]
+                raise ExportError(
+                    f"export: the forward pass fails on other inputs of shapes {shapes} "
+                    f"(other values, and other sizes on the dynamic axes), which the export "
+                    f"traces to tell sizes and constants apart: {type(e).__name__}: {e}"
+                ) from e
     finally:
         for m, mode in modes:  # each module back in its own mode
             m.training = mode
-    if [n.op for n in first.order] != [n.op for n in second.order] or \
-            len(first.outputs) != len(second.outputs):
-        raise ExportError("export: the forward pass records different ops for other input "
-                          "values or sizes (control flow on the input); ONNX needs one graph")
+    for second in checks:
+        if [n.op for n in first.order] != [n.op for n in second.order] or \
+                len(first.outputs) != len(second.outputs):
+            raise ExportError("export: the forward pass records different ops for other "
+                              "input values or sizes (control flow on the input); ONNX needs "
+                              "one graph")
     out_names = list(output_names) if output_names else (
         ["output"] if len(first.outputs) == 1 else
         [f"output_{i}" for i in range(len(first.outputs))])
@@ -751,86 +784,115 @@ def export(model: Any, example_inputs: Any, path: Any, input_names: Sequence[str
         raise ValueError(f"export: dynamic_axes names {sorted(unknown)}, which are neither "
                          "inputs nor outputs")
 
-    g = _Graph(onnx, opset)
-    names: dict[int, str] = {}
-    by_ptr: dict[Any, str] = {}
-    for name, x, traced in zip(in_names, xs, first.inputs):
-        names[traced._node.id] = name
-        if not x._is_float:
-            by_ptr[_ptr(x.numpy())] = name
     state = {}
     if hasattr(model, "_named_leaves"):
         state = {v._node.id: k for k, v in model._named_leaves()}
 
-    def lookup(arr: np.ndarray) -> str | None:
-        return by_ptr.get(_ptr(arr))
+    def build(second: _Trace) -> Any:
+        """The graph, its sizes and constants told apart against the checking trace."""
+        g = _Graph(onnx, opset)
+        names: dict[int, str] = {}
+        by_ptr: dict[Any, str] = {}
+        by_base: dict[Any, tuple[str, Any, Any]] = {}
+        for i, (name, x, traced) in enumerate(zip(in_names, xs, first.inputs)):
+            names[traced._node.id] = name
+            if not x._is_float:
+                a = x.numpy()
+                by_ptr[_ptr(a)] = name
+                if a.flags.c_contiguous:
+                    key = (a.__array_interface__["data"][0], a.size, a.dtype.str)
+                    by_base[key] = (name, a.shape, tuple(second.inputs[i].shape))
 
-    used_int_inputs: set[str] = set()
+        def lookup(arr: np.ndarray) -> str | None:
+            return by_ptr.get(_ptr(arr))
 
-    def tracked(arr: np.ndarray) -> str | None:
-        name = lookup(arr)
-        if name is not None:
-            used_int_inputs.add(name)
-        return name
+        used_int_inputs: set[str] = set()
 
-    for node, other in zip(first.order, second.order):
-        if node.id in names:
-            continue
-        if not node.parents:  # a parameter, a buffer or a constant made in forward
-            arr = node.data()
-            if node.id in state:
-                names[node.id] = g.init(state[node.id], np.array(arr))
-            else:
-                o = other.data()
-                if arr.shape != o.shape or not np.array_equal(arr, o, equal_nan=True):
-                    raise ExportError(
-                        f"export: a tensor of shape {arr.shape} made inside forward depends "
-                        "on the input's values or size outside the recorded graph (an "
-                        "integer computation, or a tensor built from its shape); ONNX would "
-                        "freeze it")
-                names[node.id] = g.const(np.array(arr))
-            continue
-        # An in-place op's result written into its Value's memory is that result.
-        handler = _identity if "written" in node.attrs else _HANDLERS.get(node.op)
-        if handler is None:
-            raise ExportError(f"export: op '{node.op}' has no ONNX mapping (output shape "
-                              f"{tuple(node.shape)})")
-        ins = [names[p.id] for p in node.parents]
-        used_int_inputs.update(n for n in ins if n in in_names)
-        ctx = _Ctx(g, node, other, ins, tracked)
-        for key, v in ctx.attrs.items():
-            if key not in _SHAPED and not _same(v, ctx.other_attrs[key]):
-                shown = v if not isinstance(v, (np.ndarray, list)) or len(v) < 8 else "..."
-                raise ctx.fail(f"its setting {key!r} ({shown}) differs for other input values "
-                               "or sizes: it depends on the input (a mean over a dim named in "
-                               "dynamic_axes, or statistics computed outside the graph), "
-                               "which ONNX would freeze")
-        names[node.id] = handler(ctx)
+        def tracked(arr: np.ndarray) -> str | None:
+            name = lookup(arr)
+            if name is not None:
+                used_int_inputs.add(name)
+            return name
 
-    unused = [n for n, x in zip(in_names, xs) if not x._is_float and n not in used_int_inputs]
-    if unused:
-        raise ExportError(f"export: integer input {unused[0]!r} reaches no recorded op "
-                          "directly (what is computed from it inside forward is not "
-                          "recorded); use it as it is, as an index (x[idx], Embedding, "
-                          "gather) or an operand")
+        def views(arr: np.ndarray) -> tuple[str, Any, Any] | None:
+            """The integer input whose memory ``arr`` reads in the same order, with its
+            shapes in both traces."""
+            if not arr.flags.c_contiguous:
+                return None
+            found = by_base.get((arr.__array_interface__["data"][0], arr.size, arr.dtype.str))
+            if found is not None:
+                used_int_inputs.add(found[0])
+            return found
 
-    def value_info(name: str, v: Value, v2: Value) -> Any:
-        dims: list[Any] = list(v.shape)
-        for d, label in axes.get(name, {}).items():
-            dims[d] = label
-        for d, (a, b) in enumerate(zip(v.shape, v2.shape)):
-            if a != b and not isinstance(dims[d], str):
-                raise ExportError(f"export: dim {d} of {name!r} follows the input's size; "
-                                  f"name it in dynamic_axes")
-        return onnx.helper.make_tensor_value_info(name, _ELEM[np.dtype(v.dtype).name], dims)
+        for node, other in zip(first.order, second.order):
+            if node.id in names:
+                continue
+            if not node.parents:  # a parameter, a buffer or a constant made in forward
+                arr = node.data()
+                if node.id in state:
+                    names[node.id] = g.init(state[node.id], np.array(arr))
+                else:
+                    o = other.data()
+                    if arr.shape != o.shape or not np.array_equal(arr, o, equal_nan=True):
+                        raise ExportError(
+                            f"export: a tensor of shape {arr.shape} made inside forward depends "
+                            "on the input's values or size outside the recorded graph (an "
+                            "integer computation, or a tensor built from its shape); ONNX would "
+                            "freeze it")
+                    names[node.id] = g.const(np.array(arr))
+                continue
+            # An in-place op's result written into its Value's memory is that result.
+            handler = _identity if "written" in node.attrs else _HANDLERS.get(node.op)
+            if handler is None:
+                raise ExportError(f"export: op '{node.op}' has no ONNX mapping (output shape "
+                                  f"{tuple(node.shape)})")
+            ins = [names[p.id] for p in node.parents]
+            used_int_inputs.update(n for n in ins if n in in_names)
+            ctx = _Ctx(g, node, other, ins, tracked, views)
+            for key, v in ctx.attrs.items():
+                if key not in _SHAPED and not _same(v, ctx.other_attrs[key]):
+                    shown = v if not isinstance(v, (np.ndarray, list)) or len(v) < 8 else "..."
+                    raise ctx.fail(f"its setting {key!r} ({shown}) differs for other input values "
+                                   "or sizes: it depends on the input (a mean over a dim named in "
+                                   "dynamic_axes, or statistics computed outside the graph), "
+                                   "which ONNX would freeze")
+            names[node.id] = handler(ctx)
 
-    outputs = []
-    for name, v, v2 in zip(out_names, first.outputs, second.outputs):
-        g.nodes.append(onnx.helper.make_node("Identity", [names[v._node.id]], [name],
-                                             name=g.fresh("output")))
-        outputs.append(value_info(name, v, v2))
-    inputs = [value_info(n, x, x2) for n, x, x2 in zip(in_names, first.inputs, second.inputs)]
-    graph = onnx.helper.make_graph(g.nodes, type(model).__name__, inputs, outputs, g.inits)
+        unused = [n for n, x in zip(in_names, xs) if not x._is_float and n not in used_int_inputs]
+        if unused:
+            raise ExportError(f"export: integer input {unused[0]!r} reaches no recorded op "
+                              "directly (what is computed from it inside forward is not "
+                              "recorded); use it as it is, as an index (x[idx], Embedding, "
+                              "gather) or an operand")
+
+        def value_info(name: str, v: Value, v2: Value) -> Any:
+            dims: list[Any] = list(v.shape)
+            for d, label in axes.get(name, {}).items():
+                dims[d] = label
+            for d, (a, b) in enumerate(zip(v.shape, v2.shape)):
+                if a != b and not isinstance(dims[d], str):
+                    raise ExportError(f"export: dim {d} of {name!r} follows the input's size; "
+                                      f"name it in dynamic_axes")
+            return onnx.helper.make_tensor_value_info(name, _ELEM[np.dtype(v.dtype).name], dims)
+
+        outputs = []
+        for name, v, v2 in zip(out_names, first.outputs, second.outputs):
+            g.nodes.append(onnx.helper.make_node("Identity", [names[v._node.id]], [name],
+                                                 name=g.fresh("output")))
+            outputs.append(value_info(name, v, v2))
+        inputs = [value_info(n, x, x2) for n, x, x2 in zip(in_names, first.inputs, second.inputs)]
+        return onnx.helper.make_graph(g.nodes, type(model).__name__, inputs, outputs, g.inits)
+
+    graph, *more = [build(second) for second in checks]
+    for other in more:
+        if other != graph:
+            diff = next((f"{a.op_type} ({a.name})" for a, b in zip(graph.node, other.node)
+                         if a != b), "its initializers or shapes")
+            raise ExportError(f"export: the graph depends on the input's sizes in a way the "
+                              f"traces disagree on, first at {diff}: a size, index or "
+                              "constant computed from a dynamic size (n // 2, say) would be "
+                              "frozen")
+
     proto = onnx.helper.make_model(graph, producer_name="mikagrad",
                                    opset_imports=[onnx.helper.make_opsetid("", opset)])
     onnx.checker.check_model(proto, full_check=True)

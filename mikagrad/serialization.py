@@ -22,7 +22,6 @@ range, then the raw little-endian bytes. It holds one flat dict of named arrays,
 from __future__ import annotations
 
 import io
-import math
 import os
 import re
 import struct
@@ -244,7 +243,7 @@ def _load_safetensors(data: bytes, name: str) -> dict[str, np.ndarray]:
         if not (isinstance(entry, dict) and set(entry) == {"dtype", "shape", "data_offsets"}):
             raise bad(f"tensor {key!r} needs exactly 'dtype', 'shape' and 'data_offsets'")
         dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
-        if dtype not in _ST_DTYPES:
+        if not isinstance(dtype, str) or dtype not in _ST_DTYPES:
             raise bad(f"tensor {key!r} has dtype {dtype!r}, which numpy cannot hold"
                       if isinstance(dtype, str) and dtype in ("BF16", "F8_E4M3", "F8_E5M2")
                       else f"tensor {key!r} has unknown dtype {dtype!r}")
@@ -253,7 +252,13 @@ def _load_safetensors(data: bytes, name: str) -> dict[str, np.ndarray]:
         if not ints:
             raise bad(f"tensor {key!r} has shape {shape!r} and data_offsets {offsets!r}; "
                       "both must be lists of non-negative ints, the offsets two")
-        size = math.prod(shape) * np.dtype(_ST_DTYPES[dtype]).itemsize  # no int64 overflow
+        # Checked in order, as the reference does: a product past int64 is corrupt even if
+        # a later dim is 0.
+        size = np.dtype(_ST_DTYPES[dtype]).itemsize
+        for d in shape:
+            size *= d
+            if size >= 2**63:
+                raise bad(f"tensor {key!r} of shape {tuple(shape)} overflows a 64-bit size")
         if offsets[1] - offsets[0] != size:
             raise bad(f"tensor {key!r} of dtype {dtype} and shape {tuple(shape)} needs {size} "
                       f"bytes, its data_offsets {offsets} give {offsets[1] - offsets[0]}")

@@ -863,3 +863,60 @@ def test_decoupled_torch_adam_becomes_adamw(torch):
         pytest.skip("this torch's Adam has no decoupled_weight_decay")
     m = from_torch(tm)
     assert type(from_torch(topt, tm, m)) is mg.optim.AdamW
+
+
+def test_onnx_reshaped_integer_and_bool_inputs(ort):
+    """A key padding mask given as an input and reshaped inside forward stays an input."""
+    from mikagrad.onnx import export
+
+    class Attend(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb = nn.Embedding(10, 8)
+            self.attn = nn.MultiheadAttention(8, 2, batch_first=True)
+
+        def forward(self, ids, pad):
+            h = self.emb(ids)
+            return self.attn(h, h, h, key_padding_mask=pad, need_weights=False)[0]
+
+    rng = np.random.default_rng(9)
+
+    def mk(b, t):
+        pad = np.zeros((b, t), bool)
+        pad[:, -1] = rng.random(b) < 0.5
+        return mg.tensor(rng.integers(0, 10, size=(b, t))), mg.tensor(pad)
+
+    model = build(Attend)
+    proto = export(model, mk(2, 5), io.BytesIO(), input_names=["ids", "pad"],
+                   dynamic_axes={"ids": [0, 1], "pad": [0, 1], "output": [0, 1]})
+    for b, t in [(1, 3), (7, 6)]:
+        ids, pad = mk(b, t)
+        (got,) = run_onnx(ort, proto, {"ids": ids.numpy(), "pad": pad.numpy()})
+        np.testing.assert_allclose(got, model(ids, pad).numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_onnx_sizes_rounded_down_by_strides_are_caught(ort):
+    """8 and 9 both pool to 4: a third trace, at 2n + 3, tells the mean's 1/16 apart."""
+    from mikagrad.onnx import ExportError, export
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.pool = nn.MaxPool2d(2)
+
+        def forward(self, x):
+            return self.pool(x).mean((2, 3))
+
+    with pytest.raises(ExportError, match="differs for other input values or sizes"):
+        export(Net(), f32(1, 3, 8, 8), io.BytesIO(),
+               dynamic_axes={"input": [2, 3]})
+    with pytest.raises(ExportError, match="index into dim 1 that follows"):
+        export(one_op(lambda x: x[:, x.shape[1] // 2]), f32(2, 5, 4), io.BytesIO(),
+               dynamic_axes={"input": [1]})
+
+
+def test_onnx_max_over_a_dim_names_amax(ort):
+    from mikagrad.onnx import ExportError, export
+
+    with pytest.raises(ExportError, match="use amax/amin"):
+        export(one_op(lambda x: x.max(1).values), f32(2, 3), io.BytesIO())

@@ -493,8 +493,14 @@ def test_safetensors_edge_headers(tmp_path):
     assert load(write(tmp_path, blob, "a.safetensors"))["w"].tolist() == [1, 2]
     huge = st_file({"w": {"dtype": "F64", "shape": [2**40, 2**40], "data_offsets": [0, 8]}},
                    b"0" * 8)
-    with pytest.raises(SerializationError, match="needs"):
+    with pytest.raises(SerializationError, match="overflows a 64-bit size"):
         load(write(tmp_path, huge, "b.safetensors"))
+    zero = st_file({"w": {"dtype": "F32", "shape": [2**62, 2**62, 0], "data_offsets": [0, 0]}})
+    with pytest.raises(SerializationError, match="overflows a 64-bit size"):
+        load(write(tmp_path, zero, "d.safetensors"))
+    listed = st_file({"w": {"dtype": ["F32"], "shape": [1], "data_offsets": [0, 4]}}, b"0000")
+    with pytest.raises(SerializationError, match="unknown dtype"):
+        load(write(tmp_path, listed, "e.safetensors"))
     big_header = (200_000_000).to_bytes(8, "little") + b"{}"
     with pytest.raises(SerializationError, match="over the format's limit"):
         load(write(tmp_path, big_header, "c.safetensors"))
