@@ -3,11 +3,13 @@ engines that run ONNX (the ``onnx`` package is an optional extra: ``mikagrad[onn
 
 The forward pass runs once on the example inputs with the graph recorded; each recorded
 node becomes one or a few ONNX nodes, parameters and buffers become initializers named by
-their ``state_dict`` keys, and the output is checked with ``onnx.checker``. A second trace,
-on other input values (and, with ``dynamic_axes``, other sizes), catches what one trace
-cannot see: a tensor computed from the input's values outside the graph (a comparison's mask
-or an argmax fed to indexing) would otherwise be frozen into the file as a constant, so it
-is an error that names the op. An op with no ONNX mapping is an error naming it too.
+their ``state_dict`` keys, and the output is checked with ``onnx.checker``. Two checking
+traces, on other input values and other sizes along ``dynamic_axes`` (n + 1 and 2n + 3),
+catch what one trace cannot see. A tensor computed from the input's values outside the
+graph (a comparison's mask, an argmax fed to indexing), or a size folded into a constant,
+would otherwise be frozen into the file; each handler compares what it reads with the
+checking traces, and the graphs built against the two must be the same, so these are
+errors that name the op. An op with no ONNX mapping is an error naming it too.
 
 >>> import io, mikagrad as mg
 >>> model = mg.nn.Sequential(mg.nn.Linear(3, 4), mg.nn.ReLU())
@@ -39,7 +41,7 @@ _ELEM = {"float32": 1, "uint8": 2, "int8": 3, "int16": 5, "int32": 6, "int64": 7
 _INT64_MAX = 2**63 - 1
 
 
-# Settings whose change between the two traces a handler reads as a dynamic size.
+# Settings a handler itself compares with the checking trace (as sizes, or as inputs).
 _SHAPED = {"merged", "steps", "index", "cond", "source"}
 
 
@@ -185,7 +187,7 @@ def _reshape_target(out: Sequence[int], out2: Sequence[int], src: Sequence[int],
 
 
 class _Ctx:
-    """What a handler sees of one recorded node, in both traces."""
+    """What a handler sees of one recorded node, in the first trace and a checking one."""
 
     def __init__(self, g: _Graph, node: Any, other: Any, ins: list[str],
                  names: Callable[[Any], str | None],
