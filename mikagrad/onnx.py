@@ -313,14 +313,21 @@ def _unary(c: _Ctx) -> str:
     if op not in ("isnan", "isinf", "isfinite") and c.in_dtypes[0] != c.dtype:
         x = g.cast(x, c.dtype)  # an int input to a float op
     k = lambda v: g.const(np.array(v, dtype=c.dtype))  # noqa: E731
+    def log1p(v: str) -> str:
+        # log(u)·v/(u − 1) with u = 1 + v keeps log1p's accuracy for tiny v (v where u = 1).
+        u = g.add("Add", [v, k(1.0)])
+        d = g.add("Sub", [u, k(1.0)])
+        ratio = g.add("Mul", [g.add("Log", [u]), g.add("Div", [v, d])])
+        return g.add("Where", [g.add("Equal", [d, k(0.0)]), v, ratio])
+
+    if op == "softplus" and c.dtype == np.float64:
+        # max(x, 0) + log1p(e^−|x|): onnxruntime has no float64 Softplus kernel.
+        tail = log1p(g.add("Exp", [g.add("Neg", [g.add("Abs", [x])])]))
+        return g.add("Add", [g.add("Max", [x, k(0.0)]), tail])
     if op in _UNARY:
         return g.add(_UNARY[op], [x])
     if op == "log1p":
-        # log(u)·x/(u − 1) with u = 1 + x keeps log1p's accuracy for tiny x (x where u = 1).
-        u = g.add("Add", [x, k(1.0)])
-        d = g.add("Sub", [u, k(1.0)])
-        ratio = g.add("Mul", [g.add("Log", [u]), g.add("Div", [x, d])])
-        return g.add("Where", [g.add("Equal", [d, k(0.0)]), x, ratio])
+        return log1p(x)
     if op == "gelu":
         if g.opset >= 20:
             return g.add("Gelu", [x])
