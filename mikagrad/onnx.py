@@ -607,13 +607,14 @@ def _resample(c: _Ctx) -> str:
     for i, m in enumerate(maps):
         axis = first + i
         along = [-1 if d == axis else 1 for d in range(nd)]
-        counts = np.count_nonzero(m, axis=1)
+        taps = m != 0
+        counts = taps.sum(axis=1)
+        rank = np.cumsum(taps, axis=1) - 1  # each tap's place in its row
         k = int(counts.max()) if m.size else 0
         total = None
         for j in range(k):
             # Row r's j-th tap: its column and weight (rows with fewer taps are masked).
-            cols = np.array([np.flatnonzero(row)[j] if n > j else 0
-                             for row, n in zip(m, counts)], dtype=np.int64)
+            cols = np.argmax(taps & (rank == j), axis=1).astype(np.int64)
             w = m[np.arange(len(m)), cols]
             term = g.add("Gather", [x, g.const(cols)], axis=axis)
             if not np.all(w == 1.0):
