@@ -155,7 +155,7 @@ def _pairs(module: nn.Module, tmodule: Any) -> list[tuple[Value, Any, bool, str]
     return out
 
 
-def _copy_in(dst: Any, src: np.ndarray, key: str) -> None:
+def _check_shape(dst: Any, src: np.ndarray, key: str) -> None:
     if tuple(dst.shape) != src.shape:
         raise ValueError(f"{key!r} has shape {src.shape} here and {tuple(dst.shape)} there")
 
@@ -189,7 +189,7 @@ def _module_to_torch(m: nn.Module, into: Any, torch: Any) -> Any:
     with torch.no_grad():
         for v, t, transposed, tkey in pairs:
             arr = v.numpy().T if transposed else v.numpy()
-            _copy_in(t, arr, tkey)
+            _check_shape(t, arr, tkey)
             # In place: the Parameter objects (tied ones, an optimizer's) and their device
             # stay; the dtype becomes ours.
             t.data = torch.from_numpy(np.array(arr, order="C")).to(t.device)
@@ -248,7 +248,7 @@ def _module_from_torch(tm: Any, into: nn.Module | None, torch: Any) -> nn.Module
         for v, t, transposed, tkey in pairs:
             arr = t.detach().cpu().numpy()
             arr = arr.T if transposed else arr
-            _copy_in(v, arr, tkey)
+            _check_shape(v, arr, tkey)
             if v.dtype != arr.dtype:
                 v.data = Value(np.array(arr), requires_grad=False)
             else:

@@ -593,43 +593,37 @@ def _adaptive_max_pool(c: _Ctx) -> str:
           "interpolate")
 def _resample(c: _Ctx) -> str:
     """A linear map along each trailing dim (pooling, padding, resizing), as the core runs
-    it: per output position, a weighted sum of a few taps of the input, each tap a Gather.
-    Only the taps are read (no dense matrix product), so an inf in the input stays where
-    the core puts it, and the sums run in the core's order. Constant padding's fill goes
+    it: per output position, a weighted sum of a few taps of the input (the core's own tap
+    tables), each tap a Gather. No dense matrix product, so an inf in the input stays
+    where the core puts it, and the sums run in the core's order. Constant padding's fill goes
     in with a Where."""
     g = c.g
     if c.attrs["transpose"]:
         raise c.fail("a backward op")
-    maps = c.attrs["maps"]
+    taps, weights = c.attrs["taps"], c.attrs["weights"]  # per dim: (out, k), -1 for none
     nd = len(c.shape)
-    first = nd - len(maps)
+    first = nd - len(taps)
     x = _same_dtype(c)[0]
-    for i, m in enumerate(maps):
+    for i, (idx, w) in enumerate(zip(taps, weights)):
         axis = first + i
         along = [-1 if d == axis else 1 for d in range(nd)]
-        taps = m != 0
-        counts = taps.sum(axis=1)
-        rank = np.cumsum(taps, axis=1) - 1  # each tap's place in its row
-        k = int(counts.max()) if m.size else 0
         total = None
-        for j in range(k):
-            # Row r's j-th tap: its column and weight (rows with fewer taps are masked).
-            cols = np.argmax(taps & (rank == j), axis=1).astype(np.int64)
-            w = m[np.arange(len(m)), cols]
-            term = g.add("Gather", [x, g.const(cols)], axis=axis)
-            if not np.all(w == 1.0):
-                term = g.add("Mul", [term, g.const(w.reshape(along), dtype=c.dtype)])
-            if np.any(counts <= j):
-                term = g.add("Where", [g.const((counts > j).reshape(along)), term,
+        for j in range(idx.shape[1]):
+            valid = idx[:, j] >= 0
+            term = g.add("Gather", [x, g.const(np.where(valid, idx[:, j], 0))], axis=axis)
+            if not np.all(w[:, j] == 1.0):
+                term = g.add("Mul", [term, g.const(w[:, j].reshape(along), dtype=c.dtype)])
+            if not valid.all():
+                term = g.add("Where", [g.const(valid.reshape(along)), term,
                                        g.const(np.zeros((), dtype=c.dtype))])
             total = term if total is None else g.add("Add", [total, term])
-        x = total if total is not None else g.add(
-            "Mul", [g.add("Gather", [x, g.const(np.zeros(len(m), np.int64))], axis=axis),
-                    g.const(np.zeros((), dtype=c.dtype))])
+        if total is None:
+            raise c.fail("a map with no taps at all")
+        x = total
     holes = np.zeros(c.shape[first:], dtype=bool)
-    for i, m in enumerate(maps):
-        empty = ~np.any(m != 0, axis=1)
-        holes |= empty.reshape([-1 if j == i else 1 for j in range(len(maps))])
+    for i, idx in enumerate(taps):
+        empty = ~np.any(idx >= 0, axis=1)
+        holes |= empty.reshape([-1 if j == i else 1 for j in range(len(taps))])
     if holes.any():
         fill = g.const(np.array(c.attrs["fill"], dtype=c.dtype))
         x = g.add("Where", [g.const(holes), fill, x])

@@ -711,7 +711,7 @@ def test_onnx_indices_counted_from_the_end_follow_a_dynamic_dim(ort):
     (lambda x: mg.functional.adaptive_max_pool2d(x, 1), f32(1, 2, 4, 4),
      {"input": [2, 3]}, "adaptive pooling of a dim"),
     (lambda x: mg.functional.adaptive_avg_pool2d(x, 1), f32(1, 2, 4, 4),
-     {"input": [2, 3]}, "setting 'maps'"),
+     {"input": [2, 3]}, "setting 'taps'"),
     (lambda x: x.mean(-1), f32(2, 3), {"input": [-1]}, "setting 'params'"),
     (lambda x: mg.functional.batch_norm(x, x.detach().mean(0), x.detach().var(0)),
      f32(4, 3), {}, "setting 'mean'"),

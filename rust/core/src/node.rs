@@ -62,7 +62,6 @@ pub enum Attr {
     Ints(Vec<i64>),
     Float(f64),
     Floats(Vec<f64>),
-    Str(&'static str),
     Tensor(Tensor),
     Tensors(Vec<Tensor>),
 }

@@ -536,7 +536,6 @@ impl Node {
                 core::Attr::Ints(v) => d.set_item(name, v)?,
                 core::Attr::Float(v) => d.set_item(name, v)?,
                 core::Attr::Floats(v) => d.set_item(name, v)?,
-                core::Attr::Str(v) => d.set_item(name, v)?,
                 core::Attr::Tensor(t) => d.set_item(name, numpy_view(py, &t)?)?,
                 core::Attr::Tensors(ts) => {
                     let views = ts

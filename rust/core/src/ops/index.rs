@@ -265,7 +265,7 @@ impl Op for IndexAdd {
         "grad_src = g at the indices"
     }
     fn backward(&self, _: &Ctx, g: &Node) -> Result<Vec<Option<Node>>> {
-        Ok(vec![Some(g.select_at(self.dim, self.idx.clone())?)])
+        Ok(vec![Some(g.select_at(self.dim, self.idx.clone(), None)?)])
     }
 }
 
@@ -466,19 +466,17 @@ impl Node {
         }
         let d = wrap_dim("index_select", dim, shape.len())?;
         let idx = indices("index_select", index, shape[d], d)?;
-        let shape = shape.to_vec();
-        let mut out = shape.clone();
-        out[d] = idx.len();
         let source = (index.ndim() == 1).then(|| index.clone());
-        self.select_merged(&shape, d, Arc::new(idx), &out, source)
+        self.select_at(d, Arc::new(idx), source)
     }
 
-    /// Slices `idx` (in range) along `dim`; repeated indices are allowed.
-    fn select_at(&self, dim: usize, idx: Arc<Vec<usize>>) -> Result<Node> {
+    /// Slices `idx` (in range) along `dim`; repeated indices are allowed. `source` is the
+    /// user's index tensor they came from, if any (for exporters).
+    fn select_at(&self, dim: usize, idx: Arc<Vec<usize>>, source: Option<Tensor>) -> Result<Node> {
         let shape = self.shape().to_vec();
         let mut out = shape.clone();
         out[dim] = idx.len();
-        self.select_merged(&shape, dim, idx, &out, None)
+        self.select_merged(&shape, dim, idx, &out, source)
     }
 
     /// `select_at` on the input reshaped to `merged`, the result reshaped to `out`.

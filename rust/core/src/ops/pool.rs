@@ -364,18 +364,16 @@ struct Resample {
 
 impl Op for Resample {
     fn attrs(&self) -> Vec<(&'static str, Attr)> {
-        // Each dim's taps as a dense (out, len) matrix: out = M @ x along that dim.
-        let maps = self.maps.iter().filter_map(|m| {
-            let mut dense = vec![0.0f64; m.out * m.len];
-            for r in 0..m.out {
-                for (i, w) in m.row(r) {
-                    dense[r * m.len + i] += w;
-                }
-            }
-            Tensor::from_vec(dense, &[m.out, m.len]).ok()
-        });
+        // Each dim's taps as they run: (out, k) positions (-1: none) and their weights.
+        let (mut taps, mut weights) = (Vec::new(), Vec::new());
+        for m in self.maps.iter() {
+            let shape = [m.out, m.k];
+            taps.extend(Tensor::from_vec(m.idx.clone(), &shape).ok());
+            weights.extend(Tensor::from_vec(m.w.clone(), &shape).ok());
+        }
         vec![
-            ("maps", Attr::Tensors(maps.collect())),
+            ("taps", Attr::Tensors(taps)),
+            ("weights", Attr::Tensors(weights)),
             ("transpose", Attr::Int(self.transpose as i64)),
             ("fill", Attr::Float(self.fill)),
         ]
